@@ -1,0 +1,124 @@
+//! The router (split from serving, so tests drive it in process) and the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use fred::prelude::ClientLike;
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+
+use autosocial_core::vault::Vault;
+
+use crate::auth::{self, LoginThrottle};
+use crate::config::WebArgs;
+use crate::error::AppError;
+use crate::pages::{clients, login};
+use crate::{csrf, statics};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub redis: fred::clients::Client,
+    pub vault: Arc<Vault>,
+    pub web: Arc<WebArgs>,
+    pub throttle: Arc<LoginThrottle>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, redis: fred::clients::Client, vault: Arc<Vault>, web: WebArgs) -> AppState {
+        let throttle = Arc::new(LoginThrottle::new(&web));
+        AppState { pool, redis, vault, web: Arc::new(web), throttle }
+    }
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages show tenant data: never store them in shared caches or the back/forward cache.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when Postgres and Redis both answer.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let db = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&state.pool).await.is_ok();
+    let redis = tokio::time::timeout(Duration::from_secs(2), state.redis.ping::<String>(None))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let body = serde_json::json!({ "database": db, "redis": redis }).to_string();
+    let status = if db && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+pub fn router(state: AppState) -> Router {
+    let console = Router::new()
+        .route("/", get(|| async { Redirect::to("/clients") }))
+        .route("/clients", get(clients::list).post(clients::create))
+        .route("/clients/new", get(clients::new_form))
+        .route("/clients/{id}", get(clients::show).post(clients::update))
+        .route("/clients/{id}/edit", get(clients::edit_form))
+        .route("/clients/{id}/status", post(clients::set_status))
+        .route("/logout", post(login::logout))
+        // inner: CSRF (needs the session's token); outer: the session itself
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_session));
+    Router::new()
+        .route("/login", get(login::form).post(login::submit))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/static/{name}", get(statics::serve))
+        .merge(console)
+        .fallback(not_found)
+        .layer(middleware::from_fn(security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve until `shutdown` resolves; housekeeping (expired sessions, throttle memory) runs alongside.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                match auth::prune_sessions(&state).await {
+                    Ok(n) if n > 0 => tracing::info!(sessions = n, "pruned expired sessions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
+                }
+                state.throttle.retain_recent();
+            }
+        })
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    housekeeping.abort();
+    result
+}

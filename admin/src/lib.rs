@@ -1,0 +1,11 @@
+//! autosocial-admin: the agency console (axum + maud + htmx), the public onboarding pages, OAuth
+//! callbacks, and the operator CLI.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod csrf;
+pub mod error;
+pub mod pages;
+pub mod seed;
+pub mod statics;

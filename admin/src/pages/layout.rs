@@ -1,0 +1,92 @@
+//! The one layout: head (CSS, htmx, htmx config for our CSP), the top navigation, the CSRF token
+//! for htmx once on `<body>`, and the main region.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use crate::auth::CurrentUser;
+use crate::statics;
+
+/// htmx settings that fit the Content-Security-Policy: same-origin requests only, no indicator
+/// styles injected (they are in app.css).
+const HTMX_CONFIG: &str = r#"{"mode":"same-origin","includeIndicatorCSS":false}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Clients,
+    None,
+}
+
+/// Whether the request came from htmx (and wants a partial).
+#[derive(Debug, Clone, Copy)]
+pub struct Htmx(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Htmx {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let boosted = parts.headers.contains_key("hx-boosted");
+        Ok(Htmx(parts.headers.contains_key("hx-request") && !boosted))
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="htmx-config" content=(HTMX_CONFIG);
+            title { (title) " · AutoSocial" }
+            link rel="stylesheet" href=(statics::css_path());
+            script src=(statics::htmx_path()) defer {}
+        }
+    }
+}
+
+/// A console page for a logged-in user.
+pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Markup {
+    let headers = serde_json::json!({ crate::csrf::HEADER: user.csrf_token }).to_string();
+    let current = |n: Nav| if n == nav { Some("page") } else { None };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body "hx-headers:inherited"=(headers) {
+                a.visually-hidden href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "AutoSocial" }
+                    nav aria-label="Main" {
+                        a href="/clients" aria-current=[current(Nav::Clients)] { "Clients" }
+                    }
+                    span.who { (user.email) " · " (user.agency_name) " · " (user.role.as_str()) }
+                    form method="post" action="/logout" {
+                        input type="hidden" name=(crate::csrf::FIELD) value=(user.csrf_token);
+                        button.link type="submit" { "Log out" }
+                    }
+                }
+                main #main { (content) }
+            }
+        }
+    }
+}
+
+/// A page outside the console (login, errors): no navigation.
+pub fn bare_page(title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body.bare { main #main { (content) } }
+        }
+    }
+}
+
+/// The full page, or only the partial for htmx; either way `Vary: HX-Request`.
+pub fn respond(htmx: Htmx, user: &CurrentUser, title: &str, nav: Nav, partial: Markup) -> Response {
+    let body = if htmx.0 { partial } else { page(user, title, nav, partial) };
+    let mut r = body.into_response();
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    r
+}

@@ -1,0 +1,154 @@
+//! Creating agencies and users (the CLI's `user create`) and the demo's seed data.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use autosocial_core::audit::{self, Actor, Entry};
+use autosocial_core::domain::Role;
+use autosocial_core::password;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email `{0}` is not an email address")]
+    BadEmail(String),
+    #[error("agency name must be 1-200 characters")]
+    BadAgency,
+    #[error("password {0}")]
+    WeakPassword(String),
+    #[error("{0} is already a member of agency `{1}`")]
+    AlreadyMember(String, String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for CreateUserError {
+    fn from(e: sqlx::Error) -> Self {
+        CreateUserError::Other(e.into())
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        && email.len() <= 254 && !email.chars().any(|c| c.is_whitespace() || c.is_control()) && !domain.contains('@')
+}
+
+/// Create (or reuse) the agency and (or reuse) the user, and make them a member with `role`.
+/// An existing user keeps their password; a new one gets `password`.
+pub async fn create_user(pool: &PgPool, agency_name: &str, email: &str, role: Role, password: &str) -> Result<Uuid, CreateUserError> {
+    let email = email.trim();
+    let agency_name = agency_name.trim();
+    if !valid_email(email) {
+        return Err(CreateUserError::BadEmail(email.to_owned()));
+    }
+    if agency_name.is_empty() || agency_name.chars().count() > 200 {
+        return Err(CreateUserError::BadAgency);
+    }
+    password::check_strength(password).map_err(CreateUserError::WeakPassword)?;
+    let hash = {
+        let p = password.to_owned();
+        tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(anyhow::Error::from)??
+    };
+    let mut tx = pool.begin().await?;
+    let agency_id = sqlx::query_scalar!(
+        "INSERT INTO agencies (id, name) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        Uuid::now_v7(),
+        agency_name
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!("INSERT INTO agency_settings (agency_id) VALUES ($1) ON CONFLICT DO NOTHING", agency_id)
+        .execute(&mut *tx)
+        .await?;
+    let user_id = sqlx::query_scalar!(
+        "INSERT INTO users (id, email, password_hash) VALUES ($1, $2::text::citext, $3)
+         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
+        Uuid::now_v7(),
+        email,
+        hash
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let inserted = sqlx::query!(
+        "INSERT INTO memberships (agency_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        agency_id,
+        user_id,
+        role.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(CreateUserError::AlreadyMember(email.to_owned(), agency_name.to_owned()));
+    }
+    audit::append(
+        &mut tx,
+        &Actor::system("cli"),
+        Entry {
+            agency_id: Some(agency_id),
+            action: "user.create",
+            target_type: Some("user"),
+            target_id: Some(user_id.to_string()),
+            details: serde_json::json!({ "email": email, "role": role }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+pub const DEMO_AGENCY: &str = "Demo Agency";
+pub const DEMO_EMAIL: &str = "owner@demo.autosocial.test";
+
+/// Seed the demo agency, its owner (a fresh password every run, returned to be printed once)
+/// and a few clients. Safe to run again.
+pub async fn demo(pool: &PgPool) -> anyhow::Result<String> {
+    let password = autosocial_core::secret::random_token(12);
+    match create_user(pool, DEMO_AGENCY, DEMO_EMAIL, Role::Owner, &password).await {
+        Ok(_) => {}
+        Err(CreateUserError::AlreadyMember(..)) => {
+            let hash = {
+                let p = password.clone();
+                tokio::task::spawn_blocking(move || password::hash(&p)).await??
+            };
+            sqlx::query!("UPDATE users SET password_hash = $2 WHERE email = $1::text::citext", DEMO_EMAIL, hash)
+                .execute(pool)
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let agency_id = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY).fetch_one(pool).await?;
+    for (name, tz) in [("Bakery Bloom", "Europe/Berlin"), ("Harbor Fitness", "America/New_York"), ("Koala Coffee", "Australia/Sydney")] {
+        let id = Uuid::now_v7();
+        let mut tx = pool.begin().await?;
+        let r = sqlx::query!(
+            "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, $3, $4) ON CONFLICT (agency_id, name) DO NOTHING",
+            id,
+            agency_id,
+            name,
+            tz
+        )
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 1 {
+            sqlx::query!("INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)", id, agency_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_email;
+
+    #[test]
+    fn emails_are_checked() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("ab.co"));
+        assert!(!valid_email("a b@c.co"));
+        assert!(!valid_email("@c.co"));
+    }
+}

@@ -1,0 +1,53 @@
+//! Static files compiled into the binary: htmx (vendored from the npm package `htmx.org`, see
+//! `admin/static/README.md`) and the stylesheet. Names carry a content hash, so they are served
+//! with a year-long immutable cache lifetime.
+
+use std::sync::LazyLock;
+
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+const HTMX: &[u8] = include_bytes!("../static/htmx.min.js");
+const CSS: &[u8] = include_bytes!("../static/app.css");
+
+struct Asset {
+    name: String,
+    body: &'static [u8],
+    content_type: &'static str,
+}
+
+fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str) -> Asset {
+    let hash = hex::encode(&Sha256::digest(body)[..6]);
+    Asset { name: format!("{stem}.{hash}.{ext}"), body, content_type }
+}
+
+static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+    [
+        asset("htmx", "js", HTMX, "text/javascript; charset=utf-8"),
+        asset("app", "css", CSS, "text/css; charset=utf-8"),
+    ]
+});
+
+pub fn htmx_path() -> String {
+    format!("/static/{}", ASSETS[0].name)
+}
+
+pub fn css_path() -> String {
+    format!("/static/{}", ASSETS[1].name)
+}
+
+pub async fn serve(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(a.content_type)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+            ],
+            a.body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

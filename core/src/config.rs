@@ -1,0 +1,150 @@
+//! Settings shared by the binaries, read from flags and the environment (clap `env`) and
+//! validated at start. Every failure exits with status 2 and names the variable and what it
+//! expects; secrets are [`SecretString`]s and never print in Debug or logs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::vault::Vault;
+
+/// Print a configuration error naming the variable and exit with status 2.
+pub fn exit_config_error(variable: &str, message: impl std::fmt::Display) -> ! {
+    eprintln!("configuration error: {variable}: {message}");
+    std::process::exit(2)
+}
+
+fn parse_postgres_url(s: &str) -> Result<SecretString, String> {
+    let url = url::Url::parse(s).map_err(|_| "expected a URL like postgres://user@host:5432/db".to_string())?;
+    match url.scheme() {
+        "postgres" | "postgresql" => Ok(SecretString::from(s.to_owned())),
+        other => Err(format!("expected a postgres:// URL, got scheme `{other}`")),
+    }
+}
+
+fn parse_redis_url(s: &str) -> Result<SecretString, String> {
+    let url = url::Url::parse(s).map_err(|_| "expected a URL like redis://127.0.0.1:6379/".to_string())?;
+    match url.scheme() {
+        "redis" | "rediss" => Ok(SecretString::from(s.to_owned())),
+        other => Err(format!("expected a redis:// or rediss:// URL, got scheme `{other}`")),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Postgres connection URL.
+    #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_postgres_url, hide_env_values = true)]
+    pub database_url: SecretString,
+
+    /// Maximum connections in this process's pool.
+    #[arg(long = "db-max-connections", env = "AUTOSOCIAL_DB_MAX_CONNECTIONS", value_name = "AUTOSOCIAL_DB_MAX_CONNECTIONS",
+          default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis connection URL (rate-limit buckets, kill-switch broadcast, worker presence).
+    #[arg(long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse_redis_url, hide_env_values = true)]
+    pub redis_url: SecretString,
+}
+
+#[derive(Clone, Args)]
+pub struct KeyArgs {
+    /// File holding the vault keys (`id:BASE64` per line, current first). In production the
+    /// systemd credential: `LoadCredential=keys:/etc/autosocial/keys` and `%d/keys` here.
+    #[arg(long = "key-file", env = "AUTOSOCIAL_KEY_FILE", value_name = "AUTOSOCIAL_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Vault keys inline, for development only (`id:BASE64,id:BASE64`, current first).
+    #[arg(long = "keys", env = "AUTOSOCIAL_KEYS", value_name = "AUTOSOCIAL_KEYS", hide_env_values = true, hide = true)]
+    pub keys: Option<SecretString>,
+}
+
+impl std::fmt::Debug for KeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyArgs")
+            .field("key_file", &self.key_file)
+            .field("keys", &self.keys.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl KeyArgs {
+    /// Load the vault or exit 2 naming the setting. The key file wins; without one,
+    /// `$CREDENTIALS_DIRECTORY/keys` (systemd) is used when present, then `AUTOSOCIAL_KEYS`.
+    pub fn load_or_exit(&self) -> Arc<Vault> {
+        use secrecy::ExposeSecret;
+        let credential = std::env::var_os("CREDENTIALS_DIRECTORY").map(|d| PathBuf::from(d).join("keys"));
+        let (variable, result) = if let Some(path) = &self.key_file {
+            ("AUTOSOCIAL_KEY_FILE", Vault::from_file(path))
+        } else if let Some(path) = credential.filter(|p| p.exists()) {
+            ("CREDENTIALS_DIRECTORY/keys", Vault::from_file(&path))
+        } else if let Some(spec) = &self.keys {
+            ("AUTOSOCIAL_KEYS", Vault::from_spec(spec.expose_secret()))
+        } else {
+            exit_config_error(
+                "AUTOSOCIAL_KEY_FILE",
+                "not set (nor AUTOSOCIAL_KEYS for development): expected the path of a file with `id:BASE64` \
+                 32-byte keys, current first (make one with `autosocial-admin keys generate`)",
+            )
+        };
+        match result {
+            Ok(v) => Arc::new(v),
+            Err(e) => exit_config_error(variable, e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format: `text` for people, `json` for log collectors. Levels come from RUST_LOG.
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+    }
+
+    #[test]
+    fn a_malformed_database_url_is_refused_naming_the_variable() {
+        let err = Cli::try_parse_from(["x", "--database-url", "mysql://h/db"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("DATABASE_URL"), "{text}");
+        assert!(text.contains("expected a postgres:// URL"), "{text}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--database-url",
+            "postgres://u:hunter2@h/db",
+            "--keys",
+            "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ])
+        .unwrap();
+        let dbg = format!("{cli:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("AAAAAAAA"), "{dbg}");
+    }
+}

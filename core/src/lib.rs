@@ -1,0 +1,15 @@
+//! AutoSocial core: domain types, database access, the token vault, the audit log, config and
+//! telemetry shared by the worker, the admin and the tests.
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod password;
+pub mod redis;
+pub mod secret;
+pub mod telemetry;
+pub mod vault;
+
+#[cfg(feature = "testing")]
+pub mod testing;
