@@ -33,9 +33,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, redis: fred::clients::Client, vault: Arc<Vault>, web: WebArgs) -> AppState {
+    pub fn new(
+        pool: PgPool,
+        redis: fred::clients::Client,
+        vault: Arc<Vault>,
+        web: WebArgs,
+    ) -> AppState {
         let throttle = Arc::new(LoginThrottle::new(&web));
-        AppState { pool, redis, vault, web: Arc::new(web), throttle }
+        AppState {
+            pool,
+            redis,
+            vault,
+            web: Arc::new(web),
+            throttle,
+        }
     }
 }
 
@@ -45,11 +56,23 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    h.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         // Pages show tenant data: never store them in shared caches or the back/forward cache.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -63,12 +86,19 @@ async fn healthz() -> &'static str {
 
 /// Ready when Postgres and Redis both answer.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let db = sqlx::query_scalar!("SELECT 1 AS \"one!\"").fetch_one(&state.pool).await.is_ok();
+    let db = sqlx::query_scalar!("SELECT 1 AS \"one!\"")
+        .fetch_one(&state.pool)
+        .await
+        .is_ok();
     let redis = tokio::time::timeout(Duration::from_secs(2), state.redis.ping::<String>(None))
         .await
         .is_ok_and(|r| r.is_ok());
     let body = serde_json::json!({ "database": db, "redis": redis }).to_string();
-    let status = if db && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -87,7 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(login::logout))
         // inner: CSRF (needs the session's token); outer: the session itself
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_session));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_session,
+        ));
     Router::new()
         .route("/login", get(login::form).post(login::submit))
         .route("/healthz", get(healthz))
@@ -101,7 +134,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serve until `shutdown` resolves; housekeeping (expired sessions, throttle memory) runs alongside.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -118,7 +155,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown:
         })
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     housekeeping.abort();
     result
 }

@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -41,16 +40,28 @@ pub struct CurrentUser {
 
 impl CurrentUser {
     pub fn actor(&self) -> autosocial_core::audit::Actor {
-        autosocial_core::audit::Actor { user_id: Some(self.user_id), label: self.email.clone(), ip: self.ip }
+        autosocial_core::audit::Actor {
+            user_id: Some(self.user_id),
+            label: self.email.clone(),
+            ip: self.ip,
+        }
     }
 }
 
 pub fn session_cookie_name(web: &WebArgs) -> &'static str {
-    if web.secure_cookies() { "__Host-autosocial_session" } else { "autosocial_session" }
+    if web.secure_cookies() {
+        "__Host-autosocial_session"
+    } else {
+        "autosocial_session"
+    }
 }
 
 pub fn login_cookie_name(web: &WebArgs) -> &'static str {
-    if web.secure_cookies() { "__Host-autosocial_login" } else { "autosocial_login" }
+    if web.secure_cookies() {
+        "__Host-autosocial_login"
+    } else {
+        "autosocial_login"
+    }
 }
 
 /// A cookie with the console's attributes: HttpOnly, SameSite=Lax (OAuth redirects still carry
@@ -74,7 +85,9 @@ impl LoginThrottle {
     pub fn new(web: &WebArgs) -> LoginThrottle {
         let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         LoginThrottle {
-            per_account: RateLimiter::keyed(Quota::per_minute(nz(web.login_per_account_per_minute))),
+            per_account: RateLimiter::keyed(Quota::per_minute(
+                nz(web.login_per_account_per_minute),
+            )),
             per_ip: RateLimiter::keyed(Quota::per_minute(nz(web.login_per_ip_per_minute))),
         }
     }
@@ -87,7 +100,9 @@ impl LoginThrottle {
         if let Some(ip) = ip {
             self.per_ip.check_key(&ip).map_err(wait)?;
         }
-        self.per_account.check_key(&email.to_lowercase()).map_err(wait)?;
+        self.per_account
+            .check_key(&email.to_lowercase())
+            .map_err(wait)?;
         Ok(())
     }
 
@@ -104,7 +119,13 @@ pub enum LoginOutcome {
 }
 
 /// Check the credentials and open a fresh session (a new id every time).
-pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<IpAddr>, user_agent: Option<&str>) -> AppResult<LoginOutcome> {
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> AppResult<LoginOutcome> {
     let user = sqlx::query!(
         r#"SELECT u.id, u.email::text AS "email!", u.password_hash, m.agency_id AS "agency_id?"
            FROM users u
@@ -118,16 +139,23 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<IpA
     let (user, verified) = match user {
         Some(u) => {
             let hash = u.password_hash.clone();
-            let ok = tokio::task::spawn_blocking(move || autosocial_core::password::verify(&password, &hash))
-                .await
-                .map_err(anyhow::Error::from)?;
+            let ok = tokio::task::spawn_blocking(move || {
+                autosocial_core::password::verify(&password, &hash)
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
             (Some(u), ok)
         }
         None => {
             // Same work for a missing account as for a wrong password.
-            tokio::task::spawn_blocking(move || autosocial_core::password::verify(&password, autosocial_core::password::dummy_hash()))
-                .await
-                .map_err(anyhow::Error::from)?;
+            tokio::task::spawn_blocking(move || {
+                autosocial_core::password::verify(
+                    &password,
+                    autosocial_core::password::dummy_hash(),
+                )
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
             (None, false)
         }
     };
@@ -152,7 +180,11 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<IpA
             )
             .execute(&mut *tx)
             .await?;
-            let actor = autosocial_core::audit::Actor { user_id: Some(u.id), label: u.email.clone(), ip };
+            let actor = autosocial_core::audit::Actor {
+                user_id: Some(u.id),
+                label: u.email.clone(),
+                ip,
+            };
             autosocial_core::audit::append(
                 &mut tx,
                 &actor,
@@ -168,7 +200,11 @@ pub async fn login(state: &AppState, email: &str, password: &str, ip: Option<IpA
             LoginOutcome::Ok { token }
         }
         _ => {
-            let actor = autosocial_core::audit::Actor { user_id: None, label: format!("login:{}", truncate(email, 200)), ip };
+            let actor = autosocial_core::audit::Actor {
+                user_id: None,
+                label: format!("login:{}", truncate(email, 200)),
+                ip,
+            };
             autosocial_core::audit::append(
                 &mut tx,
                 &actor,
@@ -198,7 +234,9 @@ fn truncate(s: &str, max: usize) -> &str {
 /// End the session behind this cookie value.
 pub async fn logout(state: &AppState, user: &CurrentUser, token: &str) -> AppResult<()> {
     let mut tx = state.pool.begin().await?;
-    sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", token_hash(token)).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", token_hash(token))
+        .execute(&mut *tx)
+        .await?;
     autosocial_core::audit::append(
         &mut tx,
         &user.actor(),
@@ -216,7 +254,11 @@ pub async fn logout(state: &AppState, user: &CurrentUser, token: &str) -> AppRes
 }
 
 /// Look a session token up, enforcing the idle and absolute timeouts, and touch it.
-pub async fn session_user(state: &AppState, token: &str, ip: Option<IpAddr>) -> AppResult<Option<CurrentUser>> {
+pub async fn session_user(
+    state: &AppState,
+    token: &str,
+    ip: Option<IpAddr>,
+) -> AppResult<Option<CurrentUser>> {
     let idle = i32::try_from(state.web.session_idle_minutes).unwrap_or(60);
     let row = sqlx::query!(
         r#"SELECT s.user_id, s.agency_id, a.name AS agency_name, u.email::text AS "email!", m.role AS "role: Role",
@@ -235,9 +277,12 @@ pub async fn session_user(state: &AppState, token: &str, ip: Option<IpAddr>) -> 
     .await?;
     let Some(row) = row else { return Ok(None) };
     if row.stale {
-        sqlx::query!("UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1", token_hash(token))
-            .execute(&state.pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE sessions SET last_seen_at = now() WHERE id_hash = $1",
+            token_hash(token)
+        )
+        .execute(&state.pool)
+        .await?;
     }
     Ok(Some(CurrentUser {
         user_id: row.user_id,
@@ -264,10 +309,14 @@ pub async fn prune_sessions(state: &AppState) -> sqlx::Result<u64> {
 
 /// The client's address: X-Real-IP from the trusted proxy, else the socket's peer.
 pub fn client_ip(parts: &Parts, web: &WebArgs) -> Option<IpAddr> {
-    if web.trust_proxy {
-        if let Some(ip) = parts.headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok()) {
-            return Some(ip);
-        }
+    if web.trust_proxy
+        && let Some(ip) = parts
+            .headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse().ok())
+    {
+        return Some(ip);
     }
     parts
         .extensions
@@ -277,10 +326,17 @@ pub fn client_ip(parts: &Parts, web: &WebArgs) -> Option<IpAddr> {
 
 /// Middleware for every console route: no valid session → the login page (or, for htmx, a
 /// redirect header). Puts the [`CurrentUser`] in the request extensions.
-pub async fn require_session(State(state): State<AppState>, jar: CookieJar, req: Request, next: Next) -> Response {
+pub async fn require_session(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    req: Request,
+    next: Next,
+) -> Response {
     let (mut parts, body) = req.into_parts();
     let ip = client_ip(&parts, &state.web);
-    let token = jar.get(session_cookie_name(&state.web)).map(|c| c.value().to_owned());
+    let token = jar
+        .get(session_cookie_name(&state.web))
+        .map(|c| c.value().to_owned());
     let user = match token {
         Some(t) => match session_user(&state, &t, ip).await {
             Ok(u) => u,
@@ -296,11 +352,21 @@ pub async fn require_session(State(state): State<AppState>, jar: CookieJar, req:
         None => {
             if parts.headers.contains_key("hx-request") {
                 let mut r = axum::http::StatusCode::UNAUTHORIZED.into_response();
-                r.headers_mut().insert("hx-redirect", axum::http::HeaderValue::from_static("/login"));
+                r.headers_mut().insert(
+                    "hx-redirect",
+                    axum::http::HeaderValue::from_static("/login"),
+                );
                 r
             } else {
-                let next_path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                let target = format!("/login?next={}", url::form_urlencoded::byte_serialize(next_path.as_bytes()).collect::<String>());
+                let next_path = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let target = format!(
+                    "/login?next={}",
+                    url::form_urlencoded::byte_serialize(next_path.as_bytes()).collect::<String>()
+                );
                 axum::response::Redirect::to(&target).into_response()
             }
         }
@@ -310,7 +376,11 @@ pub async fn require_session(State(state): State<AppState>, jar: CookieJar, req:
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<CurrentUser>().cloned().ok_or(AppError::Unauthorized)
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or(AppError::Unauthorized)
     }
 }
 
@@ -333,7 +403,11 @@ impl<S: Send + Sync, R: RoleRequirement> FromRequestParts<S> for Authorized<R> {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
-        if user.role.allows(R::ROLE) { Ok(Authorized(user, PhantomData)) } else { Err(AppError::Forbidden) }
+        if user.role.allows(R::ROLE) {
+            Ok(Authorized(user, PhantomData))
+        } else {
+            Err(AppError::Forbidden)
+        }
     }
 }
 
@@ -351,4 +425,3 @@ role_requirement!(Viewer, ViewerRole, Role::Viewer);
 role_requirement!(Reviewer, ReviewerRole, Role::Reviewer);
 role_requirement!(AdminRole, AdminRequirement, Role::Admin);
 role_requirement!(Owner, OwnerRole, Role::Owner);
-

@@ -6,7 +6,8 @@ use autosocial_core::config::{DatabaseArgs, KeyArgs, RedisArgs};
 use clap::Args;
 
 fn parse_public_url(s: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(s).map_err(|_| "expected an absolute URL like https://social.example.com".to_string())?;
+    let url = url::Url::parse(s)
+        .map_err(|_| "expected an absolute URL like https://social.example.com".to_string())?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err("expected an http:// or https:// URL with a host".into());
     }
@@ -31,7 +32,12 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
     /// Address the console listens on.
-    #[arg(long = "listen", env = "AUTOSOCIAL_ADMIN_LISTEN", value_name = "AUTOSOCIAL_ADMIN_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long = "listen",
+        env = "AUTOSOCIAL_ADMIN_LISTEN",
+        value_name = "AUTOSOCIAL_ADMIN_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// The URL people reach the console at (OAuth redirect URIs and the Origin check use it;

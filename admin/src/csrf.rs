@@ -29,10 +29,10 @@ fn is_safe(method: &Method) -> bool {
 /// with neither header (non-browser clients) fall through to the token check alone.
 pub fn check_origin(req: &Request, web: &WebArgs) -> Result<(), AppError> {
     let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site != "same-origin" {
-            return Err(AppError::Csrf("cross-site request"));
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site != "same-origin"
+    {
+        return Err(AppError::Csrf("cross-site request"));
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let public = web.public_url.origin().ascii_serialization();
@@ -66,7 +66,9 @@ pub async fn extract_token(req: Request) -> Result<(Option<String>, Request), Ap
     let bytes: Bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| AppError::Csrf("form too large"))?;
-    let token = url::form_urlencoded::parse(&bytes).find(|(k, _)| k == FIELD).map(|(_, v)| v.into_owned());
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == FIELD)
+        .map(|(_, v)| v.into_owned());
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
 

@@ -12,7 +12,11 @@ use autosocial_core::domain::Role;
 use autosocial_core::{db, telemetry, vault};
 
 #[derive(Debug, Parser)]
-#[command(name = "autosocial-admin", version, about = "AutoSocial console and operator commands")]
+#[command(
+    name = "autosocial-admin",
+    version,
+    about = "AutoSocial console and operator commands"
+)]
 struct Cli {
     #[command(flatten)]
     log: LogArgs,
@@ -59,7 +63,8 @@ struct UserCreateArgs {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|_| "expected owner, admin, reviewer or viewer".to_string())
+    s.parse()
+        .map_err(|_| "expected owner, admin, reviewer or viewer".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,7 +151,10 @@ async fn main() -> anyhow::Result<()> {
             };
             let listener = match tokio::net::TcpListener::bind(args.web.listen).await {
                 Ok(l) => l,
-                Err(e) => exit_config_error("AUTOSOCIAL_ADMIN_LISTEN", format!("cannot listen on {}: {e}", args.web.listen)),
+                Err(e) => exit_config_error(
+                    "AUTOSOCIAL_ADMIN_LISTEN",
+                    format!("cannot listen on {}: {e}", args.web.listen),
+                ),
             };
             tracing::info!(listen = %listener.local_addr()?, public_url = %args.web.public_url, "console listening");
             let state = AppState::new(pool, redis, vault, args.web.clone());
@@ -156,7 +164,13 @@ async fn main() -> anyhow::Result<()> {
             let password = read_password()?;
             let pool = connect(&a.db).await;
             match seed::create_user(&pool, &a.agency, &a.email, a.role, &password).await {
-                Ok(id) => println!("created {} ({}) in agency `{}` as {}", a.email.trim(), id, a.agency.trim(), a.role),
+                Ok(id) => println!(
+                    "created {} ({}) in agency `{}` as {}",
+                    a.email.trim(),
+                    id,
+                    a.agency.trim(),
+                    a.role
+                ),
                 Err(e) => {
                     eprintln!("user not created: {e}");
                     std::process::exit(1)
@@ -166,7 +180,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Generate { id }) => {
             println!("{}", vault::Vault::generate_entry(&id));
         }
-        Command::Keys(KeysCommand::Rotate { db: dbargs, keys, batch }) => {
+        Command::Keys(KeysCommand::Rotate {
+            db: dbargs,
+            keys,
+            batch,
+        }) => {
             let v = keys.load_or_exit();
             let pool = connect(&dbargs).await;
             let report = vault::rotate(&pool, &v, batch).await?;

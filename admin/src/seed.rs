@@ -28,14 +28,27 @@ impl From<sqlx::Error> for CreateUserError {
 }
 
 fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-        && email.len() <= 254 && !email.chars().any(|c| c.is_whitespace() || c.is_control()) && !domain.contains('@')
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
 }
 
 /// Create (or reuse) the agency and (or reuse) the user, and make them a member with `role`.
 /// An existing user keeps their password; a new one gets `password`.
-pub async fn create_user(pool: &PgPool, agency_name: &str, email: &str, role: Role, password: &str) -> Result<Uuid, CreateUserError> {
+pub async fn create_user(
+    pool: &PgPool,
+    agency_name: &str,
+    email: &str,
+    role: Role,
+    password: &str,
+) -> Result<Uuid, CreateUserError> {
     let email = email.trim();
     let agency_name = agency_name.trim();
     if !valid_email(email) {
@@ -47,7 +60,9 @@ pub async fn create_user(pool: &PgPool, agency_name: &str, email: &str, role: Ro
     password::check_strength(password).map_err(CreateUserError::WeakPassword)?;
     let hash = {
         let p = password.to_owned();
-        tokio::task::spawn_blocking(move || password::hash(&p)).await.map_err(anyhow::Error::from)??
+        tokio::task::spawn_blocking(move || password::hash(&p))
+            .await
+            .map_err(anyhow::Error::from)??
     };
     let mut tx = pool.begin().await?;
     let agency_id = sqlx::query_scalar!(
@@ -57,9 +72,12 @@ pub async fn create_user(pool: &PgPool, agency_name: &str, email: &str, role: Ro
     )
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query!("INSERT INTO agency_settings (agency_id) VALUES ($1) ON CONFLICT DO NOTHING", agency_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO agency_settings (agency_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        agency_id
+    )
+    .execute(&mut *tx)
+    .await?;
     let user_id = sqlx::query_scalar!(
         "INSERT INTO users (id, email, password_hash) VALUES ($1, $2::text::citext, $3)
          ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
@@ -78,7 +96,10 @@ pub async fn create_user(pool: &PgPool, agency_name: &str, email: &str, role: Ro
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(CreateUserError::AlreadyMember(email.to_owned(), agency_name.to_owned()));
+        return Err(CreateUserError::AlreadyMember(
+            email.to_owned(),
+            agency_name.to_owned(),
+        ));
     }
     audit::append(
         &mut tx,
@@ -110,14 +131,24 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<String> {
                 let p = password.clone();
                 tokio::task::spawn_blocking(move || password::hash(&p)).await??
             };
-            sqlx::query!("UPDATE users SET password_hash = $2 WHERE email = $1::text::citext", DEMO_EMAIL, hash)
-                .execute(pool)
-                .await?;
+            sqlx::query!(
+                "UPDATE users SET password_hash = $2 WHERE email = $1::text::citext",
+                DEMO_EMAIL,
+                hash
+            )
+            .execute(pool)
+            .await?;
         }
         Err(e) => return Err(e.into()),
     }
-    let agency_id = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY).fetch_one(pool).await?;
-    for (name, tz) in [("Bakery Bloom", "Europe/Berlin"), ("Harbor Fitness", "America/New_York"), ("Koala Coffee", "Australia/Sydney")] {
+    let agency_id = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY)
+        .fetch_one(pool)
+        .await?;
+    for (name, tz) in [
+        ("Bakery Bloom", "Europe/Berlin"),
+        ("Harbor Fitness", "America/New_York"),
+        ("Koala Coffee", "Australia/Sydney"),
+    ] {
         let id = Uuid::now_v7();
         let mut tx = pool.begin().await?;
         let r = sqlx::query!(
@@ -130,9 +161,13 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<String> {
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 1 {
-            sqlx::query!("INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)", id, agency_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)",
+                id,
+                agency_id
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
     }

@@ -20,7 +20,11 @@ struct Asset {
 
 fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str) -> Asset {
     let hash = hex::encode(&Sha256::digest(body)[..6]);
-    Asset { name: format!("{stem}.{hash}.{ext}"), body, content_type }
+    Asset {
+        name: format!("{stem}.{hash}.{ext}"),
+        body,
+        content_type,
+    }
 }
 
 static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
@@ -42,8 +46,14 @@ pub async fn serve(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(a.content_type)),
-                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(a.content_type),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ),
             ],
             a.body,
         )

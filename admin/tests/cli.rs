@@ -10,7 +10,10 @@ const KEY: &str = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin);
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).args(args).stdin(Stdio::null());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args)
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -19,8 +22,15 @@ fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn assert_config_error(out: &Output, variable: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit status for {variable}; stderr: {stderr}");
-    assert!(stderr.contains(variable), "stderr names {variable}: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "exit status for {variable}; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(variable),
+        "stderr names {variable}: {stderr}"
+    );
 }
 
 #[test]
@@ -29,19 +39,70 @@ fn bad_or_missing_settings_exit_2_naming_the_variable() {
     let redis = ("REDIS_URL", "redis://127.0.0.1:1/");
     let keys = ("AUTOSOCIAL_KEYS", KEY);
     assert_config_error(&run(ADMIN, &["migrate"], &[]), "DATABASE_URL");
-    assert_config_error(&run(ADMIN, &["migrate"], &[("DATABASE_URL", "mysql://h/db")]), "DATABASE_URL");
-    assert_config_error(&run(ADMIN, &["migrate"], &[("DATABASE_URL", "not a url")]), "DATABASE_URL");
+    assert_config_error(
+        &run(ADMIN, &["migrate"], &[("DATABASE_URL", "mysql://h/db")]),
+        "DATABASE_URL",
+    );
+    assert_config_error(
+        &run(ADMIN, &["migrate"], &[("DATABASE_URL", "not a url")]),
+        "DATABASE_URL",
+    );
     assert_config_error(&run(ADMIN, &["serve"], &[db, keys]), "REDIS_URL");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, ("REDIS_URL", "http://h/"), keys]), "REDIS_URL");
+    assert_config_error(
+        &run(ADMIN, &["serve"], &[db, ("REDIS_URL", "http://h/"), keys]),
+        "REDIS_URL",
+    );
     assert_config_error(&run(ADMIN, &["serve"], &[db, redis]), "AUTOSOCIAL_KEY_FILE");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, ("AUTOSOCIAL_KEYS", "k1:tooshort")]), "AUTOSOCIAL_KEYS");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, ("AUTOSOCIAL_KEY_FILE", "/nonexistent/keys")]), "AUTOSOCIAL_KEY_FILE");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, keys, ("AUTOSOCIAL_ADMIN_LISTEN", "everywhere")]), "AUTOSOCIAL_ADMIN_LISTEN");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, keys, ("AUTOSOCIAL_PUBLIC_URL", "ftp://h")]), "AUTOSOCIAL_PUBLIC_URL");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, keys, ("AUTOSOCIAL_SESSION_IDLE_MINUTES", "0")]), "AUTOSOCIAL_SESSION_IDLE_MINUTES");
-    assert_config_error(&run(ADMIN, &["serve"], &[db, redis, keys, ("LOG_FORMAT", "xml")]), "LOG_FORMAT");
+    assert_config_error(
+        &run(
+            ADMIN,
+            &["serve"],
+            &[db, redis, ("AUTOSOCIAL_KEYS", "k1:tooshort")],
+        ),
+        "AUTOSOCIAL_KEYS",
+    );
+    assert_config_error(
+        &run(
+            ADMIN,
+            &["serve"],
+            &[db, redis, ("AUTOSOCIAL_KEY_FILE", "/nonexistent/keys")],
+        ),
+        "AUTOSOCIAL_KEY_FILE",
+    );
+    assert_config_error(
+        &run(
+            ADMIN,
+            &["serve"],
+            &[db, redis, keys, ("AUTOSOCIAL_ADMIN_LISTEN", "everywhere")],
+        ),
+        "AUTOSOCIAL_ADMIN_LISTEN",
+    );
+    assert_config_error(
+        &run(
+            ADMIN,
+            &["serve"],
+            &[db, redis, keys, ("AUTOSOCIAL_PUBLIC_URL", "ftp://h")],
+        ),
+        "AUTOSOCIAL_PUBLIC_URL",
+    );
+    assert_config_error(
+        &run(
+            ADMIN,
+            &["serve"],
+            &[db, redis, keys, ("AUTOSOCIAL_SESSION_IDLE_MINUTES", "0")],
+        ),
+        "AUTOSOCIAL_SESSION_IDLE_MINUTES",
+    );
+    assert_config_error(
+        &run(ADMIN, &["serve"], &[db, redis, keys, ("LOG_FORMAT", "xml")]),
+        "LOG_FORMAT",
+    );
     // a secret given in a bad setting is not echoed back
-    let out = run(ADMIN, &["serve"], &[("DATABASE_URL", "mysql://user:hunter2@h/db"), redis, keys]);
+    let out = run(
+        ADMIN,
+        &["serve"],
+        &[("DATABASE_URL", "mysql://user:hunter2@h/db"), redis, keys],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains(KEY));
 }
@@ -57,30 +118,57 @@ fn generated_keys_load() {
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn user_create_reads_the_password_from_stdin(pool: PgPool) {
-    let db: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
     url.set_path(&db);
     let create = |password: &str, email: &str| {
         let mut child = Command::new(ADMIN)
-            .args(["user", "create", "--agency", "Acme", "--email", email, "--role", "owner"])
+            .args([
+                "user", "create", "--agency", "Acme", "--email", email, "--role", "owner",
+            ])
             .env("DATABASE_URL", url.as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let weak = create("short", "a@acme.test");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
     let ok = create("a long enough passphrase", "a@acme.test");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'a@acme.test'").fetch_one(&pool).await.unwrap();
-    assert!(autosocial_core::password::verify("a long enough passphrase", &hash));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'a@acme.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(autosocial_core::password::verify(
+        "a long enough passphrase",
+        &hash
+    ));
     let again = create("a long enough passphrase", "A@acme.test");
-    assert!(!again.status.success(), "emails are case-insensitive: already a member");
-    let role: String = sqlx::query_scalar("SELECT role FROM memberships").fetch_one(&pool).await.unwrap();
+    assert!(
+        !again.status.success(),
+        "emails are case-insensitive: already a member"
+    );
+    let role: String = sqlx::query_scalar("SELECT role FROM memberships")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(role, "owner");
 }

@@ -9,7 +9,10 @@ use sqlx::PgPool;
 use autosocial_core::domain::Role;
 
 async fn client_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM clients").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM clients")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -27,29 +30,48 @@ async fn login_opens_a_session_and_logout_ends_it(pool: PgPool) {
     let page = b.get("/clients").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("owner@acme.test"));
-    let session_cookie = b.cookies.get("autosocial_session").cloned().expect("session cookie set");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&pool).await.unwrap();
-    assert_eq!(stored, 1);
-    // the database keeps only a hash of the cookie's token
-    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE encode(id_hash, 'escape') LIKE '%' || $1 || '%'")
-        .bind(&session_cookie)
+    let session_cookie = b
+        .cookies
+        .get("autosocial_session")
+        .cloned()
+        .expect("session cookie set");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
         .fetch_one(&pool)
         .await
         .unwrap();
+    assert_eq!(stored, 1);
+    // the database keeps only a hash of the cookie's token
+    let raw: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions WHERE encode(id_hash, 'escape') LIKE '%' || $1 || '%'",
+    )
+    .bind(&session_cookie)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(raw, 0);
 
     let csrf = page.csrf();
     let r = b.post("/logout", &[("_csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(!b.cookies.contains_key("autosocial_session"));
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 0);
     // replaying the old cookie does not work
-    b.cookies.insert("autosocial_session".into(), session_cookie);
+    b.cookies
+        .insert("autosocial_session".into(), session_cookie);
     assert_eq!(b.get("/clients").await.status, StatusCode::SEE_OTHER);
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id").fetch_all(&pool).await.unwrap();
-    assert!(actions.contains(&"auth.login".to_string()) && actions.contains(&"auth.logout".to_string()), "{actions:?}");
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        actions.contains(&"auth.login".to_string()) && actions.contains(&"auth.logout".to_string()),
+        "{actions:?}"
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -73,9 +95,16 @@ async fn a_wrong_password_or_unknown_account_is_refused_alike(pool: PgPool) {
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert!(unknown.body.contains("Email or password is wrong."));
     assert!(!b.cookies.contains_key("autosocial_session"));
-    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&pool).await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(sessions, 0);
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'").fetch_one(&pool).await.unwrap();
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(failed, 2);
 }
 
@@ -84,7 +113,10 @@ async fn repeated_attempts_on_one_account_are_throttled(pool: PgPool) {
     user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
     let mut b = Browser::new(state(pool.clone()).await);
     for _ in 0..5 {
-        assert_eq!(b.login("owner@acme.test", "guess").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("owner@acme.test", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     // the sixth, even with the right password, waits
     let r = b.login("owner@acme.test", PASSWORD).await;
@@ -93,7 +125,10 @@ async fn repeated_attempts_on_one_account_are_throttled(pool: PgPool) {
     assert!(!b.cookies.contains_key("autosocial_session"));
     // another account is not affected
     user(&pool, "Acme", "admin@acme.test", Role::Admin).await;
-    assert_eq!(b.login("admin@acme.test", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -101,7 +136,16 @@ async fn login_needs_the_form_token(pool: PgPool) {
     user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
     let mut b = Browser::new(state(pool.clone()).await);
     b.get("/login").await;
-    let r = b.post("/login", &[("_csrf", "forged"), ("email", "owner@acme.test"), ("password", PASSWORD)]).await;
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("_csrf", "forged"),
+                ("email", "owner@acme.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(!b.cookies.contains_key("autosocial_session"));
 }
@@ -111,7 +155,10 @@ async fn an_idle_session_expires(pool: PgPool) {
     user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
     let mut b = Browser::new(state(pool.clone()).await);
     b.logged_in("owner@acme.test").await;
-    sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '61 minutes'").execute(&pool).await.unwrap();
+    sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '61 minutes'")
+        .execute(&pool)
+        .await
+        .unwrap();
     assert_eq!(b.get("/clients").await.status, StatusCode::SEE_OTHER);
     // and an absolute expiry ends even an active one
     b.logged_in("owner@acme.test").await;
@@ -135,23 +182,63 @@ async fn missing_or_wrong_csrf_is_403_and_changes_nothing(pool: PgPool) {
         }
         f
     };
-    assert_eq!(b.post("/clients", &form(None)).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(b.post("/clients", &form(Some("wrong-token"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post("/clients", &form(None)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        b.post("/clients", &form(Some("wrong-token"))).await.status,
+        StatusCode::FORBIDDEN
+    );
     let uri = format!("/clients/{id}");
-    assert_eq!(b.post(&uri, &form(None)).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(b.post(&format!("{uri}/status"), &[("action", "archive")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post(&uri, &form(None)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        b.post(&format!("{uri}/status"), &[("action", "archive")])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     // the right token from a foreign site is refused too
-    let with_token = [("name", "Forged"), ("timezone", "UTC"), ("_csrf", csrf.as_str())];
-    let cross = b.request(Method::POST, "/clients", Some(&with_token), &[("sec-fetch-site", "cross-site")]).await;
+    let with_token = [
+        ("name", "Forged"),
+        ("timezone", "UTC"),
+        ("_csrf", csrf.as_str()),
+    ];
+    let cross = b
+        .request(
+            Method::POST,
+            "/clients",
+            Some(&with_token),
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
     assert_eq!(cross.status, StatusCode::FORBIDDEN);
-    let foreign = b.request(Method::POST, "/clients", Some(&with_token), &[("origin", "https://evil.example")]).await;
+    let foreign = b
+        .request(
+            Method::POST,
+            "/clients",
+            Some(&with_token),
+            &[("origin", "https://evil.example")],
+        )
+        .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     assert_eq!(client_count(&pool).await, 1);
-    let name: String = sqlx::query_scalar("SELECT name || status FROM clients").fetch_one(&pool).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT name || status FROM clients")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(name, "Bakeryactive");
     // the htmx header carries the token as well as the form field does
     let ok = b
-        .request(Method::POST, "/clients", Some(&[("name", "Via header"), ("timezone", "UTC")]), &[("x-csrf-token", &csrf)])
+        .request(
+            Method::POST,
+            "/clients",
+            Some(&[("name", "Via header"), ("timezone", "UTC")]),
+            &[("x-csrf-token", &csrf)],
+        )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(client_count(&pool).await, 2);
@@ -163,42 +250,125 @@ async fn clients_are_created_edited_paused_with_field_messages(pool: PgPool) {
     let mut b = Browser::new(state(pool.clone()).await);
     let csrf = b.logged_in("owner@acme.test").await;
 
-    let bad = b.post("/clients", &[("_csrf", &csrf), ("name", ""), ("timezone", "Mars/Base")]).await;
+    let bad = b
+        .post(
+            "/clients",
+            &[("_csrf", &csrf), ("name", ""), ("timezone", "Mars/Base")],
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.body.contains("Enter the client&#39;s name.") || bad.body.contains("Enter the client's name."), "{}", bad.body);
-    assert!(bad.body.contains("“Mars/Base” is not an IANA timezone name"));
-    assert!(bad.body.contains("value=\"Mars/Base\""), "typed values are kept");
+    assert!(
+        bad.body.contains("Enter the client&#39;s name.")
+            || bad.body.contains("Enter the client's name."),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body
+            .contains("“Mars/Base” is not an IANA timezone name")
+    );
+    assert!(
+        bad.body.contains("value=\"Mars/Base\""),
+        "typed values are kept"
+    );
     assert_eq!(client_count(&pool).await, 0);
 
-    let r = b.post("/clients", &[("_csrf", &csrf), ("name", "  Bakery Bloom "), ("timezone", "Europe/Berlin")]).await;
+    let r = b
+        .post(
+            "/clients",
+            &[
+                ("_csrf", &csrf),
+                ("name", "  Bakery Bloom "),
+                ("timezone", "Europe/Berlin"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let loc = r.location().unwrap().to_owned();
     let page = b.get(&loc).await;
     assert!(page.body.contains("Bakery Bloom") && page.body.contains("Europe/Berlin"));
 
-    let dup = b.post("/clients", &[("_csrf", &csrf), ("name", "Bakery Bloom"), ("timezone", "UTC")]).await;
+    let dup = b
+        .post(
+            "/clients",
+            &[
+                ("_csrf", &csrf),
+                ("name", "Bakery Bloom"),
+                ("timezone", "UTC"),
+            ],
+        )
+        .await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(dup.body.contains("already has a client with this name"));
 
-    let edit = b.post(&loc, &[("_csrf", &csrf), ("name", "Bakery Bloom GmbH"), ("timezone", "America/New_York"), ("status", "active"), ("auto_approve", "on")]).await;
+    let edit = b
+        .post(
+            &loc,
+            &[
+                ("_csrf", &csrf),
+                ("name", "Bakery Bloom GmbH"),
+                ("timezone", "America/New_York"),
+                ("status", "active"),
+                ("auto_approve", "on"),
+            ],
+        )
+        .await;
     assert_eq!(edit.status, StatusCode::SEE_OTHER);
-    let row: (String, String, bool) = sqlx::query_as("SELECT name, timezone, auto_approve FROM clients").fetch_one(&pool).await.unwrap();
-    assert_eq!(row, ("Bakery Bloom GmbH".into(), "America/New_York".into(), true));
+    let row: (String, String, bool) =
+        sqlx::query_as("SELECT name, timezone, auto_approve FROM clients")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        row,
+        ("Bakery Bloom GmbH".into(), "America/New_York".into(), true)
+    );
 
-    let bad_edit = b.post(&loc, &[("_csrf", &csrf), ("name", "X"), ("timezone", "Nowhere"), ("status", "gone")]).await;
+    let bad_edit = b
+        .post(
+            &loc,
+            &[
+                ("_csrf", &csrf),
+                ("name", "X"),
+                ("timezone", "Nowhere"),
+                ("status", "gone"),
+            ],
+        )
+        .await;
     assert_eq!(bad_edit.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let unchanged: String = sqlx::query_scalar("SELECT name FROM clients").fetch_one(&pool).await.unwrap();
-    assert_eq!(unchanged, "Bakery Bloom GmbH", "a refused edit changes nothing");
+    let unchanged: String = sqlx::query_scalar("SELECT name FROM clients")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        unchanged, "Bakery Bloom GmbH",
+        "a refused edit changes nothing"
+    );
 
-    assert_eq!(b.post(&format!("{loc}/status"), &[("_csrf", &csrf), ("action", "pause")]).await.status, StatusCode::SEE_OTHER);
-    let status: String = sqlx::query_scalar("SELECT status FROM clients").fetch_one(&pool).await.unwrap();
+    assert_eq!(
+        b.post(
+            &format!("{loc}/status"),
+            &[("_csrf", &csrf), ("action", "pause")]
+        )
+        .await
+        .status,
+        StatusCode::SEE_OTHER
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM clients")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(status, "paused");
     let list = b.get("/clients?status=paused").await;
     assert!(list.body.contains("Bakery Bloom GmbH"));
     let list = b.get("/clients?status=active").await;
     assert!(!list.body.contains("Bakery Bloom GmbH"));
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'client.%' ORDER BY id").fetch_all(&pool).await.unwrap();
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'client.%' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(actions, ["client.create", "client.update", "client.status"]);
 }
 
@@ -217,8 +387,15 @@ async fn the_client_list_pages_by_keyset_and_searches(pool: PgPool) {
         for part in page.body.split("\">Client ").skip(1) {
             seen.push(format!("Client {}", &part[..3]));
         }
-        match page.body.split("rel=\"next\"").next().and_then(|before| before.rsplit("href=\"").next()) {
-            Some(href) if page.body.contains("rel=\"next\"") => uri = href.split('"').next().unwrap().replace("&amp;", "&"),
+        match page
+            .body
+            .split("rel=\"next\"")
+            .next()
+            .and_then(|before| before.rsplit("href=\"").next())
+        {
+            Some(href) if page.body.contains("rel=\"next\"") => {
+                uri = href.split('"').next().unwrap().replace("&amp;", "&")
+            }
             _ => break,
         }
     }
@@ -227,7 +404,12 @@ async fn the_client_list_pages_by_keyset_and_searches(pool: PgPool) {
     let found = b.get("/clients?q=Client+07").await;
     assert_eq!(found.body.matches("\">Client 07").count(), 10);
     // LIKE wildcards in the search are taken literally
-    assert!(b.get("/clients?q=%25").await.body.contains("No clients match."));
+    assert!(
+        b.get("/clients?q=%25")
+            .await
+            .body
+            .contains("No clients match.")
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -239,16 +421,38 @@ async fn roles_limit_what_a_member_can_do(pool: PgPool) {
         let mut b = Browser::new(state(pool.clone()).await);
         let csrf = b.logged_in(email).await;
         assert_eq!(b.get("/clients").await.status, StatusCode::OK);
-        assert_eq!(b.get(&format!("/clients/{id}")).await.status, StatusCode::OK);
+        assert_eq!(
+            b.get(&format!("/clients/{id}")).await.status,
+            StatusCode::OK
+        );
         assert_eq!(b.get("/clients/new").await.status, StatusCode::FORBIDDEN);
-        assert_eq!(b.get(&format!("/clients/{id}/edit")).await.status, StatusCode::FORBIDDEN);
-        let r = b.post("/clients", &[("_csrf", &csrf), ("name", "New"), ("timezone", "UTC")]).await;
+        assert_eq!(
+            b.get(&format!("/clients/{id}/edit")).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let r = b
+            .post(
+                "/clients",
+                &[("_csrf", &csrf), ("name", "New"), ("timezone", "UTC")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = b.post(&format!("/clients/{id}/status"), &[("_csrf", &csrf), ("action", "archive")]).await;
+        let r = b
+            .post(
+                &format!("/clients/{id}/status"),
+                &[("_csrf", &csrf), ("action", "archive")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert!(!b.get("/clients").await.body.contains("New client"), "no button for what the role cannot do");
+        assert!(
+            !b.get("/clients").await.body.contains("New client"),
+            "no button for what the role cannot do"
+        );
     }
-    let row: (i64, String) = sqlx::query_as("SELECT count(*), min(status) FROM clients").fetch_one(&pool).await.unwrap();
+    let row: (i64, String) = sqlx::query_as("SELECT count(*), min(status) FROM clients")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(row, (1, "active".into()));
 }
 
@@ -259,9 +463,20 @@ async fn another_agencys_client_is_404_on_every_client_route(pool: PgPool) {
     let theirs = client(&pool, "Beta", "Beta's client").await;
     let mut b = Browser::new(state(pool.clone()).await);
     let csrf = b.logged_in("owner@acme.test").await;
-    let form = [("_csrf", csrf.as_str()), ("name", "Hijacked"), ("timezone", "UTC"), ("action", "archive")];
-    let gets = [format!("/clients/{theirs}"), format!("/clients/{theirs}/edit")];
-    let posts = [format!("/clients/{theirs}"), format!("/clients/{theirs}/status")];
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("name", "Hijacked"),
+        ("timezone", "UTC"),
+        ("action", "archive"),
+    ];
+    let gets = [
+        format!("/clients/{theirs}"),
+        format!("/clients/{theirs}/edit"),
+    ];
+    let posts = [
+        format!("/clients/{theirs}"),
+        format!("/clients/{theirs}/status"),
+    ];
     for uri in &gets {
         let r = b.get(uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "GET {uri}");
@@ -271,8 +486,17 @@ async fn another_agencys_client_is_404_on_every_client_route(pool: PgPool) {
         let r = b.post(uri, &form).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "POST {uri}");
     }
-    assert!(!b.get("/clients?status=all").await.body.contains("Beta&#39;s client"));
-    let row: (String, String) = sqlx::query_as("SELECT name, status FROM clients WHERE id = $1").bind(theirs).fetch_one(&pool).await.unwrap();
+    assert!(
+        !b.get("/clients?status=all")
+            .await
+            .body
+            .contains("Beta&#39;s client")
+    );
+    let row: (String, String) = sqlx::query_as("SELECT name, status FROM clients WHERE id = $1")
+        .bind(theirs)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(row, ("Beta's client".into(), "active".into()));
 }
 
@@ -283,20 +507,42 @@ async fn htmx_requests_get_the_partial_and_pages_carry_security_headers(pool: Pg
     b.logged_in("owner@acme.test").await;
     let full = b.get("/clients").await;
     assert!(full.body.starts_with("<!DOCTYPE html>"));
-    assert!(full.body.contains("hx-headers:inherited="), "the CSRF header is set once for htmx");
-    let partial = b.request(Method::GET, "/clients", None, &[("hx-request", "true")]).await;
+    assert!(
+        full.body.contains("hx-headers:inherited="),
+        "the CSRF header is set once for htmx"
+    );
+    let partial = b
+        .request(Method::GET, "/clients", None, &[("hx-request", "true")])
+        .await;
     assert!(!partial.body.contains("<html"));
     assert!(partial.body.contains("<h1>Clients</h1>"));
     assert_eq!(partial.headers["vary"], "HX-Request");
     let csp = full.headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe"));
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe")
+    );
     assert_eq!(full.headers["x-content-type-options"], "nosniff");
     assert!(full.headers.contains_key("referrer-policy"));
     // the vendored htmx is served by us, cacheable for a year
-    let src = full.body.split("<script src=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let src = full
+        .body
+        .split("<script src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let js = b.get(&src).await;
     assert_eq!(js.status, StatusCode::OK);
-    assert!(js.headers["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(
+        js.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     assert!(js.body.contains("htmx"));
 }
 

@@ -18,7 +18,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn system(label: &str) -> Actor {
-        Actor { user_id: None, label: label.to_owned(), ip: None }
+        Actor {
+            user_id: None,
+            label: label.to_owned(),
+            ip: None,
+        }
     }
 }
 
@@ -51,7 +55,12 @@ fn chain_hash(
     };
     field(prev.unwrap_or(&[]));
     field(agency.map(|a| a.to_string()).unwrap_or_default().as_bytes());
-    field(actor_user.map(|a| a.to_string()).unwrap_or_default().as_bytes());
+    field(
+        actor_user
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     field(actor_label.as_bytes());
     field(action.as_bytes());
     field(target_type.unwrap_or_default().as_bytes());
@@ -64,10 +73,16 @@ fn chain_hash(
 /// Append an entry inside the caller's transaction (so the entry exists iff the change committed).
 /// Appends to one chain are serialised by a transaction-scoped advisory lock.
 pub async fn append(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) -> sqlx::Result<()> {
-    let chain_key = entry.agency_id.map(|a| a.to_string()).unwrap_or_else(|| "system".into());
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", chain_key)
-        .execute(&mut *conn)
-        .await?;
+    let chain_key = entry
+        .agency_id
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "system".into());
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))",
+        chain_key
+    )
+    .execute(&mut *conn)
+    .await?;
     let prev = sqlx::query_scalar!(
         "SELECT hash FROM audit_log WHERE agency_id IS NOT DISTINCT FROM $1 ORDER BY id DESC LIMIT 1",
         entry.agency_id
@@ -75,9 +90,10 @@ pub async fn append(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) ->
     .fetch_optional(&mut *conn)
     .await?;
     // Truncate to microseconds: what Postgres stores, so verification recomputes the same value.
-    let now = sqlx::query_scalar!(r#"SELECT date_trunc('microseconds', clock_timestamp()) AS "now!""#)
-        .fetch_one(&mut *conn)
-        .await?;
+    let now =
+        sqlx::query_scalar!(r#"SELECT date_trunc('microseconds', clock_timestamp()) AS "now!""#)
+            .fetch_one(&mut *conn)
+            .await?;
     let hash = chain_hash(
         prev.as_deref(),
         entry.agency_id,
@@ -141,7 +157,10 @@ pub async fn verify(pool: &PgPool, agency_id: Option<Uuid>) -> sqlx::Result<Chai
             r.created_at.timestamp_micros(),
         );
         if r.prev_hash != prev || r.hash != expect {
-            return Ok(ChainStatus::Broken { at_id: r.id, entries_checked: n });
+            return Ok(ChainStatus::Broken {
+                at_id: r.id,
+                entries_checked: n,
+            });
         }
         prev = Some(r.hash);
         n += 1;

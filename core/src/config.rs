@@ -17,7 +17,8 @@ pub fn exit_config_error(variable: &str, message: impl std::fmt::Display) -> ! {
 }
 
 fn parse_postgres_url(s: &str) -> Result<SecretString, String> {
-    let url = url::Url::parse(s).map_err(|_| "expected a URL like postgres://user@host:5432/db".to_string())?;
+    let url = url::Url::parse(s)
+        .map_err(|_| "expected a URL like postgres://user@host:5432/db".to_string())?;
     match url.scheme() {
         "postgres" | "postgresql" => Ok(SecretString::from(s.to_owned())),
         other => Err(format!("expected a postgres:// URL, got scheme `{other}`")),
@@ -25,10 +26,13 @@ fn parse_postgres_url(s: &str) -> Result<SecretString, String> {
 }
 
 fn parse_redis_url(s: &str) -> Result<SecretString, String> {
-    let url = url::Url::parse(s).map_err(|_| "expected a URL like redis://127.0.0.1:6379/".to_string())?;
+    let url = url::Url::parse(s)
+        .map_err(|_| "expected a URL like redis://127.0.0.1:6379/".to_string())?;
     match url.scheme() {
         "redis" | "rediss" => Ok(SecretString::from(s.to_owned())),
-        other => Err(format!("expected a redis:// or rediss:// URL, got scheme `{other}`")),
+        other => Err(format!(
+            "expected a redis:// or rediss:// URL, got scheme `{other}`"
+        )),
     }
 }
 
@@ -55,11 +59,21 @@ pub struct RedisArgs {
 pub struct KeyArgs {
     /// File holding the vault keys (`id:BASE64` per line, current first). In production the
     /// systemd credential: `LoadCredential=keys:/etc/autosocial/keys` and `%d/keys` here.
-    #[arg(long = "key-file", env = "AUTOSOCIAL_KEY_FILE", value_name = "AUTOSOCIAL_KEY_FILE")]
+    #[arg(
+        long = "key-file",
+        env = "AUTOSOCIAL_KEY_FILE",
+        value_name = "AUTOSOCIAL_KEY_FILE"
+    )]
     pub key_file: Option<PathBuf>,
 
     /// Vault keys inline, for development only (`id:BASE64,id:BASE64`, current first).
-    #[arg(long = "keys", env = "AUTOSOCIAL_KEYS", value_name = "AUTOSOCIAL_KEYS", hide_env_values = true, hide = true)]
+    #[arg(
+        long = "keys",
+        env = "AUTOSOCIAL_KEYS",
+        value_name = "AUTOSOCIAL_KEYS",
+        hide_env_values = true,
+        hide = true
+    )]
     pub keys: Option<SecretString>,
 }
 
@@ -77,7 +91,8 @@ impl KeyArgs {
     /// `$CREDENTIALS_DIRECTORY/keys` (systemd) is used when present, then `AUTOSOCIAL_KEYS`.
     pub fn load_or_exit(&self) -> Arc<Vault> {
         use secrecy::ExposeSecret;
-        let credential = std::env::var_os("CREDENTIALS_DIRECTORY").map(|d| PathBuf::from(d).join("keys"));
+        let credential =
+            std::env::var_os("CREDENTIALS_DIRECTORY").map(|d| PathBuf::from(d).join("keys"));
         let (variable, result) = if let Some(path) = &self.key_file {
             ("AUTOSOCIAL_KEY_FILE", Vault::from_file(path))
         } else if let Some(path) = credential.filter(|p| p.exists()) {
@@ -107,7 +122,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log format: `text` for people, `json` for log collectors. Levels come from RUST_LOG.
-    #[arg(long = "log-format", env = "LOG_FORMAT", value_name = "LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 

@@ -30,7 +30,11 @@ pub async fn ensure_migrated(pool: &PgPool) -> anyhow::Result<()> {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot read the migration table ({e}); run `autosocial-admin migrate`"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the migration table ({e}); run `autosocial-admin migrate`"
+                )
+            })?;
     let missing: Vec<i64> = MIGRATOR
         .iter()
         .map(|m| m.version)

@@ -35,7 +35,9 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 /// Verify `password` against a stored PHC string. Parameters come from the hash itself.
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }

@@ -33,7 +33,10 @@ mod tests {
         let b = random_token(32);
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_eq!(token_hash(&a).len(), 32);
         assert!(constant_time_eq(&token_hash(&a), &token_hash(&a)));
         assert!(!constant_time_eq(&token_hash(&a), &token_hash(&b)));

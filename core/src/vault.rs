@@ -90,7 +90,9 @@ pub struct Vault {
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
-        f.debug_struct("Vault").field("key_ids", &ids).finish_non_exhaustive()
+        f.debug_struct("Vault")
+            .field("key_ids", &ids)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,19 +110,29 @@ impl Vault {
             let (id, b64) = (id.trim(), b64.trim());
             let id_ok = !id.is_empty()
                 && id.len() <= 64
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !id_ok {
                 return Err(VaultError::BadEntry(n + 1));
             }
-            let raw = Zeroizing::new(STANDARD.decode(b64).map_err(|_| VaultError::BadKey(id.to_owned()))?);
+            let raw = Zeroizing::new(
+                STANDARD
+                    .decode(b64)
+                    .map_err(|_| VaultError::BadKey(id.to_owned()))?,
+            );
             if raw.len() != 32 {
                 return Err(VaultError::BadKey(id.to_owned()));
             }
-            let cipher = Aes256Gcm::new_from_slice(&raw).map_err(|_| VaultError::BadKey(id.to_owned()))?;
+            let cipher =
+                Aes256Gcm::new_from_slice(&raw).map_err(|_| VaultError::BadKey(id.to_owned()))?;
             if by_id.insert(id.to_owned(), keys.len()).is_some() {
                 return Err(VaultError::DuplicateId(id.to_owned()));
             }
-            keys.push(Key { id: id.to_owned(), cipher });
+            keys.push(Key {
+                id: id.to_owned(),
+                cipher,
+            });
         }
         if keys.is_empty() {
             return Err(VaultError::NoKeys);
@@ -162,7 +174,13 @@ impl Vault {
         rand::rng().fill_bytes(&mut nonce);
         let sealed = key
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad.bytes(&header) })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad.bytes(&header),
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = header;
         out.extend_from_slice(&nonce);
@@ -192,14 +210,26 @@ impl Vault {
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         key.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad.bytes(header) })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad.bytes(header),
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| VaultError::Authentication)
     }
 
-    pub fn decrypt_string(&self, blob: &[u8], aad: &Aad<'_>) -> Result<Zeroizing<String>, VaultError> {
+    pub fn decrypt_string(
+        &self,
+        blob: &[u8],
+        aad: &Aad<'_>,
+    ) -> Result<Zeroizing<String>, VaultError> {
         let bytes = self.decrypt(blob, aad)?;
-        String::from_utf8(bytes.to_vec()).map(Zeroizing::new).map_err(|_| VaultError::Malformed)
+        String::from_utf8(bytes.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::Malformed)
     }
 }
 
@@ -306,7 +336,11 @@ pub async fn rotate(pool: &PgPool, vault: &Vault, batch: i64) -> anyhow::Result<
                 kid = group.key_id_column,
             );
             let mut tx = pool.begin().await?;
-            let rows = sqlx::query(&select).bind(current).bind(batch).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query(&select)
+                .bind(current)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
             if rows.is_empty() {
                 tx.commit().await?;
                 // Rows skipped because another transaction held them: look again until none is left.
@@ -341,12 +375,17 @@ pub async fn rotate(pool: &PgPool, vault: &Vault, batch: i64) -> anyhow::Result<
                 let mut values: Vec<Option<Vec<u8>>> = Vec::new();
                 for (i, col) in group.columns.iter().enumerate() {
                     let blob: Option<Vec<u8>> = row.try_get(3 + i)?;
-                    let aad = Aad { table: group.table, column: col, agency: Some(agency), row: &row_id };
+                    let aad = Aad {
+                        table: group.table,
+                        column: col,
+                        agency: Some(agency),
+                        row: &row_id,
+                    };
                     let fresh = match blob {
                         Some(b) => {
-                            let plain = vault
-                                .decrypt(&b, &aad)
-                                .map_err(|e| anyhow::anyhow!("{}.{col} row {row_id}: {e}", group.table))?;
+                            let plain = vault.decrypt(&b, &aad).map_err(|e| {
+                                anyhow::anyhow!("{}.{col} row {row_id}: {e}", group.table)
+                            })?;
                             report.ciphertexts += 1;
                             Some(vault.encrypt(&plain, &aad))
                         }
@@ -370,7 +409,11 @@ pub async fn rotate(pool: &PgPool, vault: &Vault, batch: i64) -> anyhow::Result<
                 report.rows += 1;
             }
             tx.commit().await?;
-            tracing::info!(table = group.table, rows = rows.len(), "re-encrypted a batch under the current key");
+            tracing::info!(
+                table = group.table,
+                rows = rows.len(),
+                "re-encrypted a batch under the current key"
+            );
         }
     }
     Ok(report)
@@ -381,11 +424,19 @@ mod tests {
     use super::*;
 
     fn spec(ids: &[&str]) -> String {
-        ids.iter().map(|id| Vault::generate_entry(id)).collect::<Vec<_>>().join(",")
+        ids.iter()
+            .map(|id| Vault::generate_entry(id))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn aad(row: &str) -> Aad<'_> {
-        Aad { table: "social_accounts", column: "access_token_ct", agency: Some(Uuid::nil()), row }
+        Aad {
+            table: "social_accounts",
+            column: "access_token_ct",
+            agency: Some(Uuid::nil()),
+            row,
+        }
     }
 
     #[test]
@@ -406,7 +457,10 @@ mod tests {
         for i in 0..blob.len() {
             let mut t = blob.clone();
             t[i] ^= 0x01;
-            assert!(v.decrypt(&t, &aad("r1")).is_err(), "bit flip at byte {i} went unnoticed");
+            assert!(
+                v.decrypt(&t, &aad("r1")).is_err(),
+                "bit flip at byte {i} went unnoticed"
+            );
         }
         assert!(v.decrypt(&blob[..blob.len() - 1], &aad("r1")).is_err());
     }
@@ -416,22 +470,49 @@ mod tests {
         let a = Vault::from_spec("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
         let b = Vault::from_spec(&spec(&["k1"])).unwrap();
         let blob = a.encrypt(b"secret", &aad("r1"));
-        assert_eq!(b.decrypt(&blob, &aad("r1")), Err(VaultError::Authentication));
+        assert_eq!(
+            b.decrypt(&blob, &aad("r1")),
+            Err(VaultError::Authentication)
+        );
         let c = Vault::from_spec(&spec(&["k2"])).unwrap();
-        assert_eq!(c.decrypt(&blob, &aad("r1")), Err(VaultError::UnknownKey("k1".into())));
+        assert_eq!(
+            c.decrypt(&blob, &aad("r1")),
+            Err(VaultError::UnknownKey("k1".into()))
+        );
     }
 
     #[test]
     fn ciphertext_is_bound_to_its_row_column_and_tenant() {
         let v = Vault::from_spec(&spec(&["k1"])).unwrap();
         let blob = v.encrypt(b"secret", &aad("r1"));
-        assert_eq!(v.decrypt(&blob, &aad("r2")), Err(VaultError::Authentication));
-        let other_column = Aad { column: "refresh_token_ct", ..aad("r1") };
-        assert_eq!(v.decrypt(&blob, &other_column), Err(VaultError::Authentication));
-        let other_tenant = Aad { agency: Some(Uuid::max()), ..aad("r1") };
-        assert_eq!(v.decrypt(&blob, &other_tenant), Err(VaultError::Authentication));
-        let other_table = Aad { table: "platform_apps", ..aad("r1") };
-        assert_eq!(v.decrypt(&blob, &other_table), Err(VaultError::Authentication));
+        assert_eq!(
+            v.decrypt(&blob, &aad("r2")),
+            Err(VaultError::Authentication)
+        );
+        let other_column = Aad {
+            column: "refresh_token_ct",
+            ..aad("r1")
+        };
+        assert_eq!(
+            v.decrypt(&blob, &other_column),
+            Err(VaultError::Authentication)
+        );
+        let other_tenant = Aad {
+            agency: Some(Uuid::max()),
+            ..aad("r1")
+        };
+        assert_eq!(
+            v.decrypt(&blob, &other_tenant),
+            Err(VaultError::Authentication)
+        );
+        let other_table = Aad {
+            table: "platform_apps",
+            ..aad("r1")
+        };
+        assert_eq!(
+            v.decrypt(&blob, &other_table),
+            Err(VaultError::Authentication)
+        );
     }
 
     #[test]
@@ -442,17 +523,34 @@ mod tests {
         let new = Vault::from_spec(&format!("{}\n{k1}", Vault::generate_entry("k2"))).unwrap();
         assert_eq!(new.current_key_id(), "k2");
         assert_eq!(&*new.decrypt(&blob, &aad("r1")).unwrap(), b"secret");
-        assert_eq!(Vault::key_id_of(&new.encrypt(b"x", &aad("r1"))).unwrap(), "k2");
+        assert_eq!(
+            Vault::key_id_of(&new.encrypt(b"x", &aad("r1"))).unwrap(),
+            "k2"
+        );
     }
 
     #[test]
     fn bad_key_specs_are_refused_with_a_reason() {
         assert_eq!(Vault::from_spec("").unwrap_err(), VaultError::NoKeys);
-        assert_eq!(Vault::from_spec("# only a comment\n").unwrap_err(), VaultError::NoKeys);
-        assert_eq!(Vault::from_spec("nocolon").unwrap_err(), VaultError::BadEntry(1));
-        assert_eq!(Vault::from_spec("k1:c2hvcnQ=").unwrap_err(), VaultError::BadKey("k1".into()));
+        assert_eq!(
+            Vault::from_spec("# only a comment\n").unwrap_err(),
+            VaultError::NoKeys
+        );
+        assert_eq!(
+            Vault::from_spec("nocolon").unwrap_err(),
+            VaultError::BadEntry(1)
+        );
+        assert_eq!(
+            Vault::from_spec("k1:c2hvcnQ=").unwrap_err(),
+            VaultError::BadKey("k1".into())
+        );
         let e = Vault::generate_entry("k1");
-        assert_eq!(Vault::from_spec(&format!("{e},{e}")).unwrap_err(), VaultError::DuplicateId("k1".into()));
-        assert!(!format!("{:?}", Vault::from_spec(&e).unwrap()).contains(e.split(':').nth(1).unwrap()));
+        assert_eq!(
+            Vault::from_spec(&format!("{e},{e}")).unwrap_err(),
+            VaultError::DuplicateId("k1".into())
+        );
+        assert!(
+            !format!("{:?}", Vault::from_spec(&e).unwrap()).contains(e.split(':').nth(1).unwrap())
+        );
     }
 }

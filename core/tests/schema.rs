@@ -9,14 +9,20 @@ async fn refused(pool: &PgPool, sql: &str, expect: &str) {
         Ok(_) => panic!("accepted bad data: {sql}"),
         Err(sqlx::Error::Database(e)) => {
             let text = format!("{} {}", e.message(), e.constraint().unwrap_or_default());
-            assert!(text.contains(expect), "refused for another reason than `{expect}`: {text}\n{sql}");
+            assert!(
+                text.contains(expect),
+                "refused for another reason than `{expect}`: {text}\n{sql}"
+            );
         }
         Err(e) => panic!("unexpected error {e}"),
     }
 }
 
 async fn ok(pool: &PgPool, sql: &str) {
-    sqlx::query(sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::query(sql)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 const A: &str = "00000000-0000-7000-8000-00000000000a";
@@ -27,7 +33,11 @@ const ACC: &str = "00000000-0000-7000-8000-0000000000ac";
 const ITEM: &str = "00000000-0000-7000-8000-0000000000e1";
 
 async fn base(pool: &PgPool) {
-    ok(pool, &format!("INSERT INTO agencies (id, name) VALUES ('{A}', 'A'), ('{B}', 'B')")).await;
+    ok(
+        pool,
+        &format!("INSERT INTO agencies (id, name) VALUES ('{A}', 'A'), ('{B}', 'B')"),
+    )
+    .await;
     ok(pool, &format!("INSERT INTO clients (id, agency_id, name, timezone) VALUES ('{CA}', '{A}', 'Client A', 'UTC'), ('{CB}', '{B}', 'Client B', 'UTC')")).await;
     ok(
         pool,
@@ -52,10 +62,30 @@ async fn enums_and_states_are_checked(pool: PgPool) {
     base(&pool).await;
     refused(&pool, &format!("INSERT INTO clients (id, agency_id, name, timezone, status) VALUES (gen_random_uuid(), '{A}', 'x', 'UTC', 'deleted')"), "clients_status_check").await;
     refused(&pool, &format!("INSERT INTO memberships (agency_id, user_id, role) VALUES ('{A}', gen_random_uuid(), 'superuser')"), "memberships_role_check").await;
-    refused(&pool, "INSERT INTO jobs (kind, state) VALUES ('publish', 'sleeping')", "jobs_state_check").await;
-    refused(&pool, "INSERT INTO jobs (kind) VALUES ('Bad Kind!')", "jobs_kind_check").await;
-    refused(&pool, &format!("UPDATE content_items SET state = 'maybe' WHERE id = '{ITEM}'"), "content_items_state_check").await;
-    refused(&pool, &format!("UPDATE social_accounts SET platform = 'myspace' WHERE id = '{ACC}'"), "social_accounts_platform_check").await;
+    refused(
+        &pool,
+        "INSERT INTO jobs (kind, state) VALUES ('publish', 'sleeping')",
+        "jobs_state_check",
+    )
+    .await;
+    refused(
+        &pool,
+        "INSERT INTO jobs (kind) VALUES ('Bad Kind!')",
+        "jobs_kind_check",
+    )
+    .await;
+    refused(
+        &pool,
+        &format!("UPDATE content_items SET state = 'maybe' WHERE id = '{ITEM}'"),
+        "content_items_state_check",
+    )
+    .await;
+    refused(
+        &pool,
+        &format!("UPDATE social_accounts SET platform = 'myspace' WHERE id = '{ACC}'"),
+        "social_accounts_platform_check",
+    )
+    .await;
     refused(&pool, &format!("INSERT INTO brand_settings (client_id, agency_id, color_primary) VALUES ('{CA}', '{A}', 'blue')"), "brand_settings_color_primary_check").await;
     refused(&pool, &format!("INSERT INTO clients (id, agency_id, name, timezone) VALUES (gen_random_uuid(), '{A}', '   ', 'UTC')"), "clients_name_check").await;
 }
@@ -98,8 +128,18 @@ async fn publication_states_carry_what_they_promise(pool: PgPool) {
         ),
     )
     .await;
-    refused(&pool, &format!("UPDATE publications SET state = 'published' WHERE id = '{p}'"), "publications_check").await;
-    refused(&pool, &format!("UPDATE publications SET state = 'publishing' WHERE id = '{p}'"), "publications_check").await;
+    refused(
+        &pool,
+        &format!("UPDATE publications SET state = 'published' WHERE id = '{p}'"),
+        "publications_check",
+    )
+    .await;
+    refused(
+        &pool,
+        &format!("UPDATE publications SET state = 'publishing' WHERE id = '{p}'"),
+        "publications_check",
+    )
+    .await;
     ok(&pool, &format!("UPDATE publications SET state = 'publishing', attempt_id = gen_random_uuid(), marker = 'as-12345678' WHERE id = '{p}'")).await;
     ok(&pool, &format!("UPDATE publications SET state = 'published', platform_post_id = '123', published_at = now() WHERE id = '{p}'")).await;
     // one publication per item and account
@@ -113,27 +153,71 @@ async fn publication_states_carry_what_they_promise(pool: PgPool) {
     )
     .await;
     // a blocked item cannot be approved
-    ok(&pool, &format!("UPDATE content_items SET moderation_status = 'blocked' WHERE id = '{ITEM}'")).await;
-    refused(&pool, &format!("UPDATE content_items SET state = 'approved', approved_at = now() WHERE id = '{ITEM}'"), "content_items_check").await;
+    ok(
+        &pool,
+        &format!("UPDATE content_items SET moderation_status = 'blocked' WHERE id = '{ITEM}'"),
+    )
+    .await;
+    refused(
+        &pool,
+        &format!(
+            "UPDATE content_items SET state = 'approved', approved_at = now() WHERE id = '{ITEM}'"
+        ),
+        "content_items_check",
+    )
+    .await;
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn jobs_leases_and_unique_keys_are_enforced(pool: PgPool) {
-    refused(&pool, "INSERT INTO jobs (kind, state) VALUES ('noop', 'running')", "jobs_check").await;
-    ok(&pool, "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')").await;
-    refused(&pool, "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')", "jobs_unique_key").await;
+    refused(
+        &pool,
+        "INSERT INTO jobs (kind, state) VALUES ('noop', 'running')",
+        "jobs_check",
+    )
+    .await;
+    ok(
+        &pool,
+        "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')",
+    )
+    .await;
+    refused(
+        &pool,
+        "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')",
+        "jobs_unique_key",
+    )
+    .await;
     // once finished, the same key may be enqueued again
     ok(&pool, "UPDATE jobs SET state = 'completed', finished_at = now() WHERE unique_key = 'plan:c1:2026-11-23'").await;
-    ok(&pool, "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')").await;
-    refused(&pool, "UPDATE jobs SET state = 'completed' WHERE kind = 'plan' AND state = 'available'", "jobs_check").await;
+    ok(
+        &pool,
+        "INSERT INTO jobs (kind, unique_key) VALUES ('plan', 'plan:c1:2026-11-23')",
+    )
+    .await;
+    refused(
+        &pool,
+        "UPDATE jobs SET state = 'completed' WHERE kind = 'plan' AND state = 'available'",
+        "jobs_check",
+    )
+    .await;
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn kill_switches_name_exactly_their_target(pool: PgPool) {
     base(&pool).await;
     refused(&pool, &format!("INSERT INTO kill_switches (id, scope, agency_id, reason) VALUES (gen_random_uuid(), 'global', '{A}', 'r')"), "kill_switches_check").await;
-    refused(&pool, "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'client', 'r')", "kill_switches_check").await;
-    refused(&pool, "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'global', '  ')", "kill_switches_reason_check").await;
+    refused(
+        &pool,
+        "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'client', 'r')",
+        "kill_switches_check",
+    )
+    .await;
+    refused(
+        &pool,
+        "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'global', '  ')",
+        "kill_switches_reason_check",
+    )
+    .await;
     ok(&pool, "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'global', 'incident')").await;
     refused(&pool, "INSERT INTO kill_switches (id, scope, reason) VALUES (gen_random_uuid(), 'global', 'again')", "kill_switches_engaged_key").await;
     ok(&pool, &format!("INSERT INTO kill_switches (id, scope, agency_id, platform, reason) VALUES (gen_random_uuid(), 'platform', '{A}', 'x', 'x is down')")).await;
@@ -161,12 +245,25 @@ async fn the_audit_log_is_append_only_and_its_chain_detects_tampering(pool: PgPo
         .unwrap();
         tx.commit().await.unwrap();
     }
-    assert_eq!(audit::verify(&pool, Some(agency)).await.unwrap(), ChainStatus::Intact { entries: 5 });
-    refused(&pool, "UPDATE audit_log SET action = 'client.delete'", "append-only").await;
-    let third: i64 = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id OFFSET 2 LIMIT 1").fetch_one(&pool).await.unwrap();
+    assert_eq!(
+        audit::verify(&pool, Some(agency)).await.unwrap(),
+        ChainStatus::Intact { entries: 5 }
+    );
+    refused(
+        &pool,
+        "UPDATE audit_log SET action = 'client.delete'",
+        "append-only",
+    )
+    .await;
+    let third: i64 = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id OFFSET 2 LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     ok(&pool, &format!("DELETE FROM audit_log WHERE id = {third}")).await;
     match audit::verify(&pool, Some(agency)).await.unwrap() {
-        ChainStatus::Broken { entries_checked, .. } => assert_eq!(entries_checked, 2),
+        ChainStatus::Broken {
+            entries_checked, ..
+        } => assert_eq!(entries_checked, 2),
         other => panic!("tampering went unnoticed: {other:?}"),
     }
 }

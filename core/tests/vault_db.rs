@@ -10,7 +10,12 @@ use uuid::Uuid;
 async fn agency_and_client(pool: &PgPool) -> (Uuid, Uuid) {
     let agency = Uuid::now_v7();
     let client = Uuid::now_v7();
-    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, $2)").bind(agency).bind(format!("A {agency}")).execute(pool).await.unwrap();
+    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, $2)")
+        .bind(agency)
+        .bind(format!("A {agency}"))
+        .execute(pool)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'C', 'UTC')")
         .bind(client)
         .bind(agency)
@@ -21,11 +26,22 @@ async fn agency_and_client(pool: &PgPool) -> (Uuid, Uuid) {
 }
 
 fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
-    Aad { table: "social_accounts", column, agency: Some(agency), row }
+    Aad {
+        table: "social_accounts",
+        column,
+        agency: Some(agency),
+        row,
+    }
 }
 
 /// Store an account with both tokens encrypted the way connectors do.
-async fn store_account(pool: &PgPool, v: &Vault, agency: Uuid, client: Uuid, n: usize) -> (Uuid, String, String) {
+async fn store_account(
+    pool: &PgPool,
+    v: &Vault,
+    agency: Uuid,
+    client: Uuid,
+    n: usize,
+) -> (Uuid, String, String) {
     let id = Uuid::now_v7();
     let row = id.to_string();
     let access = format!("plain-access-token-{n}-{}", Uuid::new_v4().simple());
@@ -63,16 +79,34 @@ async fn rotation_re_encrypts_everything_while_readers_keep_reading(pool: PgPool
     let reads = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let (pool, v, stop, reads, expected) = (pool.clone(), new.clone(), stop.clone(), reads.clone(), expected.clone());
+        let (pool, v, stop, reads, expected) = (
+            pool.clone(),
+            new.clone(),
+            stop.clone(),
+            reads.clone(),
+            expected.clone(),
+        );
         readers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let rows: Vec<(Uuid, Vec<u8>, Vec<u8>)> =
-                    sqlx::query_as("SELECT id, access_token_ct, refresh_token_ct FROM social_accounts").fetch_all(&pool).await.unwrap();
+                let rows: Vec<(Uuid, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, access_token_ct, refresh_token_ct FROM social_accounts",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
                 for (id, a, r) in rows {
                     let row = id.to_string();
                     let want = expected.iter().find(|e| e.0 == id).unwrap();
-                    assert_eq!(*v.decrypt_string(&a, &aad("access_token_ct", agency, &row)).unwrap(), want.1);
-                    assert_eq!(*v.decrypt_string(&r, &aad("refresh_token_ct", agency, &row)).unwrap(), want.2);
+                    assert_eq!(
+                        *v.decrypt_string(&a, &aad("access_token_ct", agency, &row))
+                            .unwrap(),
+                        want.1
+                    );
+                    assert_eq!(
+                        *v.decrypt_string(&r, &aad("refresh_token_ct", agency, &row))
+                            .unwrap(),
+                        want.2
+                    );
                     reads.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -86,18 +120,33 @@ async fn rotation_re_encrypts_everything_while_readers_keep_reading(pool: PgPool
     assert_eq!(report.rows, 300);
     assert_eq!(report.ciphertexts, 600);
     assert!(reads.load(Ordering::Relaxed) > 0);
-    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_id FROM social_accounts").fetch_all(&pool).await.unwrap();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_id FROM social_accounts")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(keys, vec!["k2".to_string()]);
     // Every ciphertext is now under k2, readable without k1.
     let only_k2 = Vault::from_spec(&k2).unwrap();
-    let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as("SELECT id, access_token_ct FROM social_accounts").fetch_all(&pool).await.unwrap();
+    let rows: Vec<(Uuid, Vec<u8>)> =
+        sqlx::query_as("SELECT id, access_token_ct FROM social_accounts")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     for (id, a) in rows {
         assert_eq!(Vault::key_id_of(&a).unwrap(), "k2");
         let want = expected.iter().find(|e| e.0 == id).unwrap();
-        assert_eq!(*only_k2.decrypt_string(&a, &aad("access_token_ct", agency, &id.to_string())).unwrap(), want.1);
+        assert_eq!(
+            *only_k2
+                .decrypt_string(&a, &aad("access_token_ct", agency, &id.to_string()))
+                .unwrap(),
+            want.1
+        );
     }
     // A second run has nothing left to do.
-    assert_eq!(vault::rotate(&pool, &new, 25).await.unwrap(), vault::RotationReport::default());
+    assert_eq!(
+        vault::rotate(&pool, &new, 25).await.unwrap(),
+        vault::RotationReport::default()
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -112,8 +161,16 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let moved: Vec<u8> = sqlx::query_scalar("SELECT access_token_ct FROM social_accounts WHERE id = $1").bind(b).fetch_one(&pool).await.unwrap();
-    assert!(v.decrypt(&moved, &aad("access_token_ct", agency, &b.to_string())).is_err());
+    let moved: Vec<u8> =
+        sqlx::query_scalar("SELECT access_token_ct FROM social_accounts WHERE id = $1")
+            .bind(b)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        v.decrypt(&moved, &aad("access_token_ct", agency, &b.to_string()))
+            .is_err()
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -126,8 +183,14 @@ async fn a_full_pg_dump_contains_no_plaintext_token(pool: PgPool) {
         plaintexts.push(a);
         plaintexts.push(r);
     }
-    let db: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.unwrap();
-    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL is set by deploy/dev test")).unwrap();
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(
+        &std::env::var("DATABASE_URL").expect("DATABASE_URL is set by deploy/dev test"),
+    )
+    .unwrap();
     url.set_path(&db);
     let out = std::process::Command::new("pg_dump")
         .arg("--no-owner")
@@ -135,13 +198,26 @@ async fn a_full_pg_dump_contains_no_plaintext_token(pool: PgPool) {
         .arg(url.as_str())
         .output()
         .expect("pg_dump on PATH (deploy/dev test puts it there)");
-    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dump = String::from_utf8_lossy(&out.stdout);
-    assert!(dump.contains("INSERT INTO public.social_accounts"), "the dump holds the accounts");
+    assert!(
+        dump.contains("INSERT INTO public.social_accounts"),
+        "the dump holds the accounts"
+    );
     for p in &plaintexts {
-        assert!(!dump.contains(p.as_str()), "plaintext token found in pg_dump");
+        assert!(
+            !dump.contains(p.as_str()),
+            "plaintext token found in pg_dump"
+        );
         // nor hex-encoded (bytea output)
-        assert!(!dump.contains(&hex::encode(p.as_bytes())), "hex of a plaintext token found in pg_dump");
+        assert!(
+            !dump.contains(&hex::encode(p.as_bytes())),
+            "hex of a plaintext token found in pg_dump"
+        );
     }
 }
 
@@ -158,7 +234,9 @@ async fn every_encrypted_column_is_rotated(pool: PgPool) {
     assert!(cols.len() >= 5);
     for (table, column) in cols {
         assert!(
-            ENCRYPTED.iter().any(|g| g.table == table && g.columns.contains(&column.as_str())),
+            ENCRYPTED
+                .iter()
+                .any(|g| g.table == table && g.columns.contains(&column.as_str())),
             "{table}.{column} is not listed in vault::ENCRYPTED"
         );
     }

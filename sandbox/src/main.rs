@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "autosocial-sandbox", version, about = "Local stand-in for the social platforms' APIs")]
+#[command(
+    name = "autosocial-sandbox",
+    version,
+    about = "Local stand-in for the social platforms' APIs"
+)]
 struct Cli {
     /// Port to listen on (127.0.0.1).
     #[arg(long, env = "SANDBOX_PORT", default_value_t = 8090)]
@@ -12,7 +16,11 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", cli.port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "sandbox listening");

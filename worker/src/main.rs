@@ -13,7 +13,11 @@ use autosocial_core::config::{DatabaseArgs, KeyArgs, LogArgs, RedisArgs, exit_co
 use autosocial_core::{db, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "autosocial-worker", version, about = "AutoSocial worker process")]
+#[command(
+    name = "autosocial-worker",
+    version,
+    about = "AutoSocial worker process"
+)]
 struct Cli {
     #[command(flatten)]
     log: LogArgs,
@@ -36,14 +40,20 @@ struct RunArgs {
     #[command(flatten)]
     keys: KeyArgs,
     /// Local address for /healthz (and /metrics).
-    #[arg(long = "metrics-listen", env = "AUTOSOCIAL_WORKER_METRICS_LISTEN", value_name = "AUTOSOCIAL_WORKER_METRICS_LISTEN",
-          default_value = "127.0.0.1:9101")]
+    #[arg(
+        long = "metrics-listen",
+        env = "AUTOSOCIAL_WORKER_METRICS_LISTEN",
+        value_name = "AUTOSOCIAL_WORKER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9101"
+    )]
     metrics_listen: SocketAddr,
 }
 
 async fn health_server(listener: tokio::net::TcpListener) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
         });
@@ -67,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let listener = match tokio::net::TcpListener::bind(args.metrics_listen).await {
         Ok(l) => l,
-        Err(e) => exit_config_error("AUTOSOCIAL_WORKER_METRICS_LISTEN", format!("cannot listen on {}: {e}", args.metrics_listen)),
+        Err(e) => exit_config_error(
+            "AUTOSOCIAL_WORKER_METRICS_LISTEN",
+            format!("cannot listen on {}: {e}", args.metrics_listen),
+        ),
     };
     tracing::info!(health = %listener.local_addr()?, "worker started");
     let health = tokio::spawn(health_server(listener));

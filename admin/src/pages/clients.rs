@@ -46,12 +46,23 @@ struct ClientRow {
     lower_name: String,
 }
 
-pub async fn list(State(state): State<AppState>, user: Viewer, htmx: Htmx, Query(q): Query<ListQuery>) -> AppResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    user: Viewer,
+    htmx: Htmx,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Response> {
     let search = q.q.trim();
     // "" = everything but archived; "all" = everything; else one status
     let status_filter = ClientStatus::from_str(&q.status).ok();
     let include_archived = q.status == "all" || status_filter == Some(ClientStatus::Archived);
-    let pattern = format!("%{}%", search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = format!(
+        "%{}%",
+        search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
     let rows = sqlx::query_as!(
         ClientRow,
         r#"SELECT id, name, status AS "status: ClientStatus", timezone, auto_approve, lower(name) AS "lower_name!"
@@ -185,7 +196,10 @@ impl ClientForm {
                     if self.timezone.trim().is_empty() {
                         "Choose the client's timezone, e.g. Europe/Berlin.".into()
                     } else {
-                        format!("“{}” is not an IANA timezone name, e.g. America/New_York.", self.timezone.trim())
+                        format!(
+                            "“{}” is not an IANA timezone name, e.g. America/New_York.",
+                            self.timezone.trim()
+                        )
                     },
                 );
                 None
@@ -205,18 +219,23 @@ impl ClientForm {
             None | Some("") | Some("manual") => Some("manual"),
             Some("next_free_slot") => Some("next_free_slot"),
             Some(_) => {
-                errors.insert("reschedule_policy", "Choose manual or next free slot.".into());
+                errors.insert(
+                    "reschedule_policy",
+                    "Choose manual or next free slot.".into(),
+                );
                 None
             }
         };
         match (timezone, status, reschedule_policy) {
-            (Some(timezone), Some(status), Some(reschedule_policy)) if errors.is_empty() => Ok(ValidClient {
-                name,
-                timezone,
-                status,
-                auto_approve: self.auto_approve.is_some(),
-                reschedule_policy,
-            }),
+            (Some(timezone), Some(status), Some(reschedule_policy)) if errors.is_empty() => {
+                Ok(ValidClient {
+                    name,
+                    timezone,
+                    status,
+                    auto_approve: self.auto_approve.is_some(),
+                    reschedule_policy,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -230,9 +249,27 @@ fn field_error(errors: &FieldErrors, field: &str) -> Markup {
     }
 }
 
-fn client_form(user: &CurrentUser, action: &str, f: &ClientForm, errors: &FieldErrors, editing: bool) -> Markup {
-    let invalid = |field: &str| if errors.contains_key(field) { Some("true") } else { None };
-    let described = |field: &str| if errors.contains_key(field) { Some(format!("{field}-error")) } else { None };
+fn client_form(
+    user: &CurrentUser,
+    action: &str,
+    f: &ClientForm,
+    errors: &FieldErrors,
+    editing: bool,
+) -> Markup {
+    let invalid = |field: &str| {
+        if errors.contains_key(field) {
+            Some("true")
+        } else {
+            None
+        }
+    };
+    let described = |field: &str| {
+        if errors.contains_key(field) {
+            Some(format!("{field}-error"))
+        } else {
+            None
+        }
+    };
     let status = f.status.as_deref().unwrap_or("active");
     let policy = f.reschedule_policy.as_deref().unwrap_or("manual");
     html! {
@@ -281,22 +318,52 @@ fn client_form(user: &CurrentUser, action: &str, f: &ClientForm, errors: &FieldE
 }
 
 pub async fn new_form(user: AdminRole, htmx: Htmx) -> Response {
-    let f = ClientForm { timezone: "UTC".into(), ..Default::default() };
+    let f = ClientForm {
+        timezone: "UTC".into(),
+        ..Default::default()
+    };
     let body = html! { h1 { "New client" } (client_form(&user, "/clients", &f, &FieldErrors::new(), false)) };
     respond(htmx, &user, "New client", Nav::Clients, body)
 }
 
-fn refused(htmx: Htmx, user: &CurrentUser, title: &str, action: &str, f: &ClientForm, errors: &FieldErrors, editing: bool) -> Response {
+fn refused(
+    htmx: Htmx,
+    user: &CurrentUser,
+    title: &str,
+    action: &str,
+    f: &ClientForm,
+    errors: &FieldErrors,
+    editing: bool,
+) -> Response {
     let body = html! { h1 { (title) } (client_form(user, action, f, errors, editing)) };
-    (StatusCode::UNPROCESSABLE_ENTITY, respond(htmx, user, title, Nav::Clients, body)).into_response()
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        respond(htmx, user, title, Nav::Clients, body),
+    )
+        .into_response()
 }
 
 const NAME_TAKEN: &str = "Your agency already has a client with this name.";
 
-pub async fn create(State(state): State<AppState>, user: AdminRole, htmx: Htmx, Form(f): Form<ClientForm>) -> AppResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    user: AdminRole,
+    htmx: Htmx,
+    Form(f): Form<ClientForm>,
+) -> AppResult<Response> {
     let v = match f.validate() {
         Ok(v) => v,
-        Err(errors) => return Ok(refused(htmx, &user, "New client", "/clients", &f, &errors, false)),
+        Err(errors) => {
+            return Ok(refused(
+                htmx,
+                &user,
+                "New client",
+                "/clients",
+                &f,
+                &errors,
+                false,
+            ));
+        }
     };
     let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
@@ -316,13 +383,25 @@ pub async fn create(State(state): State<AppState>, user: AdminRole, htmx: Htmx, 
     if let Err(e) = inserted {
         if violated_constraint(&e) == Some("clients_agency_id_name_key") {
             let errors = FieldErrors::from([("name", NAME_TAKEN.to_owned())]);
-            return Ok(refused(htmx, &user, "New client", "/clients", &f, &errors, false));
+            return Ok(refused(
+                htmx,
+                &user,
+                "New client",
+                "/clients",
+                &f,
+                &errors,
+                false,
+            ));
         }
         return Err(e.into());
     }
-    sqlx::query!("INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)", id, user.agency_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)",
+        id,
+        user.agency_id
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::append(
         &mut tx,
         &user.actor(),
@@ -362,7 +441,12 @@ async fn load(state: &AppState, agency_id: Uuid, id: Uuid) -> AppResult<ClientDe
     .ok_or(AppError::NotFound)
 }
 
-pub async fn show(State(state): State<AppState>, user: Viewer, htmx: Htmx, Path(id): Path<Uuid>) -> AppResult<Response> {
+pub async fn show(
+    State(state): State<AppState>,
+    user: Viewer,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+) -> AppResult<Response> {
     let c = load(&state, user.agency_id, id).await?;
     let tz = Tz::from_str(&c.timezone).unwrap_or(chrono_tz::UTC);
     let now = Utc::now();
@@ -400,7 +484,12 @@ pub async fn show(State(state): State<AppState>, user: Viewer, htmx: Htmx, Path(
     Ok(respond(htmx, &user, &c.name, Nav::Clients, body))
 }
 
-pub async fn edit_form(State(state): State<AppState>, user: AdminRole, htmx: Htmx, Path(id): Path<Uuid>) -> AppResult<Response> {
+pub async fn edit_form(
+    State(state): State<AppState>,
+    user: AdminRole,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+) -> AppResult<Response> {
     let c = load(&state, user.agency_id, id).await?;
     let f = ClientForm {
         name: c.name,
@@ -410,17 +499,34 @@ pub async fn edit_form(State(state): State<AppState>, user: AdminRole, htmx: Htm
         reschedule_policy: Some(c.reschedule_policy),
     };
     let action = format!("/clients/{id}");
-    let body = html! { h1 { "Edit client" } (client_form(&user, &action, &f, &FieldErrors::new(), true)) };
+    let body =
+        html! { h1 { "Edit client" } (client_form(&user, &action, &f, &FieldErrors::new(), true)) };
     Ok(respond(htmx, &user, "Edit client", Nav::Clients, body))
 }
 
-pub async fn update(State(state): State<AppState>, user: AdminRole, htmx: Htmx, Path(id): Path<Uuid>, Form(f): Form<ClientForm>) -> AppResult<Response> {
+pub async fn update(
+    State(state): State<AppState>,
+    user: AdminRole,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+    Form(f): Form<ClientForm>,
+) -> AppResult<Response> {
     // A foreign or unknown id is a 404 before any validation message could reveal anything.
     load(&state, user.agency_id, id).await?;
     let action = format!("/clients/{id}");
     let v = match f.validate() {
         Ok(v) => v,
-        Err(errors) => return Ok(refused(htmx, &user, "Edit client", &action, &f, &errors, true)),
+        Err(errors) => {
+            return Ok(refused(
+                htmx,
+                &user,
+                "Edit client",
+                &action,
+                &f,
+                &errors,
+                true,
+            ));
+        }
     };
     let mut tx = state.pool.begin().await?;
     let updated = sqlx::query!(
@@ -441,7 +547,15 @@ pub async fn update(State(state): State<AppState>, user: AdminRole, htmx: Htmx, 
         Ok(_) => {}
         Err(e) if violated_constraint(&e) == Some("clients_agency_id_name_key") => {
             let errors = FieldErrors::from([("name", NAME_TAKEN.to_owned())]);
-            return Ok(refused(htmx, &user, "Edit client", &action, &f, &errors, true));
+            return Ok(refused(
+                htmx,
+                &user,
+                "Edit client",
+                &action,
+                &f,
+                &errors,
+                true,
+            ));
         }
         Err(e) => return Err(e.into()),
     }
@@ -467,14 +581,23 @@ pub struct StatusForm {
     action: String,
 }
 
-pub async fn set_status(State(state): State<AppState>, user: AdminRole, Path(id): Path<Uuid>, Form(f): Form<StatusForm>) -> AppResult<Response> {
+pub async fn set_status(
+    State(state): State<AppState>,
+    user: AdminRole,
+    Path(id): Path<Uuid>,
+    Form(f): Form<StatusForm>,
+) -> AppResult<Response> {
     let status = match f.action.as_str() {
         "pause" => ClientStatus::Paused,
         "resume" => ClientStatus::Active,
         "archive" => ClientStatus::Archived,
         _ => {
             load(&state, user.agency_id, id).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, "action must be pause, resume or archive").into_response());
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "action must be pause, resume or archive",
+            )
+                .into_response());
         }
     };
     let mut tx = state.pool.begin().await?;
@@ -511,12 +634,24 @@ mod tests {
 
     #[test]
     fn validation_names_each_bad_field() {
-        let f = ClientForm { name: "  ".into(), timezone: "Mars/Olympus".into(), status: Some("gone".into()), ..Default::default() };
+        let f = ClientForm {
+            name: "  ".into(),
+            timezone: "Mars/Olympus".into(),
+            status: Some("gone".into()),
+            ..Default::default()
+        };
         let errors = f.validate().err().unwrap();
         assert!(errors["name"].contains("name"));
         assert!(errors["timezone"].contains("Mars/Olympus"));
         assert!(errors.contains_key("status"));
-        let ok = ClientForm { name: " Acme ".into(), timezone: "Europe/Berlin".into(), ..Default::default() }.validate().ok().unwrap();
+        let ok = ClientForm {
+            name: " Acme ".into(),
+            timezone: "Europe/Berlin".into(),
+            ..Default::default()
+        }
+        .validate()
+        .ok()
+        .unwrap();
         assert_eq!(ok.name, "Acme");
         assert_eq!(ok.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(ok.status, ClientStatus::Active);

@@ -85,8 +85,13 @@ pub fn bare_page(title: &str, content: Markup) -> Markup {
 
 /// The full page, or only the partial for htmx; either way `Vary: HX-Request`.
 pub fn respond(htmx: Htmx, user: &CurrentUser, title: &str, nav: Nav, partial: Markup) -> Response {
-    let body = if htmx.0 { partial } else { page(user, title, nav, partial) };
+    let body = if htmx.0 {
+        partial
+    } else {
+        page(user, title, nav, partial)
+    };
     let mut r = body.into_response();
-    r.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("HX-Request"));
     r
 }

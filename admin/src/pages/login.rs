@@ -12,7 +12,9 @@ use serde::Deserialize;
 use autosocial_core::secret::{constant_time_eq, random_token};
 
 use crate::app::AppState;
-use crate::auth::{self, CurrentUser, LoginOutcome, client_ip, cookie, login_cookie_name, session_cookie_name};
+use crate::auth::{
+    self, CurrentUser, LoginOutcome, client_ip, cookie, login_cookie_name, session_cookie_name,
+};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
 use crate::pages::layout::bare_page;
@@ -57,22 +59,40 @@ fn login_form(csrf_token: &str, email: &str, next: &str, error: Option<&str>) ->
     }
 }
 
-pub async fn form(State(state): State<AppState>, jar: CookieJar, Query(q): Query<NextQuery>) -> Response {
+pub async fn form(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let token = random_token(32);
-    let jar = jar.add(cookie(&state.web, login_cookie_name(&state.web), token.clone()));
+    let jar = jar.add(cookie(
+        &state.web,
+        login_cookie_name(&state.web),
+        token.clone(),
+    ));
     let next = safe_next(q.next.as_deref());
     (jar, bare_page("Log in", login_form(&token, "", next, None))).into_response()
 }
 
-pub async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request) -> AppResult<Response> {
+pub async fn submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    req: Request,
+) -> AppResult<Response> {
     csrf::check_origin(&req, &state.web)?;
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts, &state.web);
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let Form(f) = Form::<LoginForm>::from_request(Request::from_parts(parts, body), &())
         .await
         .map_err(|_| AppError::Csrf("malformed form"))?;
-    let expected = jar.get(login_cookie_name(&state.web)).map(|c| c.value().to_owned());
+    let expected = jar
+        .get(login_cookie_name(&state.web))
+        .map(|c| c.value().to_owned());
     match expected {
         Some(e) if constant_time_eq(e.as_bytes(), f.csrf.as_bytes()) => {}
         _ => return Err(AppError::Csrf("missing or wrong login token")),
@@ -81,7 +101,9 @@ pub async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request)
     let email = f.email.trim();
     if let Err(wait) = state.throttle.check(email, ip) {
         tracing::warn!(ip = ?ip, "login throttled");
-        return Err(AppError::TooManyRequests { retry_after_secs: wait });
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: wait,
+        });
     }
     match auth::login(&state, email, &f.password, ip, user_agent.as_deref()).await? {
         LoginOutcome::Ok { token } => {
@@ -92,14 +114,25 @@ pub async fn submit(State(state): State<AppState>, jar: CookieJar, req: Request)
         }
         LoginOutcome::Refused => {
             let token = random_token(32);
-            let jar = jar.add(cookie(&state.web, login_cookie_name(&state.web), token.clone()));
-            let page = bare_page("Log in", login_form(&token, email, &next, Some("Email or password is wrong.")));
+            let jar = jar.add(cookie(
+                &state.web,
+                login_cookie_name(&state.web),
+                token.clone(),
+            ));
+            let page = bare_page(
+                "Log in",
+                login_form(&token, email, &next, Some("Email or password is wrong.")),
+            );
             Ok((StatusCode::UNAUTHORIZED, jar, page).into_response())
         }
     }
 }
 
-pub async fn logout(State(state): State<AppState>, user: CurrentUser, jar: CookieJar) -> AppResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    jar: CookieJar,
+) -> AppResult<Response> {
     if let Some(c) = jar.get(session_cookie_name(&state.web)) {
         auth::logout(&state, &user, c.value()).await?;
     }

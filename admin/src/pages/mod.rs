@@ -18,12 +18,22 @@ pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (at - now).num_seconds();
     let (future, s) = (secs >= 0, secs.unsigned_abs());
     let amount = match s {
-        0..=59 => return if future { "in under a minute".into() } else { "just now".into() },
+        0..=59 => {
+            return if future {
+                "in under a minute".into()
+            } else {
+                "just now".into()
+            };
+        }
         60..=3599 => format!("{} min", s / 60),
         3600..=86_399 => format!("{} h", s / 3600),
         _ => format!("{} d", s / 86_400),
     };
-    if future { format!("in {amount}") } else { format!("{amount} ago") }
+    if future {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
 }
 
 #[cfg(test)]
@@ -34,7 +44,10 @@ mod tests {
     #[test]
     fn times_are_shown_in_the_named_zone_and_relative() {
         let at = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
-        assert_eq!(format_in_zone(at, chrono_tz::Europe::Berlin), "2026-07-01 14:00 CEST (Europe/Berlin)");
+        assert_eq!(
+            format_in_zone(at, chrono_tz::Europe::Berlin),
+            "2026-07-01 14:00 CEST (Europe/Berlin)"
+        );
         let now = Utc.with_ymd_and_hms(2026, 7, 1, 9, 0, 0).unwrap();
         assert_eq!(relative(at, now), "in 3 h");
         assert_eq!(relative(now, at), "3 h ago");

@@ -30,22 +30,30 @@ pub async fn state_with(pool: PgPool, web: WebArgs) -> AppState {
 
 /// Create a user with `role` in agency `agency` (created if new).
 pub async fn user(pool: &PgPool, agency: &str, email: &str, role: Role) -> Uuid {
-    autosocial_admin::seed::create_user(pool, agency, email, role, PASSWORD).await.unwrap()
+    autosocial_admin::seed::create_user(pool, agency, email, role, PASSWORD)
+        .await
+        .unwrap()
 }
 
 pub async fn agency_id(pool: &PgPool, name: &str) -> Uuid {
-    sqlx::query_scalar("SELECT id FROM agencies WHERE name = $1").bind(name).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT id FROM agencies WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 pub async fn client(pool: &PgPool, agency: &str, name: &str) -> Uuid {
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, $3, 'Europe/Berlin')")
-        .bind(id)
-        .bind(agency_id(pool, agency).await)
-        .bind(name)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, $3, 'Europe/Berlin')",
+    )
+    .bind(id)
+    .bind(agency_id(pool, agency).await)
+    .bind(name)
+    .execute(pool)
+    .await
+    .unwrap();
     id
 }
 
@@ -57,7 +65,9 @@ pub struct Response {
 
 impl Response {
     pub fn location(&self) -> Option<&str> {
-        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
     }
 
     /// The value of the first hidden `_csrf` field on the page.
@@ -76,13 +86,27 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(state: AppState) -> Browser {
-        Browser { app: router(state), cookies: HashMap::new() }
+        Browser {
+            app: router(state),
+            cookies: HashMap::new(),
+        }
     }
 
-    pub async fn request(&mut self, method: Method, uri: &str, form: Option<&[(&str, &str)]>, extra: &[(&str, &str)]) -> Response {
+    pub async fn request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        form: Option<&[(&str, &str)]>,
+        extra: &[(&str, &str)],
+    ) -> Response {
         let mut req = Request::builder().method(method).uri(uri);
         if !self.cookies.is_empty() {
-            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             req = req.header(header::COOKIE, cookie);
         }
         for (k, v) in extra {
@@ -99,7 +123,12 @@ impl Browser {
             }
             None => Body::empty(),
         };
-        let res = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
         for sc in res.headers().get_all(header::SET_COOKIE) {
             let sc = sc.to_str().unwrap();
             let (pair, attrs) = sc.split_once(';').unwrap_or((sc, ""));
@@ -114,7 +143,11 @@ impl Browser {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        Response { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     pub async fn get(&mut self, uri: &str) -> Response {
@@ -123,13 +156,31 @@ impl Browser {
 
     /// POST a form the way a page of ours would (same-origin browser headers).
     pub async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Response {
-        self.request(Method::POST, uri, Some(form), &[("sec-fetch-site", "same-origin"), ("origin", "http://127.0.0.1:8080")]).await
+        self.request(
+            Method::POST,
+            uri,
+            Some(form),
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+        )
+        .await
     }
 
     pub async fn login(&mut self, email: &str, password: &str) -> Response {
         let page = self.get("/login").await;
         let token = page.csrf();
-        self.post("/login", &[("_csrf", &token), ("email", email), ("password", password), ("next", "/clients")]).await
+        self.post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", email),
+                ("password", password),
+                ("next", "/clients"),
+            ],
+        )
+        .await
     }
 
     /// Log in and return the session's CSRF token (read from a console page).
