@@ -428,18 +428,19 @@ CREATE TABLE jobs (
     kind          text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_]{0,63}$'),
     payload       jsonb NOT NULL DEFAULT '{}',
     priority      smallint NOT NULL DEFAULT 100 CHECK (priority BETWEEN 0 AND 1000),
+    -- held: waiting for a kill switch to be disengaged (out of the claim index, never dropped)
     state         text NOT NULL DEFAULT 'available'
-                  CHECK (state IN ('available', 'running', 'completed', 'failed', 'cancelled', 'discarded')),
+                  CHECK (state IN ('available', 'running', 'held', 'completed', 'failed', 'cancelled', 'discarded')),
     run_at        timestamptz NOT NULL DEFAULT now(),
     attempts      integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     max_attempts  integer NOT NULL DEFAULT 10 CHECK (max_attempts >= 1),
     unique_key    text CHECK (length(unique_key) BETWEEN 1 AND 300),
-    -- kill-switch scope of the job (null where it does not talk to a platform)
+    -- the job's kill-switch scope (null where it does not talk to a platform)
     agency_id     uuid REFERENCES agencies (id) ON DELETE CASCADE,
     client_id     uuid,
     account_id    uuid,
     platform      text CHECK (platform IN ('facebook', 'instagram', 'tiktok', 'linkedin', 'x', 'sandbox')),
-    locked_by     text,
+    locked_by     text CHECK (length(locked_by) <= 200),
     locked_until  timestamptz,
     cancel_requested boolean NOT NULL DEFAULT false,
     last_error    text CHECK (length(last_error) <= 4000),
@@ -448,19 +449,36 @@ CREATE TABLE jobs (
     finished_at   timestamptz,
     CHECK ((state = 'running') = (locked_by IS NOT NULL AND locked_until IS NOT NULL)),
     CHECK ((state IN ('completed', 'failed', 'cancelled', 'discarded')) = (finished_at IS NOT NULL))
-);
--- the claim: exactly its WHERE and ORDER BY, only rows that can run
-CREATE INDEX jobs_claim_idx ON jobs (priority, run_at, id) WHERE state = 'available';
-CREATE INDEX jobs_kind_available_idx ON jobs (kind, run_at) WHERE state = 'available';
--- the rescuer looks for expired leases
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02,
+        autovacuum_vacuum_cost_delay = 0);
+-- the claim, per kind: exactly its WHERE and ORDER BY, and only rows that can run
+CREATE INDEX jobs_claim_idx ON jobs (kind, priority, run_at, id) WHERE state = 'available';
+-- the next due instant per kind (sleep until then)
+CREATE INDEX jobs_next_due_idx ON jobs (kind, run_at) WHERE state = 'available';
+-- the rescuer looks for expired leases; heartbeats and shutdown look up a worker's jobs
 CREATE INDEX jobs_lease_idx ON jobs (locked_until) WHERE state = 'running';
--- retention pruning
+CREATE INDEX jobs_locked_by_idx ON jobs (locked_by) WHERE state = 'running';
+-- kill switches release their held jobs
+CREATE INDEX jobs_held_idx ON jobs (agency_id, platform) WHERE state = 'held';
+-- retention pruning and the console's failed-jobs list
 CREATE INDEX jobs_finished_idx ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_failed_idx ON jobs (kind, finished_at DESC) WHERE state = 'failed';
 -- unique jobs over unfinished work
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (kind, unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('available', 'running');
-ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02,
-                      autovacuum_vacuum_cost_delay = 0);
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'running', 'held');
+
+-- Wake-ups: one NOTIFY per statement and kind (Postgres folds identical payloads within a
+-- transaction), whenever a statement makes jobs available. Workers LISTEN on `autosocial_jobs`.
+CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('autosocial_jobs', k.kind)
+    FROM (SELECT DISTINCT kind FROM new_rows WHERE state = 'available') k;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify();
+CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_notify();
 
 -- ---------------------------------------------------------------------------------------------
 -- Kill switches and limits
@@ -496,6 +514,20 @@ CREATE UNIQUE INDEX kill_switches_engaged_key ON kill_switches
      coalesce(platform, ''), coalesce(account_id, '00000000-0000-0000-0000-000000000000'))
     WHERE disengaged_at IS NULL;
 
+-- Whether an engaged kill switch covers a job or request with this scope. Used when holding a job
+-- and when releasing held jobs, so both agree exactly.
+CREATE FUNCTION kill_switch_covers(p_agency uuid, p_client uuid, p_account uuid, p_platform text)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM kill_switches k
+        WHERE k.disengaged_at IS NULL AND (
+               k.scope = 'global'
+            OR (k.scope = 'agency'   AND k.agency_id = p_agency)
+            OR (k.scope = 'client'   AND k.client_id = p_client)
+            OR (k.scope = 'platform' AND k.platform = p_platform AND (k.agency_id IS NULL OR k.agency_id = p_agency))
+            OR (k.scope = 'account'  AND k.account_id = p_account)))
+$$;
+
 -- Platform quotas per account: at most max_posts published in any rolling window.
 CREATE TABLE platform_limits (
     platform        text NOT NULL CHECK (platform IN ('facebook', 'instagram', 'tiktok', 'linkedin', 'x', 'sandbox')),
@@ -513,6 +545,13 @@ INSERT INTO platform_limits (platform, window_seconds, max_posts, note) VALUES
     ('linkedin',  86400, 150, 'member share creation per 24 hours'),
     ('facebook',  3600,  200, 'page posts per hour (conservative)'),
     ('sandbox',   86400, 1000,'sandbox default');
+
+-- Shared GCRA buckets in Postgres: the exact fallback when Redis is unreachable (theoretical
+-- arrival time per key, by the database's clock).
+CREATE TABLE rate_buckets (
+    key   text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 300),
+    tat   timestamptz NOT NULL
+);
 
 CREATE TABLE platform_limit_overrides (
     agency_id       uuid NOT NULL REFERENCES agencies (id) ON DELETE CASCADE,

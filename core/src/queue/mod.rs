@@ -1,0 +1,568 @@
+//! The job queue: one Postgres table, claimed with `FOR UPDATE SKIP LOCKED`, leased, retried
+//! with backoff, unique per key over unfinished work. Every instant is the database's `now()`.
+//!
+//! This module holds the SQL; [`runner`] runs jobs in a worker process.
+
+pub mod runner;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::domain::Platform;
+
+/// The channel workers LISTEN on; the payload is the kind that became available.
+pub const CHANNEL: &str = "autosocial_jobs";
+
+/// What a job touches, for kill switches and rate limits. Empty for internal work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub agency_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub account_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+}
+
+impl Scope {
+    pub fn is_empty(&self) -> bool {
+        *self == Scope::default()
+    }
+}
+
+/// When a new job may run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunAt {
+    Now,
+    /// After this long, measured from the database's `now()`.
+    In(Duration),
+    At(DateTime<Utc>),
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: Value,
+    pub priority: i16,
+    pub run_at: RunAt,
+    pub max_attempts: i32,
+    pub unique_key: Option<String>,
+    pub scope: Scope,
+}
+
+impl NewJob {
+    pub fn new(kind: impl Into<String>, payload: Value) -> NewJob {
+        NewJob {
+            kind: kind.into(),
+            payload,
+            priority: 100,
+            run_at: RunAt::Now,
+            max_attempts: 10,
+            unique_key: None,
+            scope: Scope::default(),
+        }
+    }
+    /// At most one unfinished job of this kind with this key exists.
+    pub fn unique(mut self, key: impl Into<String>) -> NewJob {
+        self.unique_key = Some(key.into());
+        self
+    }
+    pub fn run_at(mut self, at: RunAt) -> NewJob {
+        self.run_at = at;
+        self
+    }
+    /// Lower runs first.
+    pub fn priority(mut self, p: i16) -> NewJob {
+        self.priority = p;
+        self
+    }
+    pub fn max_attempts(mut self, n: i32) -> NewJob {
+        self.max_attempts = n.max(1);
+        self
+    }
+    pub fn scope(mut self, scope: Scope) -> NewJob {
+        self.scope = scope;
+        self
+    }
+
+    fn at_and_delay(&self) -> (Option<DateTime<Utc>>, f64) {
+        match self.run_at {
+            RunAt::Now => (None, 0.0),
+            RunAt::In(d) => (None, d.as_secs_f64()),
+            RunAt::At(t) => (Some(t), 0.0),
+        }
+    }
+}
+
+/// Result of an enqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Created(i64),
+    /// An unfinished job with the same kind and unique key exists; nothing was added.
+    AlreadyThere(i64),
+}
+
+impl Enqueued {
+    pub fn id(self) -> i64 {
+        match self {
+            Enqueued::Created(id) | Enqueued::AlreadyThere(id) => id,
+        }
+    }
+}
+
+/// Enqueue one job inside the caller's transaction: it exists iff the caller commits.
+pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> sqlx::Result<Enqueued> {
+    let (at, delay) = job.at_and_delay();
+    let created = sqlx::query_scalar!(
+        r#"INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, agency_id, client_id, account_id, platform)
+           VALUES ($1, $2, $3, coalesce($4, now() + make_interval(secs => $5)), $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (kind, unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running', 'held')
+           DO NOTHING
+           RETURNING id"#,
+        job.kind,
+        job.payload,
+        job.priority,
+        at,
+        delay,
+        job.max_attempts,
+        job.unique_key,
+        job.scope.agency_id,
+        job.scope.client_id,
+        job.scope.account_id,
+        job.scope.platform.map(|p| p.as_str()),
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = created {
+        return Ok(Enqueued::Created(id));
+    }
+    let existing = sqlx::query_scalar!(
+        "SELECT id FROM jobs WHERE kind = $1 AND unique_key = $2 AND state IN ('available', 'running', 'held')",
+        job.kind,
+        job.unique_key
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match existing {
+        Some(id) => Ok(Enqueued::AlreadyThere(id)),
+        // the other job finished between the two statements: try once more
+        None => Box::pin(enqueue(conn, job)).await,
+    }
+}
+
+/// Enqueue many jobs in one statement (one NOTIFY per kind). Returns how many were created;
+/// jobs whose unique key is taken are skipped.
+pub async fn enqueue_many(conn: &mut PgConnection, jobs: &[NewJob]) -> sqlx::Result<u64> {
+    let mut kinds = Vec::with_capacity(jobs.len());
+    let mut payloads = Vec::with_capacity(jobs.len());
+    let mut priorities = Vec::with_capacity(jobs.len());
+    let mut ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(jobs.len());
+    let mut delays = Vec::with_capacity(jobs.len());
+    let mut max_attempts = Vec::with_capacity(jobs.len());
+    let mut keys: Vec<Option<String>> = Vec::with_capacity(jobs.len());
+    let mut agencies: Vec<Option<Uuid>> = Vec::with_capacity(jobs.len());
+    let mut clients: Vec<Option<Uuid>> = Vec::with_capacity(jobs.len());
+    let mut accounts: Vec<Option<Uuid>> = Vec::with_capacity(jobs.len());
+    let mut platforms: Vec<Option<String>> = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let (at, delay) = j.at_and_delay();
+        kinds.push(j.kind.clone());
+        payloads.push(j.payload.clone());
+        priorities.push(j.priority);
+        ats.push(at);
+        delays.push(delay);
+        max_attempts.push(j.max_attempts);
+        keys.push(j.unique_key.clone());
+        agencies.push(j.scope.agency_id);
+        clients.push(j.scope.client_id);
+        accounts.push(j.scope.account_id);
+        platforms.push(j.scope.platform.map(|p| p.as_str().to_owned()));
+    }
+    let r = sqlx::query!(
+        r#"INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, agency_id, client_id, account_id, platform)
+           SELECT k, p, pr, coalesce(a, now() + make_interval(secs => d)), m, u, ag, cl, ac, pl
+           FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::timestamptz[], $5::float8[], $6::int4[], $7::text[],
+                       $8::uuid[], $9::uuid[], $10::uuid[], $11::text[]) AS t(k, p, pr, a, d, m, u, ag, cl, ac, pl)
+           ON CONFLICT (kind, unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running', 'held')
+           DO NOTHING"#,
+        &kinds,
+        &payloads,
+        &priorities,
+        &ats as &[Option<DateTime<Utc>>],
+        &delays,
+        &max_attempts,
+        &keys as &[Option<String>],
+        &agencies as &[Option<Uuid>],
+        &clients as &[Option<Uuid>],
+        &accounts as &[Option<Uuid>],
+        &platforms as &[Option<String>],
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A job this worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub unique_key: Option<String>,
+    pub scope: Scope,
+    /// How late the job started: the database's claim time minus its `run_at`.
+    pub lag: Duration,
+}
+
+/// Claim up to `limit` due jobs of each kind in one statement. The `FOR UPDATE SKIP LOCKED`
+/// subquery sits in a CTE (a planner fence) so exactly the picked rows are locked.
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    wants: &[(&str, i64)],
+    lease: Duration,
+) -> sqlx::Result<Vec<ClaimedJob>> {
+    let kinds: Vec<&str> = wants.iter().map(|w| w.0).collect();
+    let limits: Vec<i64> = wants.iter().map(|w| w.1).collect();
+    let rows = sqlx::query!(
+        r#"WITH picked AS MATERIALIZED (
+               SELECT x.id
+               FROM unnest($1::text[], $2::int8[]) AS w(kind, lim)
+               CROSS JOIN LATERAL (
+                   SELECT id FROM jobs
+                   WHERE state = 'available' AND kind = w.kind AND run_at <= now()
+                   ORDER BY priority, run_at, id
+                   LIMIT w.lim
+                   FOR UPDATE SKIP LOCKED
+               ) x
+           )
+           UPDATE jobs j
+           SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
+               locked_until = now() + make_interval(secs => $4), started_at = now()
+           FROM picked
+           WHERE j.id = picked.id
+           RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.unique_key,
+                     j.agency_id, j.client_id, j.account_id, j.platform,
+                     greatest(extract(epoch FROM now() - j.run_at), 0)::float8 AS "lag_secs!""#,
+        &kinds as &[&str],
+        &limits,
+        worker,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClaimedJob {
+            id: r.id,
+            kind: r.kind,
+            payload: r.payload,
+            attempt: r.attempts,
+            max_attempts: r.max_attempts,
+            unique_key: r.unique_key,
+            scope: Scope {
+                agency_id: r.agency_id,
+                client_id: r.client_id,
+                account_id: r.account_id,
+                platform: r.platform.and_then(|p| p.parse().ok()),
+            },
+            lag: Duration::from_secs_f64(r.lag_secs.max(0.0)),
+        })
+        .collect())
+}
+
+/// Seconds from the database's `now()` until the earliest available job of these kinds is due
+/// (zero when one is due already); `None` when there is none.
+pub async fn next_due_in(pool: &PgPool, kinds: &[&str]) -> sqlx::Result<Option<Duration>> {
+    let secs = sqlx::query_scalar!(
+        r#"SELECT extract(epoch FROM min(x.run_at) - now())::float8
+           FROM unnest($1::text[]) AS k(kind)
+           CROSS JOIN LATERAL (
+               SELECT run_at FROM jobs WHERE state = 'available' AND kind = k.kind ORDER BY run_at LIMIT 1
+           ) x"#,
+        kinds as &[&str]
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// Mark jobs done (only those this worker still holds).
+pub async fn complete(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+        ids,
+        worker
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Record a failed attempt: retry after `delay`, or fail for good when attempts are exhausted.
+/// Returns whether the job will run again.
+pub async fn retry_or_fail(
+    pool: &PgPool,
+    worker: &str,
+    id: i64,
+    delay: Duration,
+    error: &str,
+) -> sqlx::Result<bool> {
+    let again = sqlx::query_scalar!(
+        r#"UPDATE jobs SET
+               state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'available' END,
+               finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+               run_at = CASE WHEN attempts >= max_attempts THEN run_at ELSE now() + make_interval(secs => $3) END,
+               last_error = left($4, 4000), locked_by = NULL, locked_until = NULL
+           WHERE id = $1 AND locked_by = $2 AND state = 'running'
+           RETURNING state = 'available' AS "again!""#,
+        id,
+        worker,
+        delay.as_secs_f64(),
+        error
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(again.unwrap_or(false))
+}
+
+/// Run again after `delay` without counting the attempt (a rate limit said "not yet"; nothing
+/// was attempted).
+pub async fn postpone(
+    pool: &PgPool,
+    worker: &str,
+    id: i64,
+    delay: Duration,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE jobs SET state = 'available', run_at = now() + make_interval(secs => $3), attempts = greatest(attempts - 1, 0),
+                last_error = left($4, 4000), locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        id,
+        worker,
+        delay.as_secs_f64(),
+        reason
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Fail at once (a permanent error), keeping the reason.
+pub async fn fail(pool: &PgPool, worker: &str, id: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE jobs SET state = 'failed', finished_at = now(), last_error = left($3, 4000), locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        id,
+        worker,
+        error
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Park a job until a kill switch over its scope is disengaged; the attempt is not counted.
+/// If no switch covers it any more (disengaged a moment ago) it goes straight back to the
+/// queue instead. Serialised against `killswitch::disengage` so a job is never parked after
+/// the release ran. Returns whether the job was held.
+pub async fn hold(pool: &PgPool, worker: &str, id: i64, reason: &str) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock_shared($1)",
+        crate::killswitch::HOLD_LOCK
+    )
+    .execute(&mut *tx)
+    .await?;
+    let held = sqlx::query_scalar!(
+        r#"UPDATE jobs SET
+               state = CASE WHEN kill_switch_covers(agency_id, client_id, account_id, platform) THEN 'held' ELSE 'available' END,
+               attempts = greatest(attempts - 1, 0), last_error = left($3, 4000), run_at = now(),
+               locked_by = NULL, locked_until = NULL
+           WHERE id = $1 AND locked_by = $2 AND state = 'running'
+           RETURNING state = 'held' AS "held!""#,
+        id,
+        worker,
+        reason
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(held.unwrap_or(false))
+}
+
+/// Give back jobs claimed but never started (shutdown): available again, attempt not counted.
+pub async fn release(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE jobs SET state = 'available', attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL
+         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+        ids,
+        worker
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// What a heartbeat learned about one running job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseState {
+    pub id: i64,
+    pub cancel_requested: bool,
+}
+
+/// Extend the leases of the jobs this worker is running. Jobs missing from the answer were lost
+/// (rescued after an expired lease, or finished elsewhere).
+pub async fn renew(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> sqlx::Result<Vec<LeaseState>> {
+    let rows = sqlx::query!(
+        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'
+         RETURNING id, cancel_requested",
+        ids,
+        worker,
+        lease.as_secs_f64()
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| LeaseState {
+            id: r.id,
+            cancel_requested: r.cancel_requested,
+        })
+        .collect())
+}
+
+/// Return jobs whose lease expired (their worker died or stalled) to `available`, or fail them
+/// when that was their last attempt. Any worker may run this; SKIP LOCKED keeps them apart.
+pub async fn rescue_expired(pool: &PgPool, limit: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        r#"WITH expired AS MATERIALIZED (
+               SELECT id FROM jobs WHERE state = 'running' AND locked_until < now()
+               ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED
+           )
+           UPDATE jobs j SET
+               state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'available' END,
+               finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+               run_at = now(),
+               last_error = 'lease expired: worker ' || j.locked_by || ' stopped renewing it',
+               locked_by = NULL, locked_until = NULL
+           FROM expired WHERE j.id = expired.id"#,
+        limit
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// What cancelling did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It had not started; it never will.
+    Cancelled,
+    /// It is running; its handler sees the request at its next check.
+    Requested,
+    /// Too late: it had already finished.
+    AlreadyFinished,
+    NotFound,
+}
+
+pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<Cancelled> {
+    let state = sqlx::query_scalar!(
+        r#"WITH target AS (SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE)
+           UPDATE jobs j SET
+               state = CASE WHEN t.state IN ('available', 'held') THEN 'cancelled' ELSE j.state END,
+               finished_at = CASE WHEN t.state IN ('available', 'held') THEN now() ELSE j.finished_at END,
+               cancel_requested = (t.state = 'running') OR j.cancel_requested
+           FROM target t WHERE j.id = t.id
+           RETURNING t.state"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(match state.as_deref() {
+        None => Cancelled::NotFound,
+        Some("available") | Some("held") => Cancelled::Cancelled,
+        Some("running") => Cancelled::Requested,
+        Some(_) => Cancelled::AlreadyFinished,
+    })
+}
+
+/// The handler saw the cancellation request: finish as cancelled.
+pub async fn mark_cancelled(pool: &PgPool, worker: &str, id: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        id,
+        worker
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Finish a periodic job and enqueue its next run in one transaction, so exactly one unfinished
+/// job with its unique key exists at every moment.
+pub async fn complete_and_reschedule(
+    pool: &PgPool,
+    worker: &str,
+    id: i64,
+    next: &NewJob,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query!(
+        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+        id,
+        worker
+    )
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        enqueue(&mut tx, next).await?;
+    }
+    tx.commit().await
+}
+
+/// Delete jobs finished longer ago than `keep`, `batch` rows per statement. Returns the count.
+pub async fn prune(pool: &PgPool, keep: Duration, batch: i64) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = sqlx::query!(
+            "DELETE FROM jobs WHERE id IN (
+                 SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1)
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            keep.as_secs_f64(),
+            batch
+        )
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += n;
+        if n < batch as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Jobs by kind and state (unfinished only), for metrics and the console.
+pub async fn depth(pool: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT kind, state, count(*) AS "n!" FROM jobs WHERE state IN ('available', 'running', 'held') GROUP BY kind, state ORDER BY kind, state"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.state, r.n)).collect())
+}

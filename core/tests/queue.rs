@@ -1,0 +1,814 @@
+//! The job queue and runner against real Postgres (and Redis where the fleet is involved).
+//! Several runners in one test process stand for several workers: they share nothing but the
+//! database and Redis, exactly like processes do.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autosocial_core::audit::Actor;
+use autosocial_core::domain::Platform;
+use autosocial_core::killswitch::{self, Gate, Target};
+use autosocial_core::limits::{Rate, Smoother};
+use autosocial_core::queue::runner::{
+    Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
+};
+use autosocial_core::queue::{self, Enqueued, NewJob, RunAt, Scope};
+use autosocial_core::testing::PrivateRedis;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Worker {
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    background: CancellationToken,
+}
+
+impl Worker {
+    async fn shutdown(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("runner stops in time")
+            .unwrap()
+            .unwrap();
+        self.background.cancel();
+    }
+}
+
+fn config(id: &str, concurrency: usize) -> RunnerConfig {
+    let mut c = RunnerConfig::new(id);
+    c.concurrency = concurrency;
+    c.lease = Duration::from_secs(5);
+    // a long poll interval: wake-ups must come from NOTIFY and due times, not polling
+    c.poll_interval = Duration::from_secs(60);
+    c.shutdown_deadline = Duration::from_secs(10);
+    c
+}
+
+/// Start a runner; with `redis`, it also beats presence and follows kill-switch broadcasts.
+async fn start(
+    shared: &PgPool,
+    id: &str,
+    concurrency: usize,
+    kinds: Vec<KindSpec>,
+    redis: Option<&str>,
+) -> Worker {
+    // each worker has its own pool, as each process does
+    let pool = &sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(shared.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let gate = Gate::new(pool.clone(), Duration::from_millis(1500));
+    gate.refresh().await.unwrap();
+    let background = CancellationToken::new();
+    tokio::spawn(gate.clone().keep_fresh(background.clone()));
+    if let Some(url) = redis {
+        let url = secrecy::SecretString::from(url.to_owned());
+        let client = autosocial_core::redis::connect(&url).await.unwrap();
+        let sub = autosocial_core::redis::subscriber(&url).await.unwrap();
+        tokio::spawn(gate.clone().follow_fleet(
+            sub,
+            client.clone(),
+            id.to_owned(),
+            background.clone(),
+        ));
+        let (id, stop) = (id.to_owned(), background.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = autosocial_core::fleet::beat(&client, &id, &[]).await;
+                tokio::select! { _ = tokio::time::sleep(Duration::from_millis(500)) => {}, _ = stop.cancelled() => break }
+            }
+            let _ = autosocial_core::fleet::leave(&client, &id).await;
+        });
+        // let the subscription settle before the test engages anything
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let runner = Runner::new(
+        config(id, concurrency),
+        pool.clone(),
+        kinds,
+        gate,
+        Arc::new(Metrics::new()),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(runner.run(stop.clone()));
+    Worker {
+        stop,
+        task,
+        background,
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = count(pool, sql).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for `{sql}` = {want} (now {n})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn enqueue_n(pool: &PgPool, kind: &str, n: usize, scope: Scope) {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| NewJob::new(kind, json!({ "i": i })).scope(scope))
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    for chunk in jobs.chunks(5000) {
+        queue::enqueue_many(&mut conn, chunk).await.unwrap();
+    }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn eight_concurrent_claimers_run_ten_thousand_jobs_exactly_once(pool: PgPool) {
+    enqueue_n(&pool, "count", 10_000, Scope::default()).await;
+    let runs: Arc<Mutex<HashMap<i64, u32>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let runs = runs.clone();
+        let spec = KindSpec::new(
+            "count",
+            50,
+            handler(move |ctx: JobContext| {
+                let runs = runs.clone();
+                async move {
+                    *runs.lock().unwrap().entry(ctx.job.id).or_default() += 1;
+                    Ok(Outcome::Done)
+                }
+            }),
+        );
+        workers.push(start(&pool, &format!("w{w}"), 50, vec![spec], None).await);
+    }
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        10_000,
+        Duration::from_secs(120),
+    )
+    .await;
+    for w in workers {
+        w.shutdown().await;
+    }
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 10_000, "every job ran");
+    assert!(runs.values().all(|&n| n == 1), "no job ran twice");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM jobs WHERE attempts <> 1").await,
+        0
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn unique_keys_hold_under_concurrent_enqueue(pool: PgPool) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            queue::enqueue(
+                &mut conn,
+                &NewJob::new("refresh_token", json!({})).unique("refresh:acct-1"),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        if matches!(r, Enqueued::Created(_)) {
+            created += 1;
+        }
+        ids.insert(r.id());
+    }
+    assert_eq!(created, 1, "exactly one enqueue created the job");
+    assert_eq!(ids.len(), 1, "every caller learned the same job id");
+    assert_eq!(count(&pool, "SELECT count(*) FROM jobs").await, 1);
+    // a job enqueued inside a transaction that rolls back does not exist
+    let mut tx = pool.begin().await.unwrap();
+    queue::enqueue(
+        &mut tx,
+        &NewJob::new("refresh_token", json!({})).unique("refresh:acct-2"),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(&pool, "SELECT count(*) FROM jobs").await, 1);
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn retries_follow_backoff_and_retry_after_and_permanent_failure_stops(pool: PgPool) {
+    let attempts: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
+    let a = attempts.clone();
+    let spec = KindSpec::new(
+        "flaky",
+        10,
+        handler(move |ctx: JobContext| {
+            let a = a.clone();
+            async move {
+                let mode = ctx.job.payload["mode"].as_str().unwrap().to_owned();
+                a.lock()
+                    .unwrap()
+                    .entry(mode.clone())
+                    .or_default()
+                    .push(Instant::now());
+                match mode.as_str() {
+                    "always_error" => anyhow::bail!("platform 503"),
+                    "retry_after" if ctx.job.attempt == 1 => Ok(Outcome::RetryIn {
+                        delay: Duration::from_millis(1200),
+                        reason: "429 Retry-After: 1.2".into(),
+                    }),
+                    "permanent" => Ok(Outcome::Fail(
+                        "400: caption too long (platform said so)".into(),
+                    )),
+                    _ => Ok(Outcome::Done),
+                }
+            }
+        }),
+    )
+    .backoff(Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(400),
+    });
+    let mut conn = pool.acquire().await.unwrap();
+    for mode in ["always_error", "retry_after", "permanent"] {
+        queue::enqueue(
+            &mut conn,
+            &NewJob::new("flaky", json!({ "mode": mode })).max_attempts(4),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let w = start(&pool, "w1", 10, vec![spec], None).await;
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state IN ('completed', 'failed')",
+        3,
+        Duration::from_secs(20),
+    )
+    .await;
+    w.shutdown().await;
+    let attempts = attempts.lock().unwrap();
+
+    let errors = &attempts["always_error"];
+    assert_eq!(errors.len(), 4, "max_attempts honoured");
+    for (n, pair) in errors.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let ceiling =
+            Duration::from_millis(100 * 2u64.pow(n as u32)).min(Duration::from_millis(400));
+        assert!(
+            gap <= ceiling + Duration::from_millis(250),
+            "attempt gap {gap:?} above backoff ceiling {ceiling:?}"
+        );
+    }
+    let (state, error): (String, String) = sqlx::query_as(
+        "SELECT state, last_error FROM jobs WHERE payload->>'mode' = 'always_error'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), error.as_str()), ("failed", "platform 503"));
+
+    let ra = &attempts["retry_after"];
+    assert_eq!(ra.len(), 2);
+    assert!(
+        ra[1] - ra[0] >= Duration::from_millis(1200),
+        "Retry-After respected: {:?}",
+        ra[1] - ra[0]
+    );
+
+    assert_eq!(
+        attempts["permanent"].len(),
+        1,
+        "a permanent failure is not retried"
+    );
+    let (state, error, tries): (String, String, i32) = sqlx::query_as(
+        "SELECT state, last_error, attempts FROM jobs WHERE payload->>'mode' = 'permanent'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), tries), ("failed", 1));
+    assert!(error.contains("caption too long"));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn periodic_jobs_never_double_with_three_workers(pool: PgPool) {
+    let running = Arc::new(Mutex::new((0u32, 0u32, 0u32))); // (now, max, total)
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let running = running.clone();
+        let spec = KindSpec::new(
+            "sweep",
+            4,
+            handler(move |_ctx: JobContext| {
+                let running = running.clone();
+                async move {
+                    {
+                        let mut r = running.lock().unwrap();
+                        r.0 += 1;
+                        r.1 = r.1.max(r.0);
+                        r.2 += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    running.lock().unwrap().0 -= 1;
+                    Ok(Outcome::Done)
+                }
+            }),
+        )
+        .periodic(Duration::from_millis(200), json!({}));
+        workers.push(start(&pool, &format!("w{w}"), 4, vec![spec], None).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let unfinished = count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE kind = 'sweep' AND state IN ('available', 'running')",
+        )
+        .await;
+        assert_eq!(
+            unfinished,
+            1,
+            "exactly one pending run of the periodic job at every moment: {:?}",
+            sqlx::query_as::<_, (i64, String, i32)>(
+                "SELECT id, state, attempts FROM jobs ORDER BY id"
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for w in workers {
+        w.shutdown().await;
+    }
+    let (_, max, total) = *running.lock().unwrap();
+    assert_eq!(max, 1, "never two runs at once");
+    assert!(
+        (8..=16).contains(&total),
+        "about one run per 250 ms over 3 s, got {total}"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_job_scheduled_300ms_ahead_starts_on_time_without_polling(pool: PgPool) {
+    let started: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let s = started.clone();
+    let spec = KindSpec::new(
+        "timed",
+        1,
+        handler(move |_ctx: JobContext| {
+            let s = s.clone();
+            async move {
+                *s.lock().unwrap() = Some(Instant::now());
+                Ok(Outcome::Done)
+            }
+        }),
+    );
+    let w = start(&pool, "w1", 4, vec![spec], None).await;
+    // let the runner go idle (its poll interval is a minute)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let enqueued = Instant::now();
+    let mut conn = pool.acquire().await.unwrap();
+    queue::enqueue(
+        &mut conn,
+        &NewJob::new("timed", json!({})).run_at(RunAt::In(Duration::from_millis(300))),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    w.shutdown().await;
+    let took = started.lock().unwrap().unwrap() - enqueued;
+    assert!(took >= Duration::from_millis(290), "not early: {took:?}");
+    assert!(
+        took < Duration::from_millis(350),
+        "started {took:?} after enqueue, target 300 ms + at most 50 ms lag"
+    );
+    let lag_ms: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM started_at - run_at)::float8 * 1000 FROM jobs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (0.0..50.0).contains(&lag_ms),
+        "database-measured start lag {lag_ms} ms"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn cancelled_jobs_never_run_and_running_ones_see_it(pool: PgPool) {
+    let spec = KindSpec::new(
+        "long",
+        4,
+        handler(|ctx: JobContext| async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(30)) => Ok(Outcome::Done),
+                _ = ctx.cancel.cancelled() => Ok(Outcome::Cancelled),
+            }
+        }),
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    let later = queue::enqueue(
+        &mut conn,
+        &NewJob::new("long", json!({})).run_at(RunAt::In(Duration::from_secs(3600))),
+    )
+    .await
+    .unwrap()
+    .id();
+    let now = queue::enqueue(&mut conn, &NewJob::new("long", json!({})))
+        .await
+        .unwrap()
+        .id();
+    drop(conn);
+    assert_eq!(
+        queue::cancel(&pool, later).await.unwrap(),
+        queue::Cancelled::Cancelled
+    );
+    let w = start(&pool, "w1", 4, vec![spec], None).await;
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'running'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        queue::cancel(&pool, now).await.unwrap(),
+        queue::Cancelled::Requested
+    );
+    // the heartbeat (every lease/3) carries the request to the handler
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'cancelled'",
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        queue::cancel(&pool, now).await.unwrap(),
+        queue::Cancelled::AlreadyFinished
+    );
+    assert_eq!(
+        queue::cancel(&pool, 999_999).await.unwrap(),
+        queue::Cancelled::NotFound
+    );
+    w.shutdown().await;
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn graceful_shutdown_finishes_in_flight_jobs_and_leaves_the_rest(pool: PgPool) {
+    let spec = KindSpec::new(
+        "slow",
+        2,
+        handler(|_ctx: JobContext| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(Outcome::Done)
+        }),
+    );
+    enqueue_n(&pool, "slow", 5, Scope::default()).await;
+    let w = start(&pool, "w1", 2, vec![spec], None).await;
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'running'",
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    let t = Instant::now();
+    w.shutdown().await;
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM jobs WHERE state = 'completed'").await,
+        2
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE state = 'available' AND attempts = 0"
+        )
+        .await,
+        3
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn expired_leases_are_rescued_counting_the_attempt(pool: PgPool) {
+    enqueue_n(&pool, "x", 3, Scope::default()).await;
+    // a worker that claimed and vanished
+    let claimed = queue::claim(&pool, "ghost", &[("x", 3)], Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(queue::rescue_expired(&pool, 100).await.unwrap(), 3);
+    assert_eq!(count(&pool, "SELECT count(*) FROM jobs WHERE state = 'available' AND attempts = 1 AND locked_by IS NULL").await, 3);
+    // the ghost's late completion changes nothing
+    assert_eq!(
+        queue::complete(
+            &pool,
+            "ghost",
+            &claimed.iter().map(|j| j.id).collect::<Vec<_>>()
+        )
+        .await
+        .unwrap(),
+        0
+    );
+}
+
+/// Set up an agency and a client so switches and scoped jobs have real rows to point at.
+async fn tenant(pool: &PgPool) -> (Uuid, Uuid) {
+    let (agency, client) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, 'A')")
+        .bind(agency)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'C', 'UTC')")
+        .bind(client)
+        .bind(agency)
+        .execute(pool)
+        .await
+        .unwrap();
+    (agency, client)
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn no_new_start_after_engage_returns_and_disengage_completes_everything(pool: PgPool) {
+    let redis = PrivateRedis::start();
+    let (agency, client) = tenant(&pool).await;
+    let scope = Scope {
+        agency_id: Some(agency),
+        client_id: Some(client),
+        account_id: None,
+        platform: Some(Platform::X),
+    };
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let make = |starts: Arc<Mutex<Vec<Instant>>>| {
+        KindSpec::new(
+            "post",
+            20,
+            handler(move |ctx: JobContext| {
+                let starts = starts.clone();
+                async move {
+                    let permit = match ctx.permit().await {
+                        Ok(p) => p,
+                        Err(blocked) => return Ok(blocked.into()),
+                    };
+                    starts.lock().unwrap().push(Instant::now()); // the platform request starts here
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    drop(permit);
+                    Ok(Outcome::Done)
+                }
+            }),
+        )
+    };
+    let w1 = start(
+        &pool,
+        "w1",
+        20,
+        vec![make(starts.clone())],
+        Some(&redis.url()),
+    )
+    .await;
+    let w2 = start(
+        &pool,
+        "w2",
+        20,
+        vec![make(starts.clone())],
+        Some(&redis.url()),
+    )
+    .await;
+    enqueue_n(&pool, "post", 1000, scope).await;
+    // let some run, then pull the switch mid-burst
+    while starts.lock().unwrap().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let admin_redis = autosocial_core::redis::connect(&redis.url().into())
+        .await
+        .unwrap();
+    let engaged_at = Instant::now();
+    let id = killswitch::engage(
+        &pool,
+        Some(&admin_redis),
+        Duration::from_millis(1500),
+        &Actor::system("test"),
+        Target::Platform {
+            agency: Some(agency),
+            platform: Platform::X,
+        },
+        "X is misbehaving",
+    )
+    .await
+    .unwrap();
+    let returned = Instant::now();
+    assert!(
+        returned - engaged_at < Duration::from_millis(1000),
+        "with Redis up, engage returns on acknowledgements: {:?}",
+        returned - engaged_at
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = starts.lock().unwrap().len();
+    let late = starts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| **t > returned)
+        .count();
+    assert_eq!(late, 0, "no platform request started after engage returned");
+    assert!(
+        before < 1000,
+        "the switch stopped the burst ({before} started)"
+    );
+    let unfinished = count(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state IN ('held', 'available', 'running')",
+    )
+    .await;
+    let completed = count(&pool, "SELECT count(*) FROM jobs WHERE state = 'completed'").await;
+    assert_eq!(unfinished + completed, 1000, "nothing dropped");
+    assert_eq!(
+        completed, before as i64,
+        "only what started before the switch completed"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM jobs WHERE state = 'failed'").await,
+        0
+    );
+
+    killswitch::disengage(&pool, Some(&admin_redis), &Actor::system("test"), id)
+        .await
+        .unwrap();
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        1000,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        starts.lock().unwrap().len(),
+        1000,
+        "each job started exactly once in all"
+    );
+    w1.shutdown().await;
+    w2.shutdown().await;
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn engage_holds_even_when_redis_is_down(pool: PgPool) {
+    let mut redis = PrivateRedis::start();
+    let (agency, _) = tenant(&pool).await;
+    let scope = Scope {
+        agency_id: Some(agency),
+        ..Scope::default()
+    };
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let s = starts.clone();
+    let spec = KindSpec::new(
+        "post",
+        10,
+        handler(move |ctx: JobContext| {
+            let s = s.clone();
+            async move {
+                let permit = match ctx.permit().await {
+                    Ok(p) => p,
+                    Err(blocked) => return Ok(blocked.into()),
+                };
+                s.lock().unwrap().push(Instant::now());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(permit);
+                Ok(Outcome::Done)
+            }
+        }),
+    );
+    let w = start(&pool, "w1", 10, vec![spec], Some(&redis.url())).await;
+    redis.stop(); // the broadcast cannot reach anyone
+    enqueue_n(&pool, "post", 300, scope).await;
+    while starts.lock().unwrap().len() < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    killswitch::engage(
+        &pool,
+        None,
+        Duration::from_millis(1500),
+        &Actor::system("test"),
+        Target::Agency(agency),
+        "pause everything",
+    )
+    .await
+    .unwrap();
+    let returned = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        starts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| **t > returned)
+            .count(),
+        0,
+        "the database alone stops new starts"
+    );
+    w.shutdown().await;
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn two_workers_sharing_ten_per_second_never_exceed_it_even_when_redis_stops(pool: PgPool) {
+    let mut redis = PrivateRedis::start();
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let stop_probes = CancellationToken::new();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let client = autosocial_core::redis::connect(&redis.url().into())
+            .await
+            .unwrap();
+        let smoother = Smoother::new(pool.clone(), Some(client));
+        tokio::spawn(smoother.clone().probe(stop_probes.clone()));
+        let starts = starts.clone();
+        let spec = KindSpec::new(
+            "limited",
+            8,
+            handler(move |_ctx: JobContext| {
+                let (smoother, starts) = (smoother.clone(), starts.clone());
+                async move {
+                    match smoother
+                        .try_acquire("account:acct-1", Rate::per(10, Duration::from_secs(1)))
+                        .await
+                    {
+                        Ok(()) => {
+                            starts.lock().unwrap().push(Instant::now());
+                            Ok(Outcome::Done)
+                        }
+                        Err(wait) => Ok(Outcome::Postpone {
+                            delay: wait,
+                            reason: "rate limit".into(),
+                        }),
+                    }
+                }
+            }),
+        );
+        workers.push(start(&pool, &format!("w{w}"), 8, vec![spec], None).await);
+    }
+    enqueue_n(&pool, "limited", 200, Scope::default()).await;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    redis.stop();
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop_probes.cancel();
+    for w in workers {
+        w.shutdown().await;
+    }
+    let mut s = starts.lock().unwrap().clone();
+    s.sort();
+    for (i, t) in s.iter().enumerate() {
+        let in_window = s[i..]
+            .iter()
+            .take_while(|u| **u - *t < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 10,
+            "{in_window} starts within 1 s from {:?}",
+            *t - t0
+        );
+    }
+    let before = s.iter().filter(|t| **t < stopped).count();
+    let after = s.len() - before;
+    assert!(
+        before >= 15,
+        "the limit was used, not starved ({before} starts while Redis was up)"
+    );
+    assert!(
+        after >= 10,
+        "publishing went on without Redis ({after} starts after it stopped)"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM jobs WHERE state = 'failed'").await,
+        0,
+        "nothing over the limit is dropped"
+    );
+}

@@ -1,0 +1,87 @@
+//! The job kinds this binary runs, and their handlers. Platform work (publish, refresh_token,
+//! sync_metrics) and content work (plan, generate) join this list as they are built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autosocial_core::queue::runner::{Backoff, KindSpec, Outcome, handler};
+use autosocial_core::vault::Vault;
+use fred::prelude::*;
+use sqlx::PgPool;
+
+/// Every kind this binary knows.
+pub const ALL: &[&str] = &["prune", "noop", "diag_sleep"];
+/// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
+/// fault tests) and run only when asked for.
+pub const DEFAULT: &[&str] = &["prune"];
+
+#[derive(Clone)]
+pub struct Context {
+    pub pool: PgPool,
+    pub redis: Client,
+    #[allow(dead_code)] // read by the platform kinds
+    pub vault: Arc<Vault>,
+    pub retention: Duration,
+}
+
+pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
+    match kind {
+        "prune" => {
+            let ctx = ctx.clone();
+            KindSpec::new(
+                kind,
+                1,
+                handler(move |_job| {
+                    let ctx = ctx.clone();
+                    async move {
+                        let jobs = autosocial_core::queue::prune(&ctx.pool, ctx.retention, 1000).await?;
+                        let oauth = sqlx::query!("DELETE FROM oauth_transactions WHERE expires_at < now() - interval '1 day'")
+                            .execute(&ctx.pool)
+                            .await?
+                            .rows_affected();
+                        let buckets = sqlx::query!("DELETE FROM rate_buckets WHERE tat < now() - interval '1 day'")
+                            .execute(&ctx.pool)
+                            .await?
+                            .rows_affected();
+                        tracing::info!(jobs, oauth, buckets, "pruned finished jobs and stale rows");
+                        Ok(Outcome::Done)
+                    }
+                }),
+            )
+            .periodic(Duration::from_secs(600), serde_json::json!({}))
+        }
+        "noop" => KindSpec::new(
+            kind,
+            concurrency,
+            handler(|_job| async { Ok(Outcome::Done) }),
+        ),
+        // Diagnostics for fault tests: sleep `ms`, then append the job id to the Redis list
+        // `record` (so a test can count executions from outside the process).
+        "diag_sleep" => {
+            let ctx = ctx.clone();
+            KindSpec::new(
+                kind,
+                concurrency,
+                handler(move |job| {
+                    let redis = ctx.redis.clone();
+                    async move {
+                        let ms = job.job.payload["ms"].as_u64().unwrap_or(0);
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                            _ = job.cancel.cancelled() => return Ok(Outcome::Cancelled),
+                        }
+                        if let Some(list) = job.job.payload["record"].as_str() {
+                            let _: i64 = redis.rpush(list, job.job.id).await?;
+                        }
+                        Ok(Outcome::Done)
+                    }
+                }),
+            )
+            .backoff(Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(5),
+            })
+        }
+        other => unreachable!("kind `{other}` passed validation but has no handler"),
+    }
+}
