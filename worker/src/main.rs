@@ -41,7 +41,11 @@ enum Command {
     Run(Box<RunArgs>),
 }
 
-fn parse_kinds(s: &str) -> Result<Vec<String>, String> {
+/// A comma-separated list of job kinds (one clap value).
+#[derive(Debug, Clone)]
+struct KindList(Vec<String>);
+
+fn parse_kinds(s: &str) -> Result<KindList, String> {
     let kinds: Vec<String> = s
         .split(',')
         .map(|k| k.trim().to_owned())
@@ -58,7 +62,7 @@ fn parse_kinds(s: &str) -> Result<Vec<String>, String> {
             ));
         }
     }
-    Ok(kinds)
+    Ok(KindList(kinds))
 }
 
 fn parse_kind_limit(s: &str) -> Result<(String, usize), String> {
@@ -100,10 +104,10 @@ struct RunArgs {
 
     /// Job kinds this process runs (default: every production kind).
     #[arg(long, env = "AUTOSOCIAL_WORKER_KINDS", value_name = "AUTOSOCIAL_WORKER_KINDS", value_parser = parse_kinds)]
-    kinds: Option<Vec<String>>,
+    kinds: Option<KindList>,
 
-    /// Per-kind limit `KIND=N` (repeatable). Default: three quarters of --concurrency, so one
-    /// slow kind cannot take every slot.
+    /// Per-kind limit `KIND=N` (repeatable). Default: three quarters of --concurrency when
+    /// several kinds run, so one slow kind cannot take every slot.
     #[arg(long = "kind-limit", value_name = "KIND=N", value_parser = parse_kind_limit)]
     kind_limits: Vec<(String, usize)>,
 
@@ -309,9 +313,10 @@ async fn main() -> anyhow::Result<()> {
         retention: Duration::from_secs(args.job_retention_hours * 3600),
     };
     let concurrency = args.concurrency as usize;
-    let names = args
+    let names: Vec<String> = args
         .kinds
         .clone()
+        .map(|k| k.0)
         .unwrap_or_else(|| kinds::DEFAULT.iter().map(|k| (*k).to_owned()).collect());
     let specs = names
         .iter()
@@ -321,7 +326,11 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, n)| *n)
-                .unwrap_or_else(|| (concurrency * 3 / 4).max(1));
+                .unwrap_or(if names.len() == 1 {
+                    concurrency
+                } else {
+                    (concurrency * 3 / 4).max(1)
+                });
             kinds::spec(name, limit, &ctx)
         })
         .collect();
