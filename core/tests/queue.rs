@@ -163,7 +163,7 @@ async fn eight_concurrent_claimers_run_ten_thousand_jobs_exactly_once(pool: PgPo
     for w in workers {
         w.shutdown().await;
     }
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 10_000, "every job ran");
     assert!(runs.values().all(|&n| n == 1), "no job ran twice");
     assert_eq!(
@@ -264,7 +264,7 @@ async fn retries_follow_backoff_and_retry_after_and_permanent_failure_stops(pool
     )
     .await;
     w.shutdown().await;
-    let attempts = attempts.lock().unwrap();
+    let attempts = attempts.lock().unwrap().clone();
 
     let errors = &attempts["always_error"];
     assert_eq!(errors.len(), 4, "max_attempts honoured");
@@ -481,29 +481,37 @@ async fn cancelled_jobs_never_run_and_running_ones_see_it(pool: PgPool) {
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn graceful_shutdown_finishes_in_flight_jobs_and_leaves_the_rest(pool: PgPool) {
+    let begun = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b = begun.clone();
     let spec = KindSpec::new(
         "slow",
         2,
-        handler(|_ctx: JobContext| async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            Ok(Outcome::Done)
+        handler(move |_ctx: JobContext| {
+            let b = b.clone();
+            async move {
+                b.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(Outcome::Done)
+            }
         }),
     );
     enqueue_n(&pool, "slow", 5, Scope::default()).await;
     let w = start(&pool, "w1", 2, vec![spec], None).await;
-    wait_until(
-        &pool,
-        "SELECT count(*) FROM jobs WHERE state = 'running'",
-        2,
-        Duration::from_secs(5),
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while begun.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "two handlers should have started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let t = Instant::now();
     w.shutdown().await;
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(
         count(&pool, "SELECT count(*) FROM jobs WHERE state = 'completed'").await,
-        2
+        2,
+        "in-flight jobs finished"
     );
     assert_eq!(
         count(
@@ -511,7 +519,8 @@ async fn graceful_shutdown_finishes_in_flight_jobs_and_leaves_the_rest(pool: PgP
             "SELECT count(*) FROM jobs WHERE state = 'available' AND attempts = 0"
         )
         .await,
-        3
+        3,
+        "the rest untouched"
     );
 }
 

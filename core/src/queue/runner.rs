@@ -200,6 +200,12 @@ pub struct Metrics {
     pub start_lag: Family<KindLabel, Histogram, fn() -> Histogram>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         fn lag_histogram() -> Histogram {

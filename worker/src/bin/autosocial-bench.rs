@@ -1,0 +1,282 @@
+//! `autosocial-bench`: the benchmarks `deploy/dev bench NAME` runs. Each prints its figures and,
+//! as its last line, one JSON object.
+//!
+//! `queue`: N no-op jobs drained by worker processes (jobs/s); jobs scheduled at known future
+//! instants (start lag p50/p99/max, measured by the database); each worker's idle and peak RSS.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use autosocial_core::queue::{self, NewJob, RunAt};
+
+#[derive(Debug, Parser)]
+#[command(name = "autosocial-bench", about = "AutoSocial benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Queue throughput, start lag and worker memory.
+    Queue {
+        /// Postgres server URL; the benchmark creates (and drops) its own database on it.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Jobs in flight per worker process.
+        #[arg(long, default_value_t = 1000)]
+        concurrency: usize,
+        /// Jobs scheduled at future instants for the lag measurement.
+        #[arg(long, default_value_t = 2000)]
+        timed_jobs: usize,
+        /// The worker binary (default: next to this one).
+        #[arg(long)]
+        worker_bin: Option<String>,
+    },
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (VmRSS, VmHWM) in MiB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn with_db(url: &str, db: &str) -> anyhow::Result<String> {
+    let mut u = url::Url::parse(url).context("DATABASE_URL")?;
+    u.set_path(db);
+    Ok(u.to_string())
+}
+
+async fn count(pool: &PgPool, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
+}
+
+async fn wait_for(pool: &PgPool, sql: &str, want: i64, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if count(pool, sql).await? >= want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for {sql} >= {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn bench_queue(
+    database_url: &str,
+    redis_url: &str,
+    jobs: usize,
+    workers: usize,
+    concurrency: usize,
+    timed_jobs: usize,
+    worker_bin: Option<String>,
+) -> anyhow::Result<()> {
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(database_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let db = "autosocial_bench_queue";
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await?;
+    let url = with_db(database_url, db)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await?;
+    autosocial_core::db::MIGRATOR.run(&pool).await?;
+
+    let bin = worker_bin.unwrap_or_else(|| {
+        let me = std::env::current_exe().expect("own path");
+        me.with_file_name("autosocial-worker").display().to_string()
+    });
+    let key = autosocial_core::vault::Vault::generate_entry("bench");
+    let mut procs = Vec::new();
+    for w in 0..workers {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(&bin)
+            .args([
+                "run",
+                "--kinds",
+                "noop",
+                "--concurrency",
+                &concurrency.to_string(),
+                "--metrics-listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("DATABASE_URL", &url)
+            .env("REDIS_URL", redis_url)
+            .env("AUTOSOCIAL_KEYS", &key)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting worker {w} ({bin})"))?;
+        procs.push(Proc(child));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle: Vec<f64> = procs.iter().map(|p| rss_mb(p.0.id()).0).collect();
+
+    // Start lag: jobs at known instants 200 ms .. 5.2 s ahead, workers idle in between.
+    println!("start lag: {timed_jobs} jobs at known future instants over 5 s");
+    let timed: Vec<NewJob> = (0..timed_jobs)
+        .map(|i| {
+            NewJob::new("noop", json!({})).run_at(RunAt::In(
+                Duration::from_millis(200)
+                    + Duration::from_micros(5_000_000 / timed_jobs as u64 * i as u64),
+            ))
+        })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    queue::enqueue_many(&mut conn, &timed).await?;
+    drop(conn);
+    wait_for(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        timed_jobs as i64,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let mut lags: Vec<f64> = sqlx::query_scalar("SELECT (extract(epoch FROM started_at - run_at) * 1000)::float8 FROM jobs WHERE state = 'completed'")
+        .fetch_all(&pool)
+        .await?;
+    lags.sort_by(f64::total_cmp);
+    sqlx::query("DELETE FROM jobs").execute(&pool).await?;
+
+    // Throughput: N due jobs, drained by the workers.
+    println!("throughput: enqueueing {jobs} no-op jobs");
+    let mut conn = pool.acquire().await?;
+    // enqueue while the workers are paused behind a far run_at, then make them due at once
+    let batch: Vec<NewJob> = (0..jobs)
+        .map(|_| NewJob::new("noop", json!({})).run_at(RunAt::In(Duration::from_secs(86_400))))
+        .collect();
+    for chunk in batch.chunks(10_000) {
+        queue::enqueue_many(&mut conn, chunk).await?;
+    }
+    sqlx::query("VACUUM ANALYZE jobs")
+        .execute(&mut *conn)
+        .await?;
+    drop(conn);
+    let t0 = Instant::now();
+    sqlx::query("UPDATE jobs SET run_at = now()")
+        .execute(&pool)
+        .await?;
+    wait_for(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        jobs as i64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    let drain = t0.elapsed().as_secs_f64();
+    let peaks: Vec<f64> = procs.iter().map(|p| rss_mb(p.0.id()).1).collect();
+    drop(procs);
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+
+    let jobs_per_s = jobs as f64 / drain;
+    let (p50, p99, max) = (
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(0.0),
+    );
+    let idle_max = idle.iter().copied().fold(0.0, f64::max);
+    let peak_max = peaks.iter().copied().fold(0.0, f64::max);
+    println!("drained {jobs} jobs in {drain:.2} s with {workers} workers: {jobs_per_s:.0} jobs/s");
+    println!("start lag ms: p50 {p50:.1}, p99 {p99:.1}, max {max:.1}");
+    println!("worker RSS MiB: idle {idle:?}, peak {peaks:?}");
+    println!(
+        "{}",
+        json!({
+            "bench": "queue", "jobs": jobs, "jobs_per_s": jobs_per_s.round(),
+            "lag_p50_ms": (p50 * 10.0).round() / 10.0, "lag_p99_ms": (p99 * 10.0).round() / 10.0, "lag_max_ms": (max * 10.0).round() / 10.0,
+            "idle_rss_mb": (idle_max * 10.0).round() / 10.0, "peak_rss_mb": (peak_max * 10.0).round() / 10.0,
+        })
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Queue {
+            database_url,
+            redis_url,
+            jobs,
+            workers,
+            concurrency,
+            timed_jobs,
+            worker_bin,
+        } => {
+            bench_queue(
+                &database_url,
+                &redis_url,
+                jobs,
+                workers,
+                concurrency,
+                timed_jobs,
+                worker_bin,
+            )
+            .await
+        }
+    }
+}
