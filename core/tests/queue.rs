@@ -821,3 +821,113 @@ async fn two_workers_sharing_ten_per_second_never_exceed_it_even_when_redis_stop
         "nothing over the limit is dropped"
     );
 }
+
+/// Take from the bucket, waiting as told, the way a postponed job would.
+async fn acquire_within(smoother: &Smoother, rate: Rate, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        match smoother.try_acquire("k", rate).await {
+            Ok(()) => return,
+            Err(wait) => {
+                assert!(
+                    Instant::now() + wait < deadline,
+                    "no grant within {within:?}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn rate_buckets_return_to_redis_by_themselves(pool: PgPool) {
+    let mut redis = PrivateRedis::start();
+    let client = autosocial_core::redis::connect(&redis.url().into())
+        .await
+        .unwrap();
+    let smoother = Smoother::new(pool.clone(), Some(client));
+    let stop = CancellationToken::new();
+    tokio::spawn(smoother.clone().probe(stop.clone()));
+    let rate = Rate::per(100, Duration::from_secs(1));
+    assert!(smoother.on_redis());
+    redis.stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while smoother.on_redis() {
+        assert!(Instant::now() < deadline, "Redis loss noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // grants go on from Postgres after the switch pause (and one interval: the bucket starts full)
+    acquire_within(&smoother, rate, Duration::from_secs(2)).await;
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !smoother.on_redis() {
+        assert!(
+            Instant::now() < deadline,
+            "back on Redis after it answered for a while"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    acquire_within(&smoother, rate, Duration::from_secs(2)).await;
+    stop.cancel();
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool) {
+    let (agency, client) = tenant(&pool).await;
+    let account = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, key_id)
+         VALUES ($1, $2, $3, 'instagram', 'ig-1', '\\x01', 'k1')",
+    )
+    .bind(account)
+    .bind(agency)
+    .bind(client)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // this agency may post 3 per 24 h on Instagram
+    sqlx::query("INSERT INTO platform_limit_overrides (agency_id, platform, window_seconds, max_posts) VALUES ($1, 'instagram', 86400, 3)")
+        .bind(agency)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let publish = |hours_ago: f64, state: &'static str| {
+        let pool = pool.clone();
+        async move {
+            // one item per publication (item, account) is unique
+            let item = Uuid::now_v7();
+            sqlx::query("INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type) VALUES ($1, $2, $3, 'manual', 'pending_review', now(), 'text')")
+                .bind(item).bind(agency).bind(client).execute(&pool).await.unwrap();
+            let published = state == "published";
+            sqlx::query(
+                "INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot,
+                                           attempt_id, marker, platform_post_id, published_at)
+                 VALUES ($1, $2, $3, $4, $5, 'instagram', $6, now(), '{}', gen_random_uuid(), 'as-marker-1',
+                         CASE WHEN $7 THEN 'p' END, CASE WHEN $7 THEN now() - make_interval(secs => $8) END)",
+            )
+            .bind(Uuid::now_v7()).bind(agency).bind(client).bind(item).bind(account).bind(state).bind(published).bind(hours_ago * 3600.0)
+            .execute(&pool).await.unwrap();
+        }
+    };
+    let wait = |pool: PgPool| async move {
+        let mut conn = pool.acquire().await.unwrap();
+        autosocial_core::limits::quota_wait(&mut conn, agency, account, "instagram")
+            .await
+            .unwrap()
+    };
+    publish(30.0, "published").await; // outside the window
+    publish(20.0, "published").await;
+    publish(10.0, "published").await;
+    assert_eq!(
+        wait(pool.clone()).await,
+        None,
+        "two in the window: one more fits"
+    );
+    publish(0.0, "publishing").await; // in flight counts too
+    let w = wait(pool.clone()).await.expect("full");
+    // the post of 20 h ago leaves the window in 4 h
+    assert!(
+        (Duration::from_secs(4 * 3600 - 5)..Duration::from_secs(4 * 3600 + 5)).contains(&w),
+        "{w:?}"
+    );
+}
