@@ -244,8 +244,8 @@ pub async fn claim(
            UPDATE jobs j
            SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
                locked_until = now() + make_interval(secs => $4), started_at = now()
-           FROM picked
-           WHERE j.id = picked.id
+           -- an id array, not a join: the planner would hash-join against the whole table
+           WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
            RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.unique_key,
                      j.agency_id, j.client_id, j.account_id, j.platform,
                      greatest(extract(epoch FROM now() - j.run_at), 0)::float8 AS "lag_secs!""#,
@@ -459,7 +459,7 @@ pub async fn rescue_expired(pool: &PgPool, limit: i64) -> sqlx::Result<u64> {
                run_at = now(),
                last_error = 'lease expired: worker ' || j.locked_by || ' stopped renewing it',
                locked_by = NULL, locked_until = NULL
-           FROM expired WHERE j.id = expired.id"#,
+           WHERE j.id = ANY(ARRAY(SELECT id FROM expired))"#,
         limit
     )
     .execute(pool)

@@ -364,11 +364,17 @@ impl Runner {
         ));
 
         let mut rotate = 0usize;
+        let min_batch = (cfg.concurrency / 4).clamp(1, 100);
         while !shutdown.is_cancelled() {
             // What may be claimed now: free capacity per kind, within the process's total.
             let wants: Vec<(String, i64)> = {
                 let f = inflight.lock().expect("inflight lock");
                 let mut total_free = cfg.concurrency.saturating_sub(f.jobs.len());
+                // Busy: wait until a worthwhile batch fits rather than claiming a few rows at a
+                // time (each claim is a round trip); idle capacity is claimed at once.
+                if !f.jobs.is_empty() && total_free < min_batch {
+                    total_free = 0;
+                }
                 let mut wants = Vec::new();
                 for i in 0..kind_names.len() {
                     let name = &kind_names[(i + rotate) % kind_names.len()];
