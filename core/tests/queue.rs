@@ -335,6 +335,14 @@ async fn periodic_jobs_never_double_with_three_workers(pool: PgPool) {
         .periodic(Duration::from_millis(200), json!({}));
         workers.push(start(&pool, &format!("w{w}"), 4, vec![spec], None).await);
     }
+    // the runners enqueue the periodic job when they start
+    wait_until(
+        &pool,
+        "SELECT least(count(*), 1) FROM jobs WHERE kind = 'sweep'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         let unfinished = count(
