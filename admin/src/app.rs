@@ -20,7 +20,7 @@ use autosocial_core::vault::Vault;
 use crate::auth::{self, LoginThrottle};
 use crate::config::WebArgs;
 use crate::error::AppError;
-use crate::pages::{clients, login};
+use crate::pages::{clients, login, onboarding};
 use crate::{csrf, statics};
 
 #[derive(Clone)]
@@ -30,6 +30,7 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub web: Arc<WebArgs>,
     pub throttle: Arc<LoginThrottle>,
+    pub platforms: Arc<autosocial_core::platforms::PlatformsConfig>,
 }
 
 impl AppState {
@@ -40,12 +41,14 @@ impl AppState {
         web: WebArgs,
     ) -> AppState {
         let throttle = Arc::new(LoginThrottle::new(&web));
+        let platforms = Arc::new(web.platforms());
         AppState {
             pool,
             redis,
             vault,
             web: Arc::new(web),
             throttle,
+            platforms,
         }
     }
 }
@@ -114,6 +117,14 @@ pub fn router(state: AppState) -> Router {
         .route("/clients/{id}", get(clients::show).post(clients::update))
         .route("/clients/{id}/edit", get(clients::edit_form))
         .route("/clients/{id}/status", post(clients::set_status))
+        .route(
+            "/clients/{id}/onboarding",
+            get(onboarding::list).post(onboarding::create),
+        )
+        .route(
+            "/clients/{id}/onboarding/{link}/revoke",
+            post(onboarding::revoke),
+        )
         .route("/logout", post(login::logout))
         // inner: CSRF (needs the session's token); outer: the session itself
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
@@ -123,6 +134,15 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/login", get(login::form).post(login::submit))
+        // the client's onboarding pages and OAuth callbacks: no login, their own CSRF defence
+        .route("/onboard/continue", get(onboarding::resume))
+        .route("/onboard/{token}", get(onboarding::open))
+        .route(
+            "/onboard/{token}/connect/{platform}",
+            post(onboarding::connect),
+        )
+        .route("/onboard/{token}/finish", post(onboarding::finish))
+        .route("/oauth/callback/{platform}", get(onboarding::callback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/{name}", get(statics::serve))

@@ -28,7 +28,14 @@ fn is_safe(method: &Method) -> bool {
 /// sends it, else an `Origin` equal to the public URL's (or the Host the browser used). Requests
 /// with neither header (non-browser clients) fall through to the token check alone.
 pub fn check_origin(req: &Request, web: &WebArgs) -> Result<(), AppError> {
-    let headers = req.headers();
+    check_origin_headers(req.headers(), web)
+}
+
+/// [`check_origin`] on the headers alone.
+pub fn check_origin_headers(
+    headers: &axum::http::HeaderMap,
+    web: &WebArgs,
+) -> Result<(), AppError> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && site != "same-origin"
     {

@@ -144,6 +144,14 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<String> {
     let agency_id = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY)
         .fetch_one(pool)
         .await?;
+    // the demo connects accounts on the local sandbox platform
+    sqlx::query!(
+        "UPDATE agency_settings SET platforms_enabled = ARRAY['sandbox', 'facebook', 'instagram', 'tiktok', 'linkedin', 'x']
+         WHERE agency_id = $1",
+        agency_id
+    )
+    .execute(pool)
+    .await?;
     for (name, tz) in [
         ("Bakery Bloom", "Europe/Berlin"),
         ("Harbor Fitness", "America/New_York"),

@@ -462,6 +462,7 @@ pub async fn show(
                 dt { "Last changed" } dd { (format_in_zone(c.updated_at, tz)) " · " (relative(c.updated_at, now)) }
             }
         }
+        p { a href={ "/clients/" (id) "/onboarding" } { "Onboarding links" } }
         @if can_manage {
             div.actions {
                 a.button href={ "/clients/" (id) "/edit" } { "Edit" }

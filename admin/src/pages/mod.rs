@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod layout;
 pub mod login;
+pub mod onboarding;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

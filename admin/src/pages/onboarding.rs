@@ -1,0 +1,606 @@
+//! Onboarding: the console's links (create, list, revoke) and the client's public pages (open a
+//! link, connect accounts through OAuth with PKCE, confirm the timezone, finish).
+
+use std::str::FromStr;
+
+use axum::Form;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use chrono::Utc;
+use chrono_tz::Tz;
+use maud::{Markup, html};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use autosocial_core::audit::{self, Actor, Entry};
+use autosocial_core::domain::Platform;
+use autosocial_core::onboarding::{self, LinkState, OpenLink};
+use autosocial_core::platforms::{self, PlatformError};
+use autosocial_core::secret::{constant_time_eq, random_token, token_hash};
+use autosocial_core::vault::Aad;
+
+use crate::app::AppState;
+use crate::auth::{AdminRole, Viewer, client_ip, cookie};
+use crate::csrf;
+use crate::error::{AppError, AppResult};
+use crate::pages::layout::{Htmx, Nav, bare_page, respond};
+use crate::pages::{format_in_zone, relative};
+
+const ONBOARD_COOKIE: &str = "autosocial_onboard";
+const ONBOARD_CSRF_COOKIE: &str = "autosocial_onboard_csrf";
+/// A pending OAuth authorization is good for this long.
+const OAUTH_TTL_MINUTES: i32 = 15;
+
+// ---------------------------------------------------------------------------------------------
+// Console: the client's links
+
+async fn client_name(state: &AppState, agency: Uuid, client: Uuid) -> AppResult<(String, Tz)> {
+    let row = sqlx::query!(
+        "SELECT name, timezone FROM clients WHERE id = $1 AND agency_id = $2",
+        client,
+        agency
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok((
+        row.name,
+        Tz::from_str(&row.timezone).unwrap_or(chrono_tz::UTC),
+    ))
+}
+
+async fn links_page(
+    state: &AppState,
+    user: &crate::auth::CurrentUser,
+    client: Uuid,
+    fresh: Option<(String, chrono::DateTime<Utc>)>,
+) -> AppResult<Markup> {
+    let (name, tz) = client_name(state, user.agency_id, client).await?;
+    let links = onboarding::list(&state.pool, user.agency_id, client).await?;
+    let now = Utc::now();
+    let can_manage = user.role.allows(autosocial_core::domain::Role::Admin);
+    let base = state.web.public_url.as_str().trim_end_matches('/');
+    Ok(html! {
+        h1 { "Onboarding links · " (name) }
+        p { a href={ "/clients/" (client) } { "Back to the client" } }
+        @if let Some((token, expires)) = &fresh {
+            div.notice role="status" {
+                p { strong { "Send this link to the client. " } "It is shown only now; it expires " (format_in_zone(*expires, tz)) "." }
+                label for="new-link" { "Onboarding link" }
+                input #new-link type="text" readonly value={ (base) "/onboard/" (token) };
+            }
+        }
+        @if can_manage {
+            form method="post" action={ "/clients/" (client) "/onboarding" } {
+                input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
+                button type="submit" { "Create a new link" }
+            }
+        }
+        @if links.is_empty() {
+            p.empty { "No links yet." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for l in &links {
+                        tr {
+                            td { (format_in_zone(l.created_at, tz)) }
+                            td { (format_in_zone(l.expires_at, tz)) " · " (relative(l.expires_at, now)) }
+                            td { (l.state.label()) @if let Some(t) = l.finished_at { " " (relative(t, now)) } }
+                            td {
+                                @if can_manage && l.state == LinkState::Active {
+                                    form method="post" action={ "/clients/" (client) "/onboarding/" (l.id) "/revoke" } {
+                                        input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
+                                        button.secondary type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: Viewer,
+    htmx: Htmx,
+    Path(client): Path<Uuid>,
+) -> AppResult<Response> {
+    let body = links_page(&state, &user, client, None).await?;
+    Ok(respond(htmx, &user, "Onboarding links", Nav::Clients, body))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: AdminRole,
+    htmx: Htmx,
+    Path(client): Path<Uuid>,
+) -> AppResult<Response> {
+    let mut tx = state.pool.begin().await?;
+    let link = onboarding::create(&mut tx, user.agency_id, client, Some(user.user_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    audit::append(
+        &mut tx,
+        &user.actor(),
+        Entry {
+            agency_id: Some(user.agency_id),
+            action: "onboarding_link.create",
+            target_type: Some("client"),
+            target_id: Some(client.to_string()),
+            details: serde_json::json!({ "link_id": link.id, "expires_at": link.expires_at }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let body = links_page(&state, &user, client, Some((link.token, link.expires_at))).await?;
+    let mut r = respond(htmx, &user, "Onboarding links", Nav::Clients, body);
+    *r.status_mut() = StatusCode::CREATED;
+    Ok(r)
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    user: AdminRole,
+    Path((client, link)): Path<(Uuid, Uuid)>,
+) -> AppResult<Response> {
+    client_name(&state, user.agency_id, client).await?;
+    let mut tx = state.pool.begin().await?;
+    if !onboarding::revoke(&mut tx, user.agency_id, link).await? {
+        return Err(AppError::NotFound);
+    }
+    audit::append(
+        &mut tx,
+        &user.actor(),
+        Entry {
+            agency_id: Some(user.agency_id),
+            action: "onboarding_link.revoke",
+            target_type: Some("onboarding_link"),
+            target_id: Some(link.to_string()),
+            details: serde_json::json!({ "client_id": client }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/clients/{client}/onboarding")).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public: the client's pages
+
+/// One page for every link that cannot be used: it says nothing about any client.
+fn neutral() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        bare_page(
+            "Link not valid",
+            html! {
+                h1 { "This link cannot be used" }
+                p { "It may have expired, been revoked or already been used. Ask your agency for a new onboarding link." }
+            },
+        ),
+    )
+        .into_response()
+}
+
+fn refused(title: &str, message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, bare_page(title, html! { h1 { (title) } p { (message) } p { "Nothing was saved. Open your onboarding link again to retry." } })).into_response()
+}
+
+async fn connected_accounts(
+    state: &AppState,
+    link: &OpenLink,
+) -> AppResult<Vec<(Platform, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT platform AS "platform: Platform", display_name FROM social_accounts
+           WHERE client_id = $1 AND agency_id = $2 AND status <> 'disconnected' ORDER BY platform, display_name"#,
+        link.client_id,
+        link.agency_id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.platform, r.display_name))
+        .collect())
+}
+
+pub async fn open(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let Some(link) = onboarding::open(&state.pool, &token).await? else {
+        return Ok(neutral());
+    };
+    let accounts = connected_accounts(&state, &link).await?;
+    let form_token = random_token(32);
+    let jar = jar
+        .add(cookie(&state.web, ONBOARD_CSRF_COOKIE, form_token.clone()))
+        .add(cookie(&state.web, ONBOARD_COOKIE, token.clone()));
+    let platforms: Vec<Platform> = link
+        .platforms_enabled
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let body = html! {
+        h1 { "Connect your accounts" }
+        p { strong { (link.agency_name) } " manages social media for " strong { (link.client_name) } ". Connect the accounts it should post to." }
+        @if !accounts.is_empty() {
+            h2 { "Connected" }
+            ul { @for (p, name) in &accounts { li { (p.label()) ": " (name) } } }
+        }
+        h2 { "Platforms" }
+        ul.platforms {
+            @for p in &platforms {
+                li {
+                    @if platforms::connector(*p, &state.platforms).is_some() && state.platforms.app(*p).is_some() {
+                        form method="post" action={ "/onboard/" (token) "/connect/" (p.as_str()) } {
+                            input type="hidden" name=(csrf::FIELD) value=(form_token);
+                            button type="submit" { "Connect " (p.label()) }
+                        }
+                    } @else {
+                        (p.label()) " — not available yet"
+                    }
+                }
+            }
+        }
+        h2 { "Finish" }
+        form.card method="post" action={ "/onboard/" (token) "/finish" } {
+            input type="hidden" name=(csrf::FIELD) value=(form_token);
+            label for="timezone" { "Your timezone" }
+            input #timezone type="text" name="timezone" value=(link.timezone) required;
+            p.hint { "Posts are scheduled in this zone (e.g. Europe/Berlin)." }
+            div.actions { button type="submit" { "Finish" } }
+        }
+    };
+    Ok((jar, bare_page("Connect your accounts", body)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    timezone: Option<String>,
+}
+
+/// Read a public onboarding form: Origin / Sec-Fetch-Site check, then the double-submit token.
+async fn read_form(
+    state: &AppState,
+    jar: &CookieJar,
+    req: Request,
+) -> AppResult<(Option<std::net::IpAddr>, CsrfForm)> {
+    use axum::extract::FromRequest;
+    let (parts, body) = req.into_parts();
+    csrf::check_origin_headers(&parts.headers, &state.web)?;
+    let ip = client_ip(&parts, &state.web);
+    let Form(f) = Form::<CsrfForm>::from_request(Request::from_parts(parts, body), &())
+        .await
+        .map_err(|_| AppError::Csrf("malformed form"))?;
+    match jar.get(ONBOARD_CSRF_COOKIE) {
+        Some(c) if constant_time_eq(c.value().as_bytes(), f.csrf.as_bytes()) => Ok((ip, f)),
+        _ => Err(AppError::Csrf("missing or wrong onboarding form token")),
+    }
+}
+
+fn redirect_uri(state: &AppState, platform: Platform) -> url::Url {
+    state
+        .web
+        .public_url
+        .join(&format!("/oauth/callback/{}", platform.as_str()))
+        .expect("static path joins")
+}
+
+pub async fn connect(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path((token, platform)): Path<(String, String)>,
+    req: Request,
+) -> AppResult<Response> {
+    read_form(&state, &jar, req).await?;
+    let Some(link) = onboarding::open(&state.pool, &token).await? else {
+        return Ok(neutral());
+    };
+    let Ok(platform) = Platform::from_str(&platform) else {
+        return Err(AppError::NotFound);
+    };
+    let (Some(connector), Some(app)) = (
+        platforms::connector(platform, &state.platforms),
+        state.platforms.app(platform),
+    ) else {
+        return Err(AppError::NotFound);
+    };
+    if !link
+        .platforms_enabled
+        .iter()
+        .any(|p| p == platform.as_str())
+    {
+        return Err(AppError::NotFound);
+    }
+    // one-time state (stored as a hash), a fresh PKCE verifier (stored encrypted), the provider
+    let oauth_state = random_token(32);
+    let verifier = random_token(48);
+    let id = Uuid::now_v7();
+    let row = id.to_string();
+    let ct = state.vault.encrypt_str(
+        &verifier,
+        &Aad {
+            table: "oauth_transactions",
+            column: "pkce_verifier_ct",
+            agency: Some(link.agency_id),
+            row: &row,
+        },
+    );
+    let redirect = redirect_uri(&state, platform);
+    sqlx::query!(
+        "INSERT INTO oauth_transactions (id, agency_id, client_id, platform, state_hash, pkce_verifier_ct, key_id, redirect_uri,
+                                         onboarding_link_id, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(mins => $10))",
+        id,
+        link.agency_id,
+        link.client_id,
+        platform.as_str(),
+        token_hash(&oauth_state),
+        ct,
+        state.vault.current_key_id(),
+        redirect.as_str(),
+        link.link_id,
+        OAUTH_TTL_MINUTES
+    )
+    .execute(&state.pool)
+    .await?;
+    let url = connector.authorization_url(&app, &redirect, &oauth_state, &verifier);
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    iss: Option<String>,
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(platform): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    req: Request,
+) -> AppResult<Response> {
+    let ip = client_ip(&req.into_parts().0, &state.web);
+    let Ok(platform) = Platform::from_str(&platform) else {
+        return Err(AppError::NotFound);
+    };
+    let Some(oauth_state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(refused(
+            "Connection refused",
+            "The answer from the platform carried no state.",
+        ));
+    };
+    // consume the pending authorization first: a state works once, whatever happens next
+    let tx_row = sqlx::query!(
+        r#"UPDATE oauth_transactions SET consumed_at = now()
+           WHERE state_hash = $1 AND consumed_at IS NULL
+           RETURNING id, agency_id, client_id, platform AS "platform: Platform", pkce_verifier_ct, redirect_uri,
+                     onboarding_link_id, (expires_at > now()) AS "fresh!""#,
+        token_hash(oauth_state)
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(t) = tx_row else {
+        return Ok(refused(
+            "Connection refused",
+            "This authorization is unknown or was already used.",
+        ));
+    };
+    if !t.fresh {
+        return Ok(refused(
+            "Connection refused",
+            "This authorization took too long and expired.",
+        ));
+    }
+    if t.platform != platform {
+        tracing::warn!(expected = %t.platform, got = %platform, "OAuth callback for another provider refused (mix-up defence)");
+        return Ok(refused(
+            "Connection refused",
+            "The answer came from another platform than the one you started with.",
+        ));
+    }
+    let (Some(connector), Some(app)) = (
+        platforms::connector(platform, &state.platforms),
+        state.platforms.app(platform),
+    ) else {
+        return Err(AppError::NotFound);
+    };
+    if let (Some(iss), Some(expected)) = (q.iss.as_deref(), connector.issuer())
+        && iss.trim_end_matches('/') != expected.trim_end_matches('/')
+    {
+        return Ok(refused(
+            "Connection refused",
+            "The answer names another issuer than the platform's.",
+        ));
+    }
+    if let Some(err) = q.error.as_deref() {
+        let why = q.error_description.as_deref().unwrap_or(err);
+        return Ok(refused(
+            "Connection not completed",
+            &format!("{} said: {why}", platform.label()),
+        ));
+    }
+    let Some(code) = q.code.as_deref() else {
+        return Ok(refused(
+            "Connection refused",
+            "The answer from the platform carried no code.",
+        ));
+    };
+    let row = t.id.to_string();
+    let verifier = state
+        .vault
+        .decrypt_string(
+            &t.pkce_verifier_ct,
+            &Aad {
+                table: "oauth_transactions",
+                column: "pkce_verifier_ct",
+                agency: Some(t.agency_id),
+                row: &row,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("pkce verifier: {e}"))?;
+    let redirect = url::Url::parse(&t.redirect_uri).map_err(anyhow::Error::from)?;
+    let tokens = match connector
+        .exchange_code(&app, &redirect, code, &verifier)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return Ok(platform_refused(platform, &e)),
+    };
+    let account = match connector
+        .account_info(tokens.access_token.expose_secret())
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return Ok(platform_refused(platform, &e)),
+    };
+    // store: encrypted, one row per platform account (a reconnect updates it)
+    let mut tx = state.pool.begin().await?;
+    let existing = sqlx::query_scalar!(
+        "SELECT id FROM social_accounts WHERE client_id = $1 AND platform = $2 AND platform_account_id = $3 FOR UPDATE",
+        t.client_id,
+        platform.as_str(),
+        account.id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let account_id = existing.unwrap_or_else(Uuid::now_v7);
+    let arow = account_id.to_string();
+    let aad = |column| Aad {
+        table: "social_accounts",
+        column,
+        agency: Some(t.agency_id),
+        row: &arow,
+    };
+    let access_ct = state
+        .vault
+        .encrypt_str(tokens.access_token.expose_secret(), &aad("access_token_ct"));
+    let refresh_ct = tokens.refresh_token.as_ref().map(|r| {
+        state
+            .vault
+            .encrypt_str(r.expose_secret(), &aad("refresh_token_ct"))
+    });
+    let expires_secs = tokens.expires_in.map(|d| d.as_secs_f64());
+    let scopes = if tokens.scopes.is_empty() {
+        connector.scopes()
+    } else {
+        tokens.scopes.clone()
+    };
+    sqlx::query!(
+        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct,
+                                      refresh_token_ct, key_id, token_expires_at, scopes, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, 'active')
+         ON CONFLICT (id) DO UPDATE SET
+             display_name = EXCLUDED.display_name, access_token_ct = EXCLUDED.access_token_ct,
+             -- a provider that sends no new refresh token keeps the stored one
+             refresh_token_ct = coalesce(EXCLUDED.refresh_token_ct, social_accounts.refresh_token_ct),
+             key_id = EXCLUDED.key_id, token_expires_at = EXCLUDED.token_expires_at, scopes = EXCLUDED.scopes,
+             status = 'active', status_reason = NULL, connected_at = now(), updated_at = now()",
+        account_id,
+        t.agency_id,
+        t.client_id,
+        platform.as_str(),
+        account.id,
+        account.name,
+        access_ct,
+        refresh_ct,
+        state.vault.current_key_id(),
+        expires_secs,
+        &scopes,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        &Actor { user_id: None, label: "client (onboarding link)".into(), ip },
+        Entry {
+            agency_id: Some(t.agency_id),
+            action: "account.connect",
+            target_type: Some("social_account"),
+            target_id: Some(account_id.to_string()),
+            details: serde_json::json!({ "platform": platform, "account": account.name, "client_id": t.client_id, "link_id": t.onboarding_link_id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Redirect::to("/onboard/continue").into_response())
+}
+
+fn platform_refused(platform: Platform, e: &PlatformError) -> Response {
+    tracing::warn!(platform = %platform, error = %e, "connecting an account failed");
+    let message = match e {
+        PlatformError::Transient(_) | PlatformError::RateLimited { .. } => format!(
+            "{} is not answering right now. Please try again in a few minutes.",
+            platform.label()
+        ),
+        _ => format!("{} refused the connection: {e}", platform.label()),
+    };
+    refused("Connection not completed", &message)
+}
+
+/// After a callback: back to the onboarding page held in the cookie.
+pub async fn resume(jar: CookieJar) -> Response {
+    match jar.get(ONBOARD_COOKIE) {
+        Some(c) => Redirect::to(&format!("/onboard/{}", c.value())).into_response(),
+        None => bare_page("Connected", html! { h1 { "Account connected" } p { "Open your onboarding link again to connect more or to finish." } }).into_response(),
+    }
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Path(token): Path<String>,
+    req: Request,
+) -> AppResult<Response> {
+    let (ip, form) = read_form(&state, &jar, req).await?;
+    let Some(link) = onboarding::open(&state.pool, &token).await? else {
+        return Ok(neutral());
+    };
+    let tz_text = form.timezone.unwrap_or_default();
+    let Ok(tz) = Tz::from_str(tz_text.trim()) else {
+        return Ok(refused(
+            "Timezone not recognised",
+            &format!(
+                "“{}” is not a timezone name like Europe/Berlin.",
+                tz_text.trim()
+            ),
+        ));
+    };
+    let mut tx = state.pool.begin().await?;
+    if !onboarding::finish(&mut tx, link.link_id, tz.name()).await? {
+        return Ok(neutral());
+    }
+    audit::append(
+        &mut tx,
+        &Actor {
+            user_id: None,
+            label: "client (onboarding link)".into(),
+            ip,
+        },
+        Entry {
+            agency_id: Some(link.agency_id),
+            action: "onboarding_link.finish",
+            target_type: Some("onboarding_link"),
+            target_id: Some(link.link_id.to_string()),
+            details: serde_json::json!({ "client_id": link.client_id, "timezone": tz.name() }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let jar = jar.remove(axum_extra::extract::cookie::Cookie::build(ONBOARD_COOKIE).path("/"));
+    Ok((jar, bare_page("All set", html! { h1 { "All set" } p { "Thank you. " (link.agency_name) " takes it from here." } })).into_response())
+}

@@ -1,0 +1,436 @@
+//! The onboarding flow over HTTP: the console makes a link, the client opens it and connects an
+//! account through the sandbox's OAuth (PKCE), tokens are stored encrypted, the link is used up.
+
+mod common;
+
+use std::collections::HashMap;
+
+use autosocial_admin::config::WebArgs;
+use autosocial_core::domain::Role;
+use autosocial_core::vault::Aad;
+use autosocial_sandbox::{Knobs, Sandbox, default_client};
+use axum::http::StatusCode;
+use common::{Browser, client, state_with, user};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn sandbox() -> url::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sb = Sandbox::new(
+        default_client(),
+        base.clone(),
+        Knobs {
+            auto_approve: true,
+            ..Knobs::default()
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, sb.router()).await.unwrap() });
+    url::Url::parse(&base).unwrap()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Setup {
+    admin: Browser,
+    vault: std::sync::Arc<autosocial_core::vault::Vault>,
+    client_id: Uuid,
+    csrf: String,
+}
+
+async fn setup(pool: &PgPool) -> Setup {
+    user(pool, "Acme", "admin@acme.test", Role::Admin).await;
+    sqlx::query("UPDATE agency_settings SET platforms_enabled = ARRAY['sandbox', 'x']")
+        .execute(pool)
+        .await
+        .unwrap();
+    let client_id = client(pool, "Acme", "Bakery").await;
+    let mut web = WebArgs::for_tests();
+    web.sandbox_url = Some(sandbox().await);
+    let state = state_with(pool.clone(), web).await;
+    let vault = state.vault.clone();
+    let mut admin = Browser::new(state);
+    let csrf = admin.logged_in("admin@acme.test").await;
+    Setup {
+        admin,
+        vault,
+        client_id,
+        csrf,
+    }
+}
+
+/// Create a link in the console and return its token.
+async fn new_link(s: &mut Setup) -> String {
+    let r = s
+        .admin
+        .post(
+            &format!("/clients/{}/onboarding", s.client_id),
+            &[("_csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let marker = "/onboard/";
+    let start = r.body.find(marker).expect("the link is shown") + marker.len();
+    r.body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A client's browser sharing the admin's app (same router, own cookies).
+fn client_browser(s: &Setup) -> Browser {
+    Browser {
+        app: s.admin.app.clone(),
+        cookies: HashMap::new(),
+    }
+}
+
+/// Start connecting and return the sandbox's redirect back to us (path and query).
+async fn authorize(b: &mut Browser, token: &str) -> String {
+    let page = b.get(&format!("/onboard/{token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let r = b
+        .post(
+            &format!("/onboard/{token}/connect/sandbox"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to_provider = r.location().unwrap().to_owned();
+    let provider = url::Url::parse(&to_provider).unwrap();
+    let q: HashMap<String, String> = provider.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["state"].len() >= 22, "state carries at least 128 bits");
+    assert_eq!(
+        q["redirect_uri"],
+        "http://127.0.0.1:8080/oauth/callback/sandbox"
+    );
+    let back = http().get(to_provider).send().await.unwrap();
+    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    format!("{}?{}", back.path(), back.query().unwrap())
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_client_connects_an_account_and_the_link_is_used_up(pool: PgPool) {
+    let mut s = setup(&pool).await;
+    let token = new_link(&mut s).await;
+    assert_eq!(token.len(), 43, "256-bit token");
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM onboarding_links")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, token.as_bytes(), "only a hash is stored");
+
+    let mut c = client_browser(&s);
+    let page = c.get(&format!("/onboard/{token}")).await;
+    assert!(page.body.contains("Acme") && page.body.contains("Bakery"));
+    assert!(page.body.contains("Connect Sandbox"));
+    assert!(page.body.contains("X — not available yet"));
+
+    let callback = authorize(&mut c, &token).await;
+    let r = c.get(&callback).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), Some("/onboard/continue"));
+    let r = c.get("/onboard/continue").await;
+    assert_eq!(r.location(), Some(format!("/onboard/{token}").as_str()));
+    let page = c.get(&format!("/onboard/{token}")).await;
+    assert!(
+        page.body
+            .contains("Sandbox: Sandbox account sandbox-user-1"),
+        "{}",
+        page.body
+    );
+
+    // stored encrypted, bound to its row
+    let (id, agency, access, refresh, scopes): (Uuid, Uuid, Vec<u8>, Vec<u8>, Vec<String>) = sqlx::query_as(
+        "SELECT id, agency_id, access_token_ct, refresh_token_ct, scopes FROM social_accounts WHERE platform = 'sandbox'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let row = id.to_string();
+    let at = s
+        .vault
+        .decrypt_string(
+            &access,
+            &Aad {
+                table: "social_accounts",
+                column: "access_token_ct",
+                agency: Some(agency),
+                row: &row,
+            },
+        )
+        .unwrap();
+    let rt = s
+        .vault
+        .decrypt_string(
+            &refresh,
+            &Aad {
+                table: "social_accounts",
+                column: "refresh_token_ct",
+                agency: Some(agency),
+                row: &row,
+            },
+        )
+        .unwrap();
+    assert!(at.starts_with("at_") && rt.starts_with("rt_"));
+    assert!(
+        !access.windows(3).any(|w| w == b"at_"),
+        "no plaintext in the column"
+    );
+    assert_eq!(scopes, ["publish", "metrics"]);
+
+    // connecting the same account again updates the row
+    let callback = authorize(&mut c, &token).await;
+    assert_eq!(c.get(&callback).await.status, StatusCode::SEE_OTHER);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM social_accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // finish: a bad timezone changes nothing, a good one uses the link up
+    let csrf = c.get(&format!("/onboard/{token}")).await.csrf();
+    let bad = c
+        .post(
+            &format!("/onboard/{token}/finish"),
+            &[("_csrf", &csrf), ("timezone", "Moon/Base")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let done = c
+        .post(
+            &format!("/onboard/{token}/finish"),
+            &[("_csrf", &csrf), ("timezone", "America/Chicago")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.body.contains("All set"));
+    let tz: String = sqlx::query_scalar("SELECT timezone FROM clients")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tz, "America/Chicago");
+    assert_eq!(
+        c.get(&format!("/onboard/{token}")).await.status,
+        StatusCode::NOT_FOUND,
+        "used up"
+    );
+    let list = s
+        .admin
+        .get(&format!("/clients/{}/onboarding", s.client_id))
+        .await;
+    assert!(list.body.contains("Used"));
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE agency_id IS NOT NULL ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for a in [
+        "onboarding_link.create",
+        "account.connect",
+        "onboarding_link.finish",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn every_unusable_link_shows_the_same_neutral_page(pool: PgPool) {
+    let mut s = setup(&pool).await;
+    let expired = new_link(&mut s).await;
+    sqlx::query("UPDATE onboarding_links SET created_at = now() - interval '9 days', expires_at = now() - interval '1 day'").execute(&pool).await.unwrap();
+    let revoked = new_link(&mut s).await;
+    let id: Uuid = sqlx::query_scalar(
+        "SELECT id FROM onboarding_links WHERE revoked_at IS NULL AND expires_at > now()",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let r = s
+        .admin
+        .post(
+            &format!("/clients/{}/onboarding/{id}/revoke", s.client_id),
+            &[("_csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let unknown = "x".repeat(43);
+    let mut c = client_browser(&s);
+    let mut bodies = Vec::new();
+    for t in [
+        expired.as_str(),
+        revoked.as_str(),
+        unknown.as_str(),
+        "short",
+    ] {
+        let r = c.get(&format!("/onboard/{t}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(
+            !r.body.contains("Bakery") && !r.body.contains("Acme"),
+            "reveals nothing"
+        );
+        bodies.push(r.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "one page for all");
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn tampered_replayed_expired_and_foreign_states_are_refused(pool: PgPool) {
+    let mut s = setup(&pool).await;
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    let accounts = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM social_accounts")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    // tampered state
+    let callback = authorize(&mut c, &token).await;
+    let tampered = callback.replace("state=", "state=x");
+    assert_eq!(c.get(&tampered).await.status, StatusCode::BAD_REQUEST);
+    // missing state
+    let no_state: String = callback
+        .split('&')
+        .filter(|p| !p.starts_with("state="))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(c.get(&no_state).await.status, StatusCode::BAD_REQUEST);
+    // for another provider (mix-up): refused and consumed
+    let foreign = callback.replace("/oauth/callback/sandbox", "/oauth/callback/x");
+    assert_eq!(c.get(&foreign).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        c.get(&callback).await.status,
+        StatusCode::BAD_REQUEST,
+        "the state was consumed by the refused attempt"
+    );
+    assert_eq!(accounts().await, 0);
+
+    // replayed
+    let callback = authorize(&mut c, &token).await;
+    assert_eq!(c.get(&callback).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.get(&callback).await.status,
+        StatusCode::BAD_REQUEST,
+        "a state works once"
+    );
+    assert_eq!(accounts().await, 1);
+
+    // expired
+    sqlx::query("DELETE FROM social_accounts")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let callback = authorize(&mut c, &token).await;
+    sqlx::query("UPDATE oauth_transactions SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 minute' WHERE consumed_at IS NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = c.get(&callback).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("expired"));
+
+    // a wrong issuer
+    let callback = authorize(&mut c, &token).await;
+    let wrong_iss = callback.replace("iss=http", "iss=https%3A%2F%2Fevil.example%2Fx");
+    assert_eq!(c.get(&wrong_iss).await.status, StatusCode::BAD_REQUEST);
+
+    // the provider's own refusal
+    let callback = authorize(&mut c, &token).await;
+    let state: String = callback
+        .split('&')
+        .find(|p| p.contains("state="))
+        .unwrap()
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let r = c.get(&format!("/oauth/callback/sandbox?error=access_denied&error_description=The+user+said+no&state={state}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("The user said no"));
+    assert_eq!(
+        accounts().await,
+        0,
+        "nothing stored by any refused callback"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn onboarding_forms_need_their_token_and_links_are_tenant_scoped(pool: PgPool) {
+    let mut s = setup(&pool).await;
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    c.get(&format!("/onboard/{token}")).await;
+    let r = c
+        .post(
+            &format!("/onboard/{token}/connect/sandbox"),
+            &[("_csrf", "forged")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c
+        .post(
+            &format!("/onboard/{token}/finish"),
+            &[("_csrf", "forged"), ("timezone", "UTC")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM onboarding_links WHERE used_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(open, 1);
+
+    user(&pool, "Beta", "owner@beta.test", Role::Owner).await;
+    let theirs = client(&pool, "Beta", "Beta client").await;
+    let link: Uuid = sqlx::query_scalar("SELECT id FROM onboarding_links")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut beta = Browser {
+        app: s.admin.app.clone(),
+        cookies: HashMap::new(),
+    };
+    let csrf = beta.logged_in("owner@beta.test").await;
+    assert_eq!(
+        beta.get(&format!("/clients/{}/onboarding", s.client_id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        beta.post(
+            &format!("/clients/{}/onboarding", s.client_id),
+            &[("_csrf", &csrf)]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = beta
+        .post(
+            &format!("/clients/{}/onboarding/{link}/revoke", s.client_id),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = beta
+        .post(
+            &format!("/clients/{theirs}/onboarding/{link}/revoke"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let still: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM onboarding_links WHERE revoked_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(still, 1);
+}
