@@ -41,7 +41,7 @@ impl AppState {
         web: WebArgs,
     ) -> AppState {
         let throttle = Arc::new(LoginThrottle::new(&web));
-        let platforms = Arc::new(web.platforms());
+        let platforms = Arc::new(web.platforms.config());
         AppState {
             pool,
             redis,

@@ -73,45 +73,11 @@ pub struct WebArgs {
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub login_per_ip_per_minute: u32,
 
-    /// Base URL of autosocial-sandbox (tests and the demo); unset in production.
-    #[arg(
-        long = "sandbox-url",
-        env = "AUTOSOCIAL_SANDBOX_URL",
-        value_name = "AUTOSOCIAL_SANDBOX_URL"
-    )]
-    pub sandbox_url: Option<url::Url>,
-    /// The sandbox app's client id.
-    #[arg(
-        long = "sandbox-client-id",
-        env = "AUTOSOCIAL_SANDBOX_CLIENT_ID",
-        value_name = "AUTOSOCIAL_SANDBOX_CLIENT_ID",
-        default_value = "autosocial-sandbox-client"
-    )]
-    pub sandbox_client_id: String,
-    #[arg(
-        long = "sandbox-client-secret",
-        env = "AUTOSOCIAL_SANDBOX_CLIENT_SECRET",
-        value_name = "AUTOSOCIAL_SANDBOX_CLIENT_SECRET",
-        default_value = "autosocial-sandbox-secret",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub sandbox_client_secret: secrecy::SecretString,
+    #[command(flatten)]
+    pub platforms: autosocial_core::config::PlatformArgs,
 }
 
 impl WebArgs {
-    /// Where the platforms are and the deployment's app credentials.
-    pub fn platforms(&self) -> autosocial_core::platforms::PlatformsConfig {
-        use autosocial_core::platforms::{OAuthApp, PlatformsConfig};
-        PlatformsConfig {
-            sandbox_url: self.sandbox_url.clone(),
-            sandbox_app: self.sandbox_url.as_ref().map(|_| OAuthApp {
-                client_id: self.sandbox_client_id.clone(),
-                client_secret: self.sandbox_client_secret.clone(),
-            }),
-        }
-    }
-
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
@@ -126,9 +92,7 @@ impl WebArgs {
             trust_proxy: false,
             login_per_account_per_minute: 5,
             login_per_ip_per_minute: 20,
-            sandbox_url: None,
-            sandbox_client_id: "autosocial-sandbox-client".into(),
-            sandbox_client_secret: "autosocial-sandbox-secret".to_owned().into(),
+            platforms: autosocial_core::config::PlatformArgs::sandbox(None),
         }
     }
 }

@@ -51,7 +51,7 @@ async fn setup(pool: &PgPool) -> Setup {
         .unwrap();
     let client_id = client(pool, "Acme", "Bakery").await;
     let mut web = WebArgs::for_tests();
-    web.sandbox_url = Some(sandbox().await);
+    web.platforms.sandbox_url = Some(sandbox().await);
     let state = state_with(pool.clone(), web).await;
     let vault = state.vault.clone();
     let mut admin = Browser::new(state);

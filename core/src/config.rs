@@ -113,6 +113,58 @@ impl KeyArgs {
     }
 }
 
+/// Where the platforms are and the deployment-wide OAuth apps (agencies' own apps come later
+/// from the console's settings).
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    /// Base URL of autosocial-sandbox (tests and the demo); unset in production.
+    #[arg(
+        long = "sandbox-url",
+        env = "AUTOSOCIAL_SANDBOX_URL",
+        value_name = "AUTOSOCIAL_SANDBOX_URL"
+    )]
+    pub sandbox_url: Option<url::Url>,
+    /// The sandbox app's client id.
+    #[arg(
+        long = "sandbox-client-id",
+        env = "AUTOSOCIAL_SANDBOX_CLIENT_ID",
+        value_name = "AUTOSOCIAL_SANDBOX_CLIENT_ID",
+        default_value = "autosocial-sandbox-client"
+    )]
+    pub sandbox_client_id: String,
+    #[arg(
+        long = "sandbox-client-secret",
+        env = "AUTOSOCIAL_SANDBOX_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_SANDBOX_CLIENT_SECRET",
+        default_value = "autosocial-sandbox-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub sandbox_client_secret: SecretString,
+}
+
+impl PlatformArgs {
+    pub fn config(&self) -> crate::platforms::PlatformsConfig {
+        use crate::platforms::{OAuthApp, PlatformsConfig};
+        PlatformsConfig {
+            sandbox_url: self.sandbox_url.clone(),
+            sandbox_app: self.sandbox_url.as_ref().map(|_| OAuthApp {
+                client_id: self.sandbox_client_id.clone(),
+                client_secret: self.sandbox_client_secret.clone(),
+            }),
+        }
+    }
+
+    /// Only the sandbox, at `url` (tests).
+    pub fn sandbox(url: Option<url::Url>) -> PlatformArgs {
+        PlatformArgs {
+            sandbox_url: url,
+            sandbox_client_id: "autosocial-sandbox-client".into(),
+            sandbox_client_secret: SecretString::from("autosocial-sandbox-secret".to_owned()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod redis;
 pub mod secret;
 pub mod telemetry;
+pub mod tokens;
 pub mod vault;
 
 #[cfg(feature = "testing")]

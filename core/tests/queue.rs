@@ -939,3 +939,41 @@ async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool)
         "{w:?}"
     );
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_self_renewing_job_enqueues_its_successor_when_it_completes(pool: PgPool) {
+    let spec = KindSpec::new(
+        "renew",
+        2,
+        handler(|ctx: JobContext| async move {
+            let n = ctx.job.payload["n"].as_u64().unwrap();
+            if n >= 3 {
+                return Ok(Outcome::Done);
+            }
+            let next = NewJob::new("renew", json!({ "n": n + 1 })).unique("renew:a");
+            Ok(Outcome::DoneThen(Box::new(next)))
+        }),
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    queue::enqueue(
+        &mut conn,
+        &NewJob::new("renew", json!({ "n": 1 })).unique("renew:a"),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let w = start(&pool, "w1", 2, vec![spec], None).await;
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed'",
+        3,
+        Duration::from_secs(10),
+    )
+    .await;
+    w.shutdown().await;
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM jobs").await,
+        3,
+        "one successor each, none left over"
+    );
+}

@@ -10,17 +10,23 @@ use fred::prelude::*;
 use sqlx::PgPool;
 
 /// Every kind this binary knows.
-pub const ALL: &[&str] = &["prune", "noop", "diag_sleep"];
+pub const ALL: &[&str] = &[
+    "prune",
+    "refresh_token",
+    "refresh_sweep",
+    "noop",
+    "diag_sleep",
+];
 /// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
 /// fault tests) and run only when asked for.
-pub const DEFAULT: &[&str] = &["prune"];
+pub const DEFAULT: &[&str] = &["prune", "refresh_token", "refresh_sweep"];
 
 #[derive(Clone)]
 pub struct Context {
     pub pool: PgPool,
     pub redis: Client,
-    #[allow(dead_code)] // read by the platform kinds
     pub vault: Arc<Vault>,
+    pub platforms: Arc<autosocial_core::platforms::PlatformsConfig>,
     pub retention: Duration,
 }
 
@@ -44,6 +50,81 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                             .await?
                             .rows_affected();
                         tracing::info!(jobs, oauth, buckets, "pruned finished jobs and stale rows");
+                        Ok(Outcome::Done)
+                    }
+                }),
+            )
+            .periodic(Duration::from_secs(600), serde_json::json!({}))
+        }
+        // Renew an account's tokens ahead of expiry; single-flight by its unique key.
+        "refresh_token" => {
+            let ctx = ctx.clone();
+            KindSpec::new(
+                kind,
+                concurrency,
+                handler(move |job| {
+                    let ctx = ctx.clone();
+                    async move {
+                        use autosocial_core::platforms::PlatformError;
+                        use autosocial_core::tokens::{self, Refreshed};
+                        let account: uuid::Uuid =
+                            serde_json::from_value(job.job.payload["account_id"].clone())
+                                .map_err(|e| anyhow::anyhow!("payload without account_id: {e}"))?;
+                        match tokens::refresh(
+                            &ctx.pool,
+                            &ctx.vault,
+                            &ctx.platforms,
+                            &job.gate,
+                            account,
+                        )
+                        .await?
+                        {
+                            Refreshed::Done => {
+                                match tokens::next_refresh(&ctx.pool, account).await? {
+                                    Some(next) => Ok(Outcome::DoneThen(Box::new(next))),
+                                    None => Ok(Outcome::Done),
+                                }
+                            }
+                            Refreshed::Skipped(why) => {
+                                tracing::info!(%account, why, "refresh skipped");
+                                Ok(Outcome::Done)
+                            }
+                            Refreshed::NeedsReconnect(reason) => {
+                                tracing::warn!(%account, %reason, "account needs reconnecting");
+                                Ok(Outcome::Fail(format!(
+                                    "the platform refused the refresh: {reason}"
+                                )))
+                            }
+                            Refreshed::Retry(PlatformError::RateLimited {
+                                retry_after,
+                                message,
+                            }) => Ok(Outcome::RetryIn {
+                                delay: retry_after,
+                                reason: message,
+                            }),
+                            // transient: retried with backoff; the account stays connected
+                            Refreshed::Retry(e) => Err(anyhow::anyhow!(e)),
+                        }
+                    }
+                }),
+            )
+            .backoff(Backoff {
+                base: Duration::from_secs(5),
+                cap: Duration::from_secs(900),
+            })
+        }
+        "refresh_sweep" => {
+            let ctx = ctx.clone();
+            KindSpec::new(
+                kind,
+                1,
+                handler(move |_job| {
+                    let pool = ctx.pool.clone();
+                    async move {
+                        let n = autosocial_core::tokens::sweep(&pool).await?;
+                        if n > 0 {
+                            tracing::info!(accounts = n, "refreshes enqueued by the sweep");
+                        }
                         Ok(Outcome::Done)
                     }
                 }),

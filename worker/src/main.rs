@@ -87,6 +87,8 @@ struct RunArgs {
     redis: RedisArgs,
     #[command(flatten)]
     keys: KeyArgs,
+    #[command(flatten)]
+    platforms: autosocial_core::config::PlatformArgs,
 
     /// Local address for /healthz and /metrics.
     #[arg(
@@ -310,6 +312,7 @@ async fn main() -> anyhow::Result<()> {
         pool: pool.clone(),
         redis: redis.clone(),
         vault,
+        platforms: Arc::new(args.platforms.config()),
         retention: Duration::from_secs(args.job_retention_hours * 3600),
     };
     let concurrency = args.concurrency as usize;

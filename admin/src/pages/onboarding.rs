@@ -524,6 +524,18 @@ pub async fn callback(
     )
     .execute(&mut *tx)
     .await?;
+    // renew ahead of expiry (a reconnect keeps an already scheduled refresh; the sweep catches the rest)
+    if let Some(lifetime) = tokens.expires_in {
+        autosocial_core::tokens::schedule(
+            &mut tx,
+            t.agency_id,
+            t.client_id,
+            account_id,
+            platform,
+            lifetime,
+        )
+        .await?;
+    }
     audit::append(
         &mut tx,
         &Actor { user_id: None, label: "client (onboarding link)".into(), ip },

@@ -42,7 +42,7 @@ pub enum RunAt {
 }
 
 /// A job to enqueue.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub kind: String,
     pub payload: Value,

@@ -45,6 +45,9 @@ pub enum Outcome {
     Hold(String),
     /// The handler saw a cancellation request and stopped.
     Cancelled,
+    /// Done, and this follow-up job is enqueued in the same transaction (it may carry the same
+    /// unique key as the finished one: a self-renewing job).
+    DoneThen(Box<NewJob>),
 }
 
 impl From<Blocked> for Outcome {
@@ -615,6 +618,10 @@ async fn finisher(
                     super::hold(&pool, w, f.id, reason).await.map(|_| ())
                 }
                 (Ok(Outcome::Cancelled), None) => super::mark_cancelled(&pool, w, f.id).await,
+                (Ok(Outcome::DoneThen(next)), None) => {
+                    metrics.completed.get_or_create(&label).inc();
+                    super::complete_and_reschedule(&pool, w, f.id, next).await
+                }
             };
             if let Err(e) = result {
                 // The lease will expire and the rescuer will return the job: at-least-once.

@@ -1,0 +1,229 @@
+//! The token lifecycle: refresh ahead of expiry, single-flight per account, rotation kept, and
+//! only a definitive refusal marks an account `needs_reconnect`.
+//!
+//! Single flight: every refresh runs as the job `refresh_token` with the unique key
+//! `refresh:<account>`, so the fleet has at most one unfinished refresh per account; the job's
+//! lease outlives the HTTP timeout, so a stalled worker cannot be overtaken mid-refresh. A
+//! rotated refresh token used twice makes many providers revoke the whole grant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::Platform;
+use crate::killswitch::Gate;
+use crate::platforms::{self, PlatformError, PlatformsConfig};
+use crate::queue::{self, NewJob, RunAt, Scope};
+use crate::vault::{Aad, Vault};
+
+pub const KIND: &str = "refresh_token";
+pub const SWEEP_KIND: &str = "refresh_sweep";
+
+/// Refresh when this share of the token's lifetime has passed.
+const REFRESH_AT: f64 = 0.8;
+
+pub fn unique_key(account: Uuid) -> String {
+    format!("refresh:{account}")
+}
+
+/// The refresh job of an account, due at 80% of a token lifetime of `lifetime`.
+pub fn refresh_job(
+    agency: Uuid,
+    client: Uuid,
+    account: Uuid,
+    platform: Platform,
+    lifetime: Duration,
+) -> NewJob {
+    NewJob::new(KIND, serde_json::json!({ "account_id": account }))
+        .unique(unique_key(account))
+        .run_at(RunAt::In(lifetime.mul_f64(REFRESH_AT)))
+        .max_attempts(20)
+        .scope(Scope {
+            agency_id: Some(agency),
+            client_id: Some(client),
+            account_id: Some(account),
+            platform: Some(platform),
+        })
+}
+
+/// Enqueue the refresh of an account (inside the transaction that stored its tokens).
+pub async fn schedule(
+    conn: &mut PgConnection,
+    agency: Uuid,
+    client: Uuid,
+    account: Uuid,
+    platform: Platform,
+    lifetime: Duration,
+) -> sqlx::Result<()> {
+    queue::enqueue(
+        conn,
+        &refresh_job(agency, client, account, platform, lifetime),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Catch anything a scheduled refresh missed: every active account whose token expires within
+/// the hour gets a refresh now (the unique key keeps it single).
+pub async fn sweep(pool: &PgPool) -> sqlx::Result<u64> {
+    let due = sqlx::query!(
+        r#"SELECT id, agency_id, client_id, platform AS "platform: Platform" FROM social_accounts
+           WHERE status = 'active' AND refresh_token_ct IS NOT NULL AND token_expires_at < now() + interval '1 hour'"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let jobs: Vec<NewJob> = due
+        .iter()
+        .map(|a| refresh_job(a.agency_id, a.client_id, a.id, a.platform, Duration::ZERO))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = pool.acquire().await?;
+    queue::enqueue_many(&mut conn, &jobs).await
+}
+
+/// What a refresh came to.
+#[derive(Debug, PartialEq)]
+pub enum Refreshed {
+    /// New tokens stored; the next refresh is scheduled.
+    Done,
+    /// Nothing to do: the account is gone, not active, or has no refresh token.
+    Skipped(&'static str),
+    /// Try again later; the account stays connected.
+    Retry(PlatformError),
+    /// The platform refused for good: the account now needs reconnecting.
+    NeedsReconnect(String),
+}
+
+fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
+    Aad {
+        table: "social_accounts",
+        column,
+        agency: Some(agency),
+        row,
+    }
+}
+
+/// Refresh one account's tokens.
+pub async fn refresh(
+    pool: &PgPool,
+    vault: &Vault,
+    platforms: &PlatformsConfig,
+    gate: &Arc<Gate>,
+    account: Uuid,
+) -> anyhow::Result<Refreshed> {
+    let Some(a) = sqlx::query!(
+        r#"SELECT agency_id, client_id, platform AS "platform: Platform", status, refresh_token_ct FROM social_accounts WHERE id = $1"#,
+        account
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(Refreshed::Skipped("account no longer exists"));
+    };
+    if a.status != "active" {
+        return Ok(Refreshed::Skipped("account is not active"));
+    }
+    let Some(refresh_ct) = a.refresh_token_ct else {
+        return Ok(Refreshed::Skipped("no refresh token"));
+    };
+    let (Some(connector), Some(app)) = (
+        platforms::connector(a.platform, platforms),
+        platforms.app(a.platform),
+    ) else {
+        return Ok(Refreshed::Retry(PlatformError::Transient(format!(
+            "no app configured for {}",
+            a.platform
+        ))));
+    };
+    let row = account.to_string();
+    let refresh_token =
+        vault.decrypt_string(&refresh_ct, &aad("refresh_token_ct", a.agency_id, &row))?;
+    let scope = Scope {
+        agency_id: Some(a.agency_id),
+        client_id: Some(a.client_id),
+        account_id: Some(account),
+        platform: Some(a.platform),
+    };
+    let permit = match gate.permit(&scope).await {
+        Ok(p) => p,
+        Err(b) => return Ok(Refreshed::Retry(PlatformError::Transient(b.to_string()))),
+    };
+    let result = connector.refresh(&app, &refresh_token).await;
+    drop(permit);
+    match result {
+        Ok(tokens) => {
+            let mut tx = pool.begin().await?;
+            let access_ct = vault.encrypt_str(
+                tokens.access_token.expose_secret(),
+                &aad("access_token_ct", a.agency_id, &row),
+            );
+            // a provider that sends no new refresh token keeps the old one valid: never wipe it
+            let new_refresh_ct = tokens.refresh_token.as_ref().map(|r| {
+                vault.encrypt_str(
+                    r.expose_secret(),
+                    &aad("refresh_token_ct", a.agency_id, &row),
+                )
+            });
+            // everything in the row moves to the current key together
+            let kept_refresh_ct = match new_refresh_ct {
+                Some(ct) => ct,
+                None => {
+                    vault.encrypt_str(&refresh_token, &aad("refresh_token_ct", a.agency_id, &row))
+                }
+            };
+            sqlx::query!(
+                "UPDATE social_accounts SET access_token_ct = $2, refresh_token_ct = $3, key_id = $4,
+                        token_expires_at = now() + make_interval(secs => $5), last_refreshed_at = now(), updated_at = now()
+                 WHERE id = $1",
+                account,
+                access_ct,
+                kept_refresh_ct,
+                vault.current_key_id(),
+                tokens.expires_in.map(|d| d.as_secs_f64()),
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Refreshed::Done)
+        }
+        Err(PlatformError::GrantRevoked(reason)) => {
+            sqlx::query!(
+                "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now() WHERE id = $1",
+                account,
+                format!("The platform refused to refresh the connection: {reason}")
+            )
+            .execute(pool)
+            .await?;
+            Ok(Refreshed::NeedsReconnect(reason))
+        }
+        Err(e) => Ok(Refreshed::Retry(e)),
+    }
+}
+
+/// The next refresh after a successful one (its job completes and enqueues this one together,
+/// since both carry the same unique key).
+pub async fn next_refresh(pool: &PgPool, account: Uuid) -> sqlx::Result<Option<NewJob>> {
+    let a = sqlx::query!(
+        r#"SELECT agency_id, client_id, platform AS "platform: Platform",
+                  extract(epoch FROM token_expires_at - now())::float8 AS lifetime_secs
+           FROM social_accounts WHERE id = $1 AND status = 'active' AND refresh_token_ct IS NOT NULL"#,
+        account
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(a.and_then(|a| {
+        let secs = a.lifetime_secs.filter(|s| *s > 0.0)?;
+        Some(refresh_job(
+            a.agency_id,
+            a.client_id,
+            account,
+            a.platform,
+            Duration::from_secs_f64(secs),
+        ))
+    }))
+}
