@@ -186,6 +186,17 @@ impl Platform {
     }
 }
 
+impl AccountStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "Connected",
+            AccountStatus::NeedsReconnect => "Needs reconnecting",
+            AccountStatus::Paused => "Paused",
+            AccountStatus::Disconnected => "Disconnected",
+        }
+    }
+}
+
 impl ClientStatus {
     pub fn label(self) -> &'static str {
         match self {

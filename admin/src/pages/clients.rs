@@ -451,6 +451,18 @@ pub async fn show(
     let tz = Tz::from_str(&c.timezone).unwrap_or(chrono_tz::UTC);
     let now = Utc::now();
     let can_manage = user.role.allows(autosocial_core::domain::Role::Admin);
+    let accounts = sqlx::query!(
+        r#"SELECT platform AS "platform: autosocial_core::domain::Platform", display_name,
+                  status AS "status: autosocial_core::domain::AccountStatus", status_reason, token_expires_at
+           FROM social_accounts WHERE client_id = $1 AND agency_id = $2 ORDER BY platform, display_name"#,
+        id,
+        user.agency_id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let needs_reconnect = accounts
+        .iter()
+        .any(|a| a.status == autosocial_core::domain::AccountStatus::NeedsReconnect);
     let body = html! {
         h1 { (c.name) " " (status_badge(c.status)) }
         div.card {
@@ -460,6 +472,36 @@ pub async fn show(
                 dt { "When a post fails" } dd { @if c.reschedule_policy == "next_free_slot" { "Moved to the next free slot" } @else { "Waits for someone to reschedule it" } }
                 dt { "Created" } dd { (format_in_zone(c.created_at, tz)) " · " (relative(c.created_at, now)) }
                 dt { "Last changed" } dd { (format_in_zone(c.updated_at, tz)) " · " (relative(c.updated_at, now)) }
+            }
+        }
+        h2 { "Accounts" }
+        @if accounts.is_empty() {
+            p.empty { "No account connected yet. Send the client an onboarding link." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Platform" } th scope="col" { "Account" } th scope="col" { "Status" } th scope="col" { "Token expires" } } }
+                tbody {
+                    @for a in &accounts {
+                        tr {
+                            td { (a.platform.label()) }
+                            td { (a.display_name) }
+                            td {
+                                (a.status.label())
+                                @if let Some(r) = &a.status_reason { p.hint { (r) } }
+                            }
+                            td { @if let Some(t) = a.token_expires_at { (format_in_zone(t, tz)) " · " (relative(t, now)) } @else { "—" } }
+                        }
+                    }
+                }
+            }
+        }
+        @if needs_reconnect && can_manage {
+            div.alert role="alert" {
+                p { "An account needs reconnecting: the platform no longer accepts its connection." }
+                form method="post" action={ "/clients/" (id) "/onboarding" } {
+                    input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
+                    button type="submit" { "Create a reconnect link" }
+                }
             }
         }
         p { a href={ "/clients/" (id) "/onboarding" } { "Onboarding links" } }
