@@ -4,6 +4,7 @@
 //! code exchange, refresh, account info) and classifying every platform answer into one error
 //! type. Base URLs are configuration: tests and the demo point them at `autosocial-sandbox`.
 
+pub mod errors;
 pub mod sandbox;
 
 use std::time::Duration;
@@ -138,25 +139,6 @@ pub fn classify_oauth_error<RE: std::error::Error + 'static>(
             PlatformError::Transient(format!("unreadable answer: {e}"))
         }
         oauth2::RequestTokenError::Other(e) => PlatformError::Transient(e),
-    }
-}
-
-/// Classify a non-success HTTP answer of a platform API.
-pub fn classify_status(
-    status: reqwest::StatusCode,
-    retry_after: Option<Duration>,
-    body: &str,
-) -> PlatformError {
-    let message: String = body.chars().take(500).collect();
-    match status.as_u16() {
-        401 => PlatformError::Auth(message),
-        408 => PlatformError::Transient(message),
-        429 => PlatformError::RateLimited {
-            retry_after: retry_after.unwrap_or(Duration::from_secs(60)),
-            message,
-        },
-        500..=599 => PlatformError::Transient(message),
-        _ => PlatformError::Permanent(message),
     }
 }
 

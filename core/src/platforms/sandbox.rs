@@ -1,7 +1,5 @@
 //! The neutral `sandbox` platform (autosocial-sandbox): standard OAuth 2.0 + PKCE and `/v1/me`.
 
-use std::time::Duration;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use oauth2::basic::BasicClient;
@@ -13,8 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    AccountInfo, Connector, OAuthApp, PlatformError, TokenSet, classify_oauth_error,
-    classify_status, http_client,
+    AccountInfo, Connector, OAuthApp, PlatformError, TokenSet, classify_oauth_error, errors,
+    http_client,
 };
 use crate::domain::Platform;
 
@@ -159,18 +157,19 @@ impl Connector for SandboxConnector {
                 .await
                 .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
             let status = r.status();
-            let retry_after = r
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let headers = r.headers().clone();
             let body = r
                 .text()
                 .await
                 .map_err(|e| PlatformError::Transient(e.to_string()))?;
             if !status.is_success() {
-                return Err(classify_status(status, retry_after, &body));
+                return Err(errors::classify(
+                    Platform::Sandbox,
+                    status.as_u16(),
+                    &headers,
+                    &body,
+                    chrono::Utc::now(),
+                ));
             }
             let v: serde_json::Value = serde_json::from_str(&body)
                 .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))?;
