@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
             "/clients/{id}/onboarding/{link}/revoke",
             post(onboarding::revoke),
         )
+        .route(
+            "/clients/{id}/accounts/connect/{platform}",
+            post(onboarding::console_connect),
+        )
         .route("/logout", post(login::logout))
         // inner: CSRF (needs the session's token); outer: the session itself
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))

@@ -434,3 +434,53 @@ async fn onboarding_forms_need_their_token_and_links_are_tenant_scoped(pool: PgP
             .unwrap();
     assert_eq!(still, 1);
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn an_admin_connects_an_account_from_the_console(pool: PgPool) {
+    let mut s = setup(&pool).await;
+    let detail = s.admin.get(&format!("/clients/{}", s.client_id)).await;
+    assert!(detail.body.contains("Connect Sandbox yourself"));
+    let r = s
+        .admin
+        .post(
+            &format!("/clients/{}/accounts/connect/sandbox", s.client_id),
+            &[("_csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let back = http().get(r.location().unwrap()).send().await.unwrap();
+    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    let r = s
+        .admin
+        .get(&format!("{}?{}", back.path(), back.query().unwrap()))
+        .await;
+    assert_eq!(
+        r.location(),
+        Some(format!("/clients/{}", s.client_id).as_str())
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM social_accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let actor: String =
+        sqlx::query_scalar("SELECT actor_label FROM audit_log WHERE action = 'account.connect'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, "agency member (console)");
+    // a reviewer may not
+    user(&pool, "Acme", "rev@acme.test", Role::Reviewer).await;
+    let mut rev = Browser {
+        app: s.admin.app.clone(),
+        cookies: HashMap::new(),
+    };
+    let csrf = rev.logged_in("rev@acme.test").await;
+    let r = rev
+        .post(
+            &format!("/clients/{}/accounts/connect/sandbox", s.client_id),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

@@ -504,6 +504,16 @@ pub async fn show(
                 }
             }
         }
+        @if can_manage {
+            div.actions {
+                @for p in state.platforms.connectable() {
+                    form method="post" action={ "/clients/" (id) "/accounts/connect/" (p.as_str()) } {
+                        input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
+                        button.secondary type="submit" { "Connect " (p.label()) " yourself" }
+                    }
+                }
+            }
+        }
         p { a href={ "/clients/" (id) "/onboarding" } { "Onboarding links" } }
         @if can_manage {
             div.actions {

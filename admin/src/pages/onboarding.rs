@@ -297,6 +297,66 @@ fn redirect_uri(state: &AppState, platform: Platform) -> url::Url {
         .expect("static path joins")
 }
 
+/// Who started a connection: the client through their link, or a logged-in member.
+enum Starter {
+    Link(Uuid),
+    Member(Uuid),
+}
+
+/// Record a pending authorization — one-time state (hash only), a fresh PKCE verifier
+/// (encrypted), the provider and the exact redirect URI — and return where to send the person.
+async fn begin_authorization(
+    state: &AppState,
+    agency: Uuid,
+    client: Uuid,
+    platform: Platform,
+    starter: Starter,
+) -> AppResult<url::Url> {
+    let (Some(connector), Some(app)) = (
+        platforms::connector(platform, &state.platforms),
+        state.platforms.app(platform),
+    ) else {
+        return Err(AppError::NotFound);
+    };
+    let oauth_state = random_token(32);
+    let verifier = random_token(48);
+    let id = Uuid::now_v7();
+    let row = id.to_string();
+    let ct = state.vault.encrypt_str(
+        &verifier,
+        &Aad {
+            table: "oauth_transactions",
+            column: "pkce_verifier_ct",
+            agency: Some(agency),
+            row: &row,
+        },
+    );
+    let redirect = redirect_uri(state, platform);
+    let (link, member) = match starter {
+        Starter::Link(l) => (Some(l), None),
+        Starter::Member(m) => (None, Some(m)),
+    };
+    sqlx::query!(
+        "INSERT INTO oauth_transactions (id, agency_id, client_id, platform, state_hash, pkce_verifier_ct, key_id, redirect_uri,
+                                         onboarding_link_id, started_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(mins => $11))",
+        id,
+        agency,
+        client,
+        platform.as_str(),
+        token_hash(&oauth_state),
+        ct,
+        state.vault.current_key_id(),
+        redirect.as_str(),
+        link,
+        member,
+        OAUTH_TTL_MINUTES
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(connector.authorization_url(&app, &redirect, &oauth_state, &verifier))
+}
+
 pub async fn connect(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -310,12 +370,6 @@ pub async fn connect(
     let Ok(platform) = Platform::from_str(&platform) else {
         return Err(AppError::NotFound);
     };
-    let (Some(connector), Some(app)) = (
-        platforms::connector(platform, &state.platforms),
-        state.platforms.app(platform),
-    ) else {
-        return Err(AppError::NotFound);
-    };
     if !link
         .platforms_enabled
         .iter()
@@ -323,39 +377,35 @@ pub async fn connect(
     {
         return Err(AppError::NotFound);
     }
-    // one-time state (stored as a hash), a fresh PKCE verifier (stored encrypted), the provider
-    let oauth_state = random_token(32);
-    let verifier = random_token(48);
-    let id = Uuid::now_v7();
-    let row = id.to_string();
-    let ct = state.vault.encrypt_str(
-        &verifier,
-        &Aad {
-            table: "oauth_transactions",
-            column: "pkce_verifier_ct",
-            agency: Some(link.agency_id),
-            row: &row,
-        },
-    );
-    let redirect = redirect_uri(&state, platform);
-    sqlx::query!(
-        "INSERT INTO oauth_transactions (id, agency_id, client_id, platform, state_hash, pkce_verifier_ct, key_id, redirect_uri,
-                                         onboarding_link_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(mins => $10))",
-        id,
+    let url = begin_authorization(
+        &state,
         link.agency_id,
         link.client_id,
-        platform.as_str(),
-        token_hash(&oauth_state),
-        ct,
-        state.vault.current_key_id(),
-        redirect.as_str(),
-        link.link_id,
-        OAUTH_TTL_MINUTES
+        platform,
+        Starter::Link(link.link_id),
     )
-    .execute(&state.pool)
     .await?;
-    let url = connector.authorization_url(&app, &redirect, &oauth_state, &verifier);
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+/// An admin connects an account for a client from the console (same flow, logged in).
+pub async fn console_connect(
+    State(state): State<AppState>,
+    user: AdminRole,
+    Path((client, platform)): Path<(Uuid, String)>,
+) -> AppResult<Response> {
+    client_name(&state, user.agency_id, client).await?;
+    let Ok(platform) = Platform::from_str(&platform) else {
+        return Err(AppError::NotFound);
+    };
+    let url = begin_authorization(
+        &state,
+        user.agency_id,
+        client,
+        platform,
+        Starter::Member(user.user_id),
+    )
+    .await?;
     Ok(Redirect::to(url.as_str()).into_response())
 }
 
@@ -389,7 +439,7 @@ pub async fn callback(
         r#"UPDATE oauth_transactions SET consumed_at = now()
            WHERE state_hash = $1 AND consumed_at IS NULL
            RETURNING id, agency_id, client_id, platform AS "platform: Platform", pkce_verifier_ct, redirect_uri,
-                     onboarding_link_id, (expires_at > now()) AS "fresh!""#,
+                     onboarding_link_id, started_by, (expires_at > now()) AS "fresh!""#,
         token_hash(oauth_state)
     )
     .fetch_optional(&state.pool)
@@ -538,7 +588,11 @@ pub async fn callback(
     }
     audit::append(
         &mut tx,
-        &Actor { user_id: None, label: "client (onboarding link)".into(), ip },
+        &Actor {
+            user_id: t.started_by,
+            label: if t.started_by.is_some() { "agency member (console)".into() } else { "client (onboarding link)".into() },
+            ip,
+        },
         Entry {
             agency_id: Some(t.agency_id),
             action: "account.connect",
@@ -549,7 +603,10 @@ pub async fn callback(
     )
     .await?;
     tx.commit().await?;
-    Ok(Redirect::to("/onboard/continue").into_response())
+    match t.started_by {
+        Some(_) => Ok(Redirect::to(&format!("/clients/{}", t.client_id)).into_response()),
+        None => Ok(Redirect::to("/onboard/continue").into_response()),
+    }
 }
 
 fn platform_refused(platform: Platform, e: &PlatformError) -> Response {

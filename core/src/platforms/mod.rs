@@ -161,6 +161,15 @@ pub struct PlatformsConfig {
 }
 
 impl PlatformsConfig {
+    /// Platforms this deployment can connect (a connector and an app).
+    pub fn connectable(&self) -> Vec<Platform> {
+        Platform::ALL
+            .iter()
+            .copied()
+            .filter(|p| connector(*p, self).is_some() && self.app(*p).is_some())
+            .collect()
+    }
+
     pub fn app(&self, platform: Platform) -> Option<OAuthApp> {
         match platform {
             Platform::Sandbox => self.sandbox_app.clone(),
