@@ -94,8 +94,19 @@ fn default_key_id() -> String {
 
 #[derive(Debug, Subcommand)]
 enum DemoCommand {
-    /// Seed the demo agency, its owner (a fresh password, printed once) and sample clients.
-    Seed(DatabaseArgs),
+    /// Seed the demo agency, its owner (a fresh password, printed once) and sample clients; with
+    /// AUTOSOCIAL_SANDBOX_URL, connect a sandbox account for each client.
+    Seed(DemoSeedArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoSeedArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    keys: KeyArgs,
+    #[command(flatten)]
+    platforms: autosocial_core::config::PlatformArgs,
 }
 
 async fn connect(db: &DatabaseArgs) -> sqlx::PgPool {
@@ -195,9 +206,15 @@ async fn main() -> anyhow::Result<()> {
                 v.current_key_id()
             );
         }
-        Command::Demo(DemoCommand::Seed(dbargs)) => {
-            let pool = connect(&dbargs).await;
+        Command::Demo(DemoCommand::Seed(a)) => {
+            let vault = a.keys.load_or_exit();
+            let pool = connect(&a.db).await;
             let password = seed::demo(&pool).await?;
+            let connected =
+                seed::connect_demo_accounts(&pool, &vault, &a.platforms.config()).await?;
+            if connected > 0 {
+                println!("connected {connected} demo client account(s) on the sandbox platform");
+            }
             println!("demo login: {}  password: {}", seed::DEMO_EMAIL, password);
         }
     }

@@ -195,3 +195,73 @@ mod tests {
         assert!(!valid_email("@c.co"));
     }
 }
+
+/// Connect a sandbox account for each demo client through the sandbox's real OAuth flow (consent
+/// auto-approved for the moment), so the demo starts with connected accounts. Each run
+/// reconnects them: the sandbox forgets its grants when it restarts.
+pub async fn connect_demo_accounts(
+    pool: &PgPool,
+    vault: &autosocial_core::vault::Vault,
+    platforms: &autosocial_core::platforms::PlatformsConfig,
+) -> anyhow::Result<usize> {
+    use autosocial_core::domain::Platform;
+    use autosocial_core::platforms;
+    let (Some(base), Some(connector), Some(app)) = (
+        platforms.sandbox_url.clone(),
+        platforms::connector(Platform::Sandbox, platforms),
+        platforms.app(Platform::Sandbox),
+    ) else {
+        return Ok(0);
+    };
+    let http = platforms::http_client();
+    let knobs_url = base.join("/_sandbox/knobs")?;
+    let knobs: serde_json::Value = http
+        .get(knobs_url.clone())
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut approving = knobs.clone();
+    approving["auto_approve"] = serde_json::json!(true);
+    http.post(knobs_url.clone())
+        .json(&approving)
+        .send()
+        .await?
+        .error_for_status()?;
+    let result = async {
+        let clients = sqlx::query!(
+            "SELECT c.id, c.agency_id, c.name FROM clients c JOIN agencies a ON a.id = c.agency_id WHERE a.name = $1 ORDER BY c.name",
+            DEMO_AGENCY
+        )
+        .fetch_all(pool)
+        .await?;
+        let redirect = url::Url::parse("http://127.0.0.1/oauth/callback/sandbox")?;
+        for c in &clients {
+            let verifier = autosocial_core::secret::random_token(48);
+            let mut auth = connector.authorization_url(&app, &redirect, &autosocial_core::secret::random_token(16), &verifier);
+            let hint = c.name.to_lowercase().replace(' ', "-");
+            auth.query_pairs_mut().append_pair("login_hint", &hint);
+            let back = http.get(auth).send().await?;
+            let location = back.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| anyhow::anyhow!("sandbox did not redirect"))?;
+            let code = url::Url::parse(location)?
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .ok_or_else(|| anyhow::anyhow!("sandbox answered without a code"))?;
+            let tokens = connector.exchange_code(&app, &redirect, &code, &verifier).await?;
+            let info = connector.account_info(secrecy::ExposeSecret::expose_secret(&tokens.access_token)).await?;
+            let mut tx = pool.begin().await?;
+            autosocial_core::accounts::store_connection(&mut tx, vault, c.agency_id, c.id, Platform::Sandbox, &info, &tokens, connector.scopes()).await?;
+            tx.commit().await?;
+        }
+        anyhow::Ok(clients.len())
+    }
+    .await;
+    http.post(knobs_url)
+        .json(&knobs)
+        .send()
+        .await?
+        .error_for_status()?;
+    result
+}

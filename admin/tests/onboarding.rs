@@ -484,3 +484,50 @@ async fn an_admin_connects_an_account_from_the_console(pool: PgPool) {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_demo_seed_connects_a_sandbox_account_per_client(pool: PgPool) {
+    let base = sandbox().await;
+    let platforms = autosocial_core::config::PlatformArgs::sandbox(Some(base.clone())).config();
+    let vault = autosocial_core::testing::vault();
+    // the demo's sandbox asks for consent; the seed approves its own connections only
+    http()
+        .post(base.join("/_sandbox/knobs").unwrap())
+        .json(&Knobs::default())
+        .send()
+        .await
+        .unwrap();
+    autosocial_admin::seed::demo(&pool).await.unwrap();
+    assert_eq!(
+        autosocial_admin::seed::connect_demo_accounts(&pool, &vault, &platforms)
+            .await
+            .unwrap(),
+        3
+    );
+    // again (the sandbox restarted, say): the same rows are updated, not duplicated
+    assert_eq!(
+        autosocial_admin::seed::connect_demo_accounts(&pool, &vault, &platforms)
+            .await
+            .unwrap(),
+        3
+    );
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT platform_account_id FROM social_accounts ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(ids, ["bakery-bloom", "harbor-fitness", "koala-coffee"]);
+    // the sandbox's consent setting is restored
+    let knobs: serde_json::Value = reqwest::get(base.join("/_sandbox/knobs").unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(knobs["auto_approve"], false, "the consent page is back");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'refresh_token'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 3, "each account's refresh is scheduled");
+}

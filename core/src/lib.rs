@@ -1,6 +1,7 @@
 //! AutoSocial core: domain types, database access, the token vault, the audit log, config and
 //! telemetry shared by the worker, the admin and the tests.
 
+pub mod accounts;
 pub mod audit;
 pub mod config;
 pub mod db;

@@ -520,72 +520,17 @@ pub async fn callback(
     };
     // store: encrypted, one row per platform account (a reconnect updates it)
     let mut tx = state.pool.begin().await?;
-    let existing = sqlx::query_scalar!(
-        "SELECT id FROM social_accounts WHERE client_id = $1 AND platform = $2 AND platform_account_id = $3 FOR UPDATE",
-        t.client_id,
-        platform.as_str(),
-        account.id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let account_id = existing.unwrap_or_else(Uuid::now_v7);
-    let arow = account_id.to_string();
-    let aad = |column| Aad {
-        table: "social_accounts",
-        column,
-        agency: Some(t.agency_id),
-        row: &arow,
-    };
-    let access_ct = state
-        .vault
-        .encrypt_str(tokens.access_token.expose_secret(), &aad("access_token_ct"));
-    let refresh_ct = tokens.refresh_token.as_ref().map(|r| {
-        state
-            .vault
-            .encrypt_str(r.expose_secret(), &aad("refresh_token_ct"))
-    });
-    let expires_secs = tokens.expires_in.map(|d| d.as_secs_f64());
-    let scopes = if tokens.scopes.is_empty() {
-        connector.scopes()
-    } else {
-        tokens.scopes.clone()
-    };
-    sqlx::query!(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct,
-                                      refresh_token_ct, key_id, token_expires_at, scopes, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, 'active')
-         ON CONFLICT (id) DO UPDATE SET
-             display_name = EXCLUDED.display_name, access_token_ct = EXCLUDED.access_token_ct,
-             -- a provider that sends no new refresh token keeps the stored one
-             refresh_token_ct = coalesce(EXCLUDED.refresh_token_ct, social_accounts.refresh_token_ct),
-             key_id = EXCLUDED.key_id, token_expires_at = EXCLUDED.token_expires_at, scopes = EXCLUDED.scopes,
-             status = 'active', status_reason = NULL, connected_at = now(), updated_at = now()",
-        account_id,
+    let account_id = autosocial_core::accounts::store_connection(
+        &mut tx,
+        &state.vault,
         t.agency_id,
         t.client_id,
-        platform.as_str(),
-        account.id,
-        account.name,
-        access_ct,
-        refresh_ct,
-        state.vault.current_key_id(),
-        expires_secs,
-        &scopes,
+        platform,
+        &account,
+        &tokens,
+        connector.scopes(),
     )
-    .execute(&mut *tx)
     .await?;
-    // renew ahead of expiry (a reconnect keeps an already scheduled refresh; the sweep catches the rest)
-    if let Some(lifetime) = tokens.expires_in {
-        autosocial_core::tokens::schedule(
-            &mut tx,
-            t.agency_id,
-            t.client_id,
-            account_id,
-            platform,
-            lifetime,
-        )
-        .await?;
-    }
     audit::append(
         &mut tx,
         &Actor {

@@ -1,0 +1,87 @@
+//! Storing a connected account: tokens encrypted before they touch the database, one row per
+//! platform account and client (a reconnect updates it), the next refresh scheduled.
+
+use secrecy::ExposeSecret;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::Platform;
+use crate::platforms::{AccountInfo, TokenSet};
+use crate::vault::{Aad, Vault};
+
+/// Store (or update) the account behind a fresh authorization, in the caller's transaction.
+/// A provider that sends no refresh token keeps the stored one (re-encrypted under the current
+/// key with the rest of the row, so `keys rotate` sees the row as done).
+#[allow(clippy::too_many_arguments)] // each is a distinct fact of the connection
+pub async fn store_connection(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    agency: Uuid,
+    client: Uuid,
+    platform: Platform,
+    info: &AccountInfo,
+    tokens: &TokenSet,
+    default_scopes: Vec<String>,
+) -> anyhow::Result<Uuid> {
+    let existing = sqlx::query!(
+        "SELECT id, refresh_token_ct FROM social_accounts WHERE client_id = $1 AND platform = $2 AND platform_account_id = $3 FOR UPDATE",
+        client,
+        platform.as_str(),
+        info.id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let account = existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id);
+    let row = account.to_string();
+    let aad = |column| Aad {
+        table: "social_accounts",
+        column,
+        agency: Some(agency),
+        row: &row,
+    };
+    let access_ct = vault.encrypt_str(tokens.access_token.expose_secret(), &aad("access_token_ct"));
+    let refresh_ct = match (
+        &tokens.refresh_token,
+        existing.and_then(|e| e.refresh_token_ct),
+    ) {
+        (Some(new), _) => Some(vault.encrypt_str(new.expose_secret(), &aad("refresh_token_ct"))),
+        (None, Some(old)) => {
+            let plain = vault.decrypt(&old, &aad("refresh_token_ct"))?;
+            Some(vault.encrypt(&plain, &aad("refresh_token_ct")))
+        }
+        (None, None) => None,
+    };
+    let scopes = if tokens.scopes.is_empty() {
+        default_scopes
+    } else {
+        tokens.scopes.clone()
+    };
+    sqlx::query!(
+        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct,
+                                      refresh_token_ct, key_id, token_expires_at, scopes, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, 'active')
+         ON CONFLICT (id) DO UPDATE SET
+             display_name = EXCLUDED.display_name, access_token_ct = EXCLUDED.access_token_ct,
+             refresh_token_ct = EXCLUDED.refresh_token_ct, key_id = EXCLUDED.key_id,
+             token_expires_at = EXCLUDED.token_expires_at, scopes = EXCLUDED.scopes,
+             status = 'active', status_reason = NULL, connected_at = now(), updated_at = now()",
+        account,
+        agency,
+        client,
+        platform.as_str(),
+        info.id,
+        info.name,
+        access_ct,
+        refresh_ct,
+        vault.current_key_id(),
+        tokens.expires_in.map(|d| d.as_secs_f64()),
+        &scopes,
+    )
+    .execute(&mut *conn)
+    .await?;
+    // renew ahead of expiry (a reconnect keeps an already scheduled refresh; the sweep catches the rest)
+    if let Some(lifetime) = tokens.expires_in {
+        crate::tokens::schedule(conn, agency, client, account, platform, lifetime).await?;
+    }
+    Ok(account)
+}
