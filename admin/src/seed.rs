@@ -182,20 +182,6 @@ pub async fn demo(pool: &PgPool) -> anyhow::Result<String> {
     Ok(password)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::valid_email;
-
-    #[test]
-    fn emails_are_checked() {
-        assert!(valid_email("a@b.co"));
-        assert!(!valid_email("a@b"));
-        assert!(!valid_email("ab.co"));
-        assert!(!valid_email("a b@c.co"));
-        assert!(!valid_email("@c.co"));
-    }
-}
-
 /// Connect a sandbox account for each demo client through the sandbox's real OAuth flow (consent
 /// auto-approved for the moment), so the demo starts with connected accounts. Each run
 /// reconnects them: the sandbox forgets its grants when it restarts.
@@ -264,4 +250,18 @@ pub async fn connect_demo_accounts(
         .await?
         .error_for_status()?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_email;
+
+    #[test]
+    fn emails_are_checked() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("ab.co"));
+        assert!(!valid_email("a b@c.co"));
+        assert!(!valid_email("@c.co"));
+    }
 }
