@@ -104,3 +104,27 @@ impl Drop for PrivateRedis {
         self.stop();
     }
 }
+
+/// The single `bigint` a query returns (`SELECT count(*) ...`).
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count query")
+}
+
+/// Poll `sql` until it returns `want`, failing the test with the last value after `within`.
+pub async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = count(pool, sql).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for `{sql}` = {want} (now {n})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -14,7 +14,7 @@ use autosocial_core::queue::runner::{
     Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
 };
 use autosocial_core::queue::{self, Enqueued, NewJob, RunAt, Scope};
-use autosocial_core::testing::PrivateRedis;
+use autosocial_core::testing::{PrivateRedis, count, wait_until};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -101,25 +101,6 @@ async fn start(
         stop,
         task,
         background,
-    }
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = count(pool, sql).await;
-        if n == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for `{sql}` = {want} (now {n})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

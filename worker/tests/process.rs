@@ -2,10 +2,10 @@
 //! configuration errors.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autosocial_core::queue::{self, NewJob, RunAt};
-use autosocial_core::testing::database_url;
+use autosocial_core::testing::{count, database_url, wait_until};
 use fred::prelude::*;
 use serde_json::json;
 use sqlx::PgPool;
@@ -68,25 +68,6 @@ fn spawn_worker(db: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Worker {
         cmd.env(k, v);
     }
     Worker(cmd.spawn().unwrap())
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = count(pool, sql).await;
-        if n == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for `{sql}` = {want} (now {n})"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn redis() -> Client {
