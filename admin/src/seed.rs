@@ -199,7 +199,7 @@ pub async fn connect_demo_accounts(
     ) else {
         return Ok(0);
     };
-    let http = platforms::http_client();
+    let http = platforms.http.clone();
     let knobs_url = base.join("/_sandbox/knobs")?;
     let knobs: serde_json::Value = http
         .get(knobs_url.clone())

@@ -147,6 +147,7 @@ impl PlatformArgs {
     pub fn config(&self) -> crate::platforms::PlatformsConfig {
         use crate::platforms::{OAuthApp, PlatformsConfig};
         PlatformsConfig {
+            http: crate::platforms::http_client(),
             sandbox_url: self.sandbox_url.clone(),
             sandbox_app: self.sandbox_url.as_ref().map(|_| OAuthApp {
                 client_id: self.sandbox_client_id.clone(),

@@ -159,10 +159,6 @@ impl Vault {
         &self.keys[0].id
     }
 
-    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|k| k.id.as_str())
-    }
-
     /// Encrypt under the current key with a fresh random nonce.
     pub fn encrypt(&self, plaintext: &[u8], aad: &Aad<'_>) -> Vec<u8> {
         let key = &self.keys[0];

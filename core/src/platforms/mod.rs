@@ -145,19 +145,21 @@ pub fn classify_oauth_error<RE: std::error::Error + 'static>(
 /// The connector for a platform, when this deployment can connect it.
 pub fn connector(platform: Platform, config: &PlatformsConfig) -> Option<Box<dyn Connector>> {
     match platform {
-        Platform::Sandbox => config
-            .sandbox_url
-            .clone()
-            .map(|base| Box::new(sandbox::SandboxConnector::new(base)) as Box<dyn Connector>),
+        Platform::Sandbox => config.sandbox_url.clone().map(|base| {
+            Box::new(sandbox::SandboxConnector::new(base, config.http.clone()))
+                as Box<dyn Connector>
+        }),
         _ => None,
     }
 }
 
-/// Where the platforms are, and the deployment-wide app credentials.
-#[derive(Debug, Clone, Default)]
+/// Where the platforms are, the deployment-wide app credentials, and the one HTTP client every
+/// connector shares (its connection pool and TLS setup are built once per process).
+#[derive(Debug, Clone)]
 pub struct PlatformsConfig {
     pub sandbox_url: Option<Url>,
     pub sandbox_app: Option<OAuthApp>,
+    pub http: reqwest::Client,
 }
 
 impl PlatformsConfig {

@@ -12,7 +12,6 @@ use url::Url;
 
 use super::{
     AccountInfo, Connector, OAuthApp, PlatformError, TokenSet, classify_oauth_error, errors,
-    http_client,
 };
 use crate::domain::Platform;
 
@@ -22,11 +21,8 @@ pub struct SandboxConnector {
 }
 
 impl SandboxConnector {
-    pub fn new(base: Url) -> SandboxConnector {
-        SandboxConnector {
-            base,
-            http: http_client(),
-        }
+    pub fn new(base: Url, http: reqwest::Client) -> SandboxConnector {
+        SandboxConnector { base, http }
     }
 
     fn endpoint(&self, path: &str) -> Url {

@@ -26,12 +26,6 @@ pub struct Scope {
     pub platform: Option<Platform>,
 }
 
-impl Scope {
-    pub fn is_empty(&self) -> bool {
-        *self == Scope::default()
-    }
-}
-
 /// When a new job may run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RunAt {

@@ -4,7 +4,6 @@
 //! and shuts down gracefully.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -279,20 +278,12 @@ struct InFlight {
     per_kind: HashMap<String, usize>,
 }
 
-/// Counts for tests and benchmarks.
-#[derive(Default, Debug)]
-pub struct Counts {
-    pub claims: AtomicU64,
-    pub finished: AtomicU64,
-}
-
 pub struct Runner {
     cfg: RunnerConfig,
     pool: PgPool,
     kinds: Vec<KindSpec>,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
-    pub counts: Arc<Counts>,
 }
 
 impl Runner {
@@ -309,7 +300,6 @@ impl Runner {
             kinds,
             gate,
             metrics,
-            counts: Arc::default(),
         }
     }
 
@@ -321,7 +311,6 @@ impl Runner {
             kinds,
             gate,
             metrics,
-            counts,
         } = self;
         let specs: Arc<HashMap<String, KindSpec>> =
             Arc::new(kinds.iter().map(|k| (k.kind.clone(), k.clone())).collect());
@@ -362,7 +351,6 @@ impl Runner {
             inflight.clone(),
             wake.clone(),
             metrics.clone(),
-            counts.clone(),
             done_rx,
         ));
 
@@ -400,7 +388,6 @@ impl Runner {
                     wants.iter().map(|(k, n)| (k.as_str(), *n)).collect();
                 match super::claim(&pool, &cfg.worker_id, &want_refs, cfg.lease).await {
                     Ok(jobs) => {
-                        counts.claims.fetch_add(1, Ordering::Relaxed);
                         let wanted: i64 = wants.iter().map(|w| w.1).sum();
                         full = jobs.len() as i64 == wanted;
                         for job in jobs {
@@ -561,7 +548,6 @@ async fn finisher(
     inflight: Arc<Mutex<InFlight>>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    counts: Arc<Counts>,
     mut rx: mpsc::UnboundedReceiver<Finished>,
 ) {
     let mut batch: Vec<Finished> = Vec::with_capacity(cfg.complete_batch);
@@ -646,7 +632,6 @@ async fn finisher(
                 }
             }
         }
-        counts.finished.fetch_add(1, Ordering::Relaxed);
         wake.notify_one();
     }
 }
