@@ -8,25 +8,19 @@ use std::collections::HashMap;
 use autosocial_admin::config::WebArgs;
 use autosocial_core::domain::Role;
 use autosocial_core::vault::Aad;
-use autosocial_sandbox::{Knobs, Sandbox, default_client};
+use autosocial_sandbox::Knobs;
 use axum::http::StatusCode;
 use common::{Browser, client, state_with, user};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 async fn sandbox() -> url::Url {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sb = Sandbox::new(
-        default_client(),
-        base.clone(),
-        Knobs {
-            auto_approve: true,
-            ..Knobs::default()
-        },
-    );
-    tokio::spawn(async move { axum::serve(listener, sb.router()).await.unwrap() });
-    url::Url::parse(&base).unwrap()
+    autosocial_sandbox::spawn(Knobs {
+        auto_approve: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap()
 }
 
 fn http() -> reqwest::Client {

@@ -128,3 +128,23 @@ pub async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A fresh agency with one client, for tests that need real rows to point at.
+pub async fn tenant(pool: &PgPool) -> (uuid::Uuid, uuid::Uuid) {
+    let (agency, client) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, $2)")
+        .bind(agency)
+        .bind(format!("Agency {agency}"))
+        .execute(pool)
+        .await
+        .expect("insert agency");
+    sqlx::query(
+        "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'Client', 'UTC')",
+    )
+    .bind(client)
+    .bind(agency)
+    .execute(pool)
+    .await
+    .expect("insert client");
+    (agency, client)
+}

@@ -14,7 +14,7 @@ use autosocial_core::queue::runner::{
     Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
 };
 use autosocial_core::queue::{self, Enqueued, NewJob, RunAt, Scope};
-use autosocial_core::testing::{PrivateRedis, count, wait_until};
+use autosocial_core::testing::{PrivateRedis, count, tenant, wait_until};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -535,23 +535,6 @@ async fn expired_leases_are_rescued_counting_the_attempt(pool: PgPool) {
         .unwrap(),
         0
     );
-}
-
-/// Set up an agency and a client so switches and scoped jobs have real rows to point at.
-async fn tenant(pool: &PgPool) -> (Uuid, Uuid) {
-    let (agency, client) = (Uuid::now_v7(), Uuid::now_v7());
-    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, 'A')")
-        .bind(agency)
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'C', 'UTC')")
-        .bind(client)
-        .bind(agency)
-        .execute(pool)
-        .await
-        .unwrap();
-    (agency, client)
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

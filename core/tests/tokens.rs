@@ -9,7 +9,7 @@ use autosocial_core::killswitch::Gate;
 use autosocial_core::platforms::{self, PlatformError, PlatformsConfig};
 use autosocial_core::tokens::{self, Refreshed};
 use autosocial_core::vault::{Aad, Vault};
-use autosocial_sandbox::{Knobs, Sandbox, default_client};
+use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -44,17 +44,15 @@ fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
 
 /// A sandbox, and an account connected to it through the real connector.
 async fn world(pool: PgPool) -> World {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sb = Sandbox::new(
-        default_client(),
-        base.clone(),
-        Knobs {
-            auto_approve: true,
-            ..Knobs::default()
-        },
-    );
-    tokio::spawn(async move { axum::serve(listener, sb.router()).await.unwrap() });
+    let base = autosocial_sandbox::spawn(Knobs {
+        auto_approve: true,
+        ..Knobs::default()
+    })
+    .await
+    .unwrap()
+    .as_str()
+    .trim_end_matches('/')
+    .to_owned();
     let platforms = PlatformArgs::sandbox(Some(url::Url::parse(&base).unwrap())).config();
     let connector = platforms::connector(Platform::Sandbox, &platforms).unwrap();
     let app = platforms.app(Platform::Sandbox).unwrap();
@@ -82,18 +80,8 @@ async fn world(pool: PgPool) -> World {
         .unwrap();
 
     let vault = autosocial_core::testing::vault();
-    let (agency, client, account) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, 'A')")
-        .bind(agency)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'C', 'UTC')")
-        .bind(client)
-        .bind(agency)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (agency, client) = autosocial_core::testing::tenant(&pool).await;
+    let account = Uuid::now_v7();
     let row = account.to_string();
     sqlx::query(
         "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, refresh_token_ct, key_id, token_expires_at)

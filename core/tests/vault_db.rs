@@ -7,24 +7,6 @@ use autosocial_core::vault::{self, Aad, ENCRYPTED, Vault};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-async fn agency_and_client(pool: &PgPool) -> (Uuid, Uuid) {
-    let agency = Uuid::now_v7();
-    let client = Uuid::now_v7();
-    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, $2)")
-        .bind(agency)
-        .bind(format!("A {agency}"))
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'C', 'UTC')")
-        .bind(client)
-        .bind(agency)
-        .execute(pool)
-        .await
-        .unwrap();
-    (agency, client)
-}
-
 fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
     Aad {
         table: "social_accounts",
@@ -67,7 +49,7 @@ async fn store_account(
 async fn rotation_re_encrypts_everything_while_readers_keep_reading(pool: PgPool) {
     let k1 = Vault::generate_entry("k1");
     let old = Vault::from_spec(&k1).unwrap();
-    let (agency, client) = agency_and_client(&pool).await;
+    let (agency, client) = autosocial_core::testing::tenant(&pool).await;
     let mut expected = Vec::new();
     for n in 0..300 {
         expected.push(store_account(&pool, &old, agency, client, n).await);
@@ -152,7 +134,7 @@ async fn rotation_re_encrypts_everything_while_readers_keep_reading(pool: PgPool
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn a_ciphertext_moved_to_another_row_does_not_decrypt(pool: PgPool) {
     let v = Vault::from_spec(&Vault::generate_entry("k1")).unwrap();
-    let (agency, client) = agency_and_client(&pool).await;
+    let (agency, client) = autosocial_core::testing::tenant(&pool).await;
     let (a, _, _) = store_account(&pool, &v, agency, client, 1).await;
     let (b, _, _) = store_account(&pool, &v, agency, client, 2).await;
     sqlx::query("UPDATE social_accounts SET access_token_ct = (SELECT access_token_ct FROM social_accounts WHERE id = $1) WHERE id = $2")
@@ -176,7 +158,7 @@ async fn a_ciphertext_moved_to_another_row_does_not_decrypt(pool: PgPool) {
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn a_full_pg_dump_contains_no_plaintext_token(pool: PgPool) {
     let v = Vault::from_spec(&Vault::generate_entry("k1")).unwrap();
-    let (agency, client) = agency_and_client(&pool).await;
+    let (agency, client) = autosocial_core::testing::tenant(&pool).await;
     let mut plaintexts = Vec::new();
     for n in 0..5 {
         let (_, a, r) = store_account(&pool, &v, agency, client, n).await;

@@ -152,6 +152,20 @@ impl Sandbox {
     }
 }
 
+/// Serve a sandbox with the default client on a free 127.0.0.1 port inside this process (tests
+/// and seeding); returns its base URL, which is also its issuer.
+pub async fn spawn(knobs: Knobs) -> std::io::Result<url::Url> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let sandbox = Sandbox::new(default_client(), base.clone(), knobs);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, sandbox.router()).await {
+            tracing::error!(error = %e, "sandbox stopped");
+        }
+    });
+    Ok(url::Url::parse(&base).expect("a socket address makes a URL"))
+}
+
 /// The client id and secret the sandbox accepts unless told otherwise.
 pub fn default_client() -> Client {
     Client {

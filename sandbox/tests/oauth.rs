@@ -1,17 +1,18 @@
 //! The sandbox's OAuth server behaves like a strict provider.
 
-use autosocial_sandbox::{Client, Knobs, Sandbox, default_client};
+use autosocial_sandbox::{Client, Knobs, default_client};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 async fn serve(knobs: Knobs) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sb = Sandbox::new(default_client(), base.clone(), knobs);
-    tokio::spawn(async move { axum::serve(listener, sb.router()).await.unwrap() });
-    base
+    autosocial_sandbox::spawn(knobs)
+        .await
+        .unwrap()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 fn http() -> reqwest::Client {
