@@ -188,13 +188,8 @@ pub async fn login(
             autosocial_core::audit::append(
                 &mut tx,
                 &actor,
-                autosocial_core::audit::Entry {
-                    agency_id: Some(agency_id),
-                    action: "auth.login",
-                    target_type: Some("user"),
-                    target_id: Some(u.id.to_string()),
-                    details: serde_json::json!({}),
-                },
+                autosocial_core::audit::Entry::new(Some(agency_id), "auth.login")
+                    .target("user", u.id),
             )
             .await?;
             LoginOutcome::Ok { token }
@@ -208,13 +203,7 @@ pub async fn login(
             autosocial_core::audit::append(
                 &mut tx,
                 &actor,
-                autosocial_core::audit::Entry {
-                    agency_id: None,
-                    action: "auth.login_failed",
-                    target_type: Some("user"),
-                    target_id: None,
-                    details: serde_json::json!({}),
-                },
+                autosocial_core::audit::Entry::new(None, "auth.login_failed"),
             )
             .await?;
             LoginOutcome::Refused
@@ -240,13 +229,8 @@ pub async fn logout(state: &AppState, user: &CurrentUser, token: &str) -> AppRes
     autosocial_core::audit::append(
         &mut tx,
         &user.actor(),
-        autosocial_core::audit::Entry {
-            agency_id: Some(user.agency_id),
-            action: "auth.logout",
-            target_type: Some("user"),
-            target_id: Some(user.user_id.to_string()),
-            details: serde_json::json!({}),
-        },
+        autosocial_core::audit::Entry::new(Some(user.agency_id), "auth.logout")
+            .target("user", user.user_id),
     )
     .await?;
     tx.commit().await?;

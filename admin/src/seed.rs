@@ -104,13 +104,9 @@ pub async fn create_user(
     audit::append(
         &mut tx,
         &Actor::system("cli"),
-        Entry {
-            agency_id: Some(agency_id),
-            action: "user.create",
-            target_type: Some("user"),
-            target_id: Some(user_id.to_string()),
-            details: serde_json::json!({ "email": email, "role": role }),
-        },
+        Entry::new(Some(agency_id), "user.create")
+            .target("user", user_id)
+            .details(serde_json::json!({ "email": email, "role": role })),
     )
     .await?;
     tx.commit().await?;

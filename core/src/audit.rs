@@ -36,6 +36,31 @@ pub struct Entry<'a> {
     pub details: Value,
 }
 
+impl<'a> Entry<'a> {
+    /// An entry for `action` in the chain of `agency_id` (`None`: the system chain).
+    pub fn new(agency_id: Option<Uuid>, action: &'a str) -> Entry<'a> {
+        Entry {
+            agency_id,
+            action,
+            target_type: None,
+            target_id: None,
+            details: serde_json::json!({}),
+        }
+    }
+
+    /// What the action was done to.
+    pub fn target(mut self, target_type: &'a str, id: impl ToString) -> Entry<'a> {
+        self.target_type = Some(target_type);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Entry<'a> {
+        self.details = details;
+        self
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn chain_hash(
     prev: Option<&[u8]>,

@@ -358,13 +358,7 @@ pub async fn engage(
     audit::append(
         &mut tx,
         actor,
-        Entry {
-            agency_id: agency,
-            action: "kill_switch.engage",
-            target_type: Some("kill_switch"),
-            target_id: Some(id.to_string()),
-            details: serde_json::json!({ "scope": scope, "client_id": client, "platform": platform, "account_id": account, "reason": reason }),
-        },
+        Entry::new(agency, "kill_switch.engage").target("kill_switch", id).details(serde_json::json!({ "scope": scope, "client_id": client, "platform": platform, "account_id": account, "reason": reason })),
     )
     .await?;
     tx.commit().await?;
@@ -439,13 +433,9 @@ pub async fn disengage(
     audit::append(
         &mut tx,
         actor,
-        Entry {
-            agency_id: agency,
-            action: "kill_switch.disengage",
-            target_type: Some("kill_switch"),
-            target_id: Some(id.to_string()),
-            details: serde_json::json!({ "released_jobs": released }),
-        },
+        Entry::new(agency, "kill_switch.disengage")
+            .target("kill_switch", id)
+            .details(serde_json::json!({ "released_jobs": released })),
     )
     .await?;
     tx.commit().await?;

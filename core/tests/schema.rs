@@ -233,13 +233,7 @@ async fn the_audit_log_is_append_only_and_its_chain_detects_tampering(pool: PgPo
         audit::append(
             &mut tx,
             &Actor::system("test"),
-            Entry {
-                agency_id: Some(agency),
-                action: "client.update",
-                target_type: Some("client"),
-                target_id: Some(CA.into()),
-                details: serde_json::json!({ "n": n, "name": "Client A", "nested": { "b": 1, "a": [1, 2] } }),
-            },
+            Entry::new(Some(agency), "client.update").target("client", CA).details(serde_json::json!({ "n": n, "name": "Client A", "nested": { "b": 1, "a": [1, 2] } })),
         )
         .await
         .unwrap();

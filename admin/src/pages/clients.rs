@@ -405,13 +405,9 @@ pub async fn create(
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry {
-            agency_id: Some(user.agency_id),
-            action: "client.create",
-            target_type: Some("client"),
-            target_id: Some(id.to_string()),
-            details: serde_json::json!({ "name": v.name, "timezone": v.timezone.name() }),
-        },
+        Entry::new(Some(user.agency_id), "client.create")
+            .target("client", id)
+            .details(serde_json::json!({ "name": v.name, "timezone": v.timezone.name() })),
     )
     .await?;
     tx.commit().await?;
@@ -615,14 +611,10 @@ pub async fn update(
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry {
-            agency_id: Some(user.agency_id),
-            action: "client.update",
-            target_type: Some("client"),
-            target_id: Some(id.to_string()),
-            details: serde_json::json!({ "name": v.name, "timezone": v.timezone.name(), "status": v.status,
-                                         "auto_approve": v.auto_approve, "reschedule_policy": v.reschedule_policy }),
-        },
+        Entry::new(Some(user.agency_id), "client.update")
+            .target("client", id)
+            .details(serde_json::json!({ "name": v.name, "timezone": v.timezone.name(), "status": v.status,
+                                         "auto_approve": v.auto_approve, "reschedule_policy": v.reschedule_policy })),
     )
     .await?;
     tx.commit().await?;
@@ -668,13 +660,9 @@ pub async fn set_status(
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry {
-            agency_id: Some(user.agency_id),
-            action: "client.status",
-            target_type: Some("client"),
-            target_id: Some(id.to_string()),
-            details: serde_json::json!({ "status": status }),
-        },
+        Entry::new(Some(user.agency_id), "client.status")
+            .target("client", id)
+            .details(serde_json::json!({ "status": status })),
     )
     .await?;
     tx.commit().await?;

@@ -129,13 +129,9 @@ pub async fn create(
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry {
-            agency_id: Some(user.agency_id),
-            action: "onboarding_link.create",
-            target_type: Some("client"),
-            target_id: Some(client.to_string()),
-            details: serde_json::json!({ "link_id": link.id, "expires_at": link.expires_at }),
-        },
+        Entry::new(Some(user.agency_id), "onboarding_link.create")
+            .target("client", client)
+            .details(serde_json::json!({ "link_id": link.id, "expires_at": link.expires_at })),
     )
     .await?;
     tx.commit().await?;
@@ -158,13 +154,9 @@ pub async fn revoke(
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry {
-            agency_id: Some(user.agency_id),
-            action: "onboarding_link.revoke",
-            target_type: Some("onboarding_link"),
-            target_id: Some(link.to_string()),
-            details: serde_json::json!({ "client_id": client }),
-        },
+        Entry::new(Some(user.agency_id), "onboarding_link.revoke")
+            .target("onboarding_link", link)
+            .details(serde_json::json!({ "client_id": client })),
     )
     .await?;
     tx.commit().await?;
@@ -538,13 +530,9 @@ pub async fn callback(
             label: if t.started_by.is_some() { "agency member (console)".into() } else { "client (onboarding link)".into() },
             ip,
         },
-        Entry {
-            agency_id: Some(t.agency_id),
-            action: "account.connect",
-            target_type: Some("social_account"),
-            target_id: Some(account_id.to_string()),
-            details: serde_json::json!({ "platform": platform, "account": account.name, "client_id": t.client_id, "link_id": t.onboarding_link_id }),
-        },
+        Entry::new(Some(t.agency_id), "account.connect")
+            .target("social_account", account_id)
+            .details(serde_json::json!({ "platform": platform, "account": account.name, "client_id": t.client_id, "link_id": t.onboarding_link_id })),
     )
     .await?;
     tx.commit().await?;
@@ -605,13 +593,9 @@ pub async fn finish(
             label: "client (onboarding link)".into(),
             ip,
         },
-        Entry {
-            agency_id: Some(link.agency_id),
-            action: "onboarding_link.finish",
-            target_type: Some("onboarding_link"),
-            target_id: Some(link.link_id.to_string()),
-            details: serde_json::json!({ "client_id": link.client_id, "timezone": tz.name() }),
-        },
+        Entry::new(Some(link.agency_id), "onboarding_link.finish")
+            .target("onboarding_link", link.link_id)
+            .details(serde_json::json!({ "client_id": link.client_id, "timezone": tz.name() })),
     )
     .await?;
     tx.commit().await?;
