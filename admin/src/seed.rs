@@ -218,21 +218,10 @@ pub async fn connect_demo_accounts(
         )
         .fetch_all(pool)
         .await?;
-        let redirect = url::Url::parse("http://127.0.0.1/oauth/callback/sandbox")?;
         for c in &clients {
-            let verifier = autosocial_core::secret::random_token(48);
-            let mut auth = connector.authorization_url(&app, &redirect, &autosocial_core::secret::random_token(16), &verifier);
             let hint = c.name.to_lowercase().replace(' ', "-");
-            auth.query_pairs_mut().append_pair("login_hint", &hint);
-            let back = http.get(auth).send().await?;
-            let location = back.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| anyhow::anyhow!("sandbox did not redirect"))?;
-            let code = url::Url::parse(location)?
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| anyhow::anyhow!("sandbox answered without a code"))?;
-            let tokens = connector.exchange_code(&app, &redirect, &code, &verifier).await?;
-            let info = connector.account_info(secrecy::ExposeSecret::expose_secret(&tokens.access_token)).await?;
+            let (tokens, info) =
+                platforms::connect_headless(connector.as_ref(), &app, &http, &hint).await?;
             let mut tx = pool.begin().await?;
             autosocial_core::accounts::store_connection(&mut tx, vault, c.agency_id, c.id, Platform::Sandbox, &info, &tokens, connector.scopes()).await?;
             tx.commit().await?;

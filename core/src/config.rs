@@ -141,19 +141,190 @@ pub struct PlatformArgs {
         hide_default_value = true
     )]
     pub sandbox_client_secret: SecretString,
+    /// Point every platform at the sandbox (`<sandbox>/<platform>/`) with the sandbox's app:
+    /// the demo and benchmarks.
+    #[arg(
+        long = "platforms-in-sandbox",
+        env = "AUTOSOCIAL_PLATFORMS_IN_SANDBOX",
+        value_name = "AUTOSOCIAL_PLATFORMS_IN_SANDBOX",
+        default_value_t = false
+    )]
+    pub platforms_in_sandbox: bool,
+    /// Facebook: base URL instead of the real hosts (the sandbox serves `/facebook/`).
+    #[arg(
+        long = "facebook-base-url",
+        env = "AUTOSOCIAL_FACEBOOK_BASE_URL",
+        value_name = "AUTOSOCIAL_FACEBOOK_BASE_URL"
+    )]
+    pub facebook_base_url: Option<url::Url>,
+    /// Facebook: the deployment's app (agencies may set their own in the console).
+    #[arg(
+        long = "facebook-client-id",
+        env = "AUTOSOCIAL_FACEBOOK_CLIENT_ID",
+        value_name = "AUTOSOCIAL_FACEBOOK_CLIENT_ID"
+    )]
+    pub facebook_client_id: Option<String>,
+    #[arg(
+        long = "facebook-client-secret",
+        env = "AUTOSOCIAL_FACEBOOK_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_FACEBOOK_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub facebook_client_secret: Option<SecretString>,
+    /// Instagram: base URL instead of the real hosts (the sandbox serves `/instagram/`).
+    #[arg(
+        long = "instagram-base-url",
+        env = "AUTOSOCIAL_INSTAGRAM_BASE_URL",
+        value_name = "AUTOSOCIAL_INSTAGRAM_BASE_URL"
+    )]
+    pub instagram_base_url: Option<url::Url>,
+    /// Instagram: the deployment's app (agencies may set their own in the console).
+    #[arg(
+        long = "instagram-client-id",
+        env = "AUTOSOCIAL_INSTAGRAM_CLIENT_ID",
+        value_name = "AUTOSOCIAL_INSTAGRAM_CLIENT_ID"
+    )]
+    pub instagram_client_id: Option<String>,
+    #[arg(
+        long = "instagram-client-secret",
+        env = "AUTOSOCIAL_INSTAGRAM_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_INSTAGRAM_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub instagram_client_secret: Option<SecretString>,
+    /// TikTok: base URL instead of the real hosts (the sandbox serves `/tiktok/`).
+    #[arg(
+        long = "tiktok-base-url",
+        env = "AUTOSOCIAL_TIKTOK_BASE_URL",
+        value_name = "AUTOSOCIAL_TIKTOK_BASE_URL"
+    )]
+    pub tiktok_base_url: Option<url::Url>,
+    /// TikTok: the deployment's app (agencies may set their own in the console).
+    #[arg(
+        long = "tiktok-client-id",
+        env = "AUTOSOCIAL_TIKTOK_CLIENT_ID",
+        value_name = "AUTOSOCIAL_TIKTOK_CLIENT_ID"
+    )]
+    pub tiktok_client_id: Option<String>,
+    #[arg(
+        long = "tiktok-client-secret",
+        env = "AUTOSOCIAL_TIKTOK_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_TIKTOK_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub tiktok_client_secret: Option<SecretString>,
+    /// LinkedIn: base URL instead of the real hosts (the sandbox serves `/linkedin/`).
+    #[arg(
+        long = "linkedin-base-url",
+        env = "AUTOSOCIAL_LINKEDIN_BASE_URL",
+        value_name = "AUTOSOCIAL_LINKEDIN_BASE_URL"
+    )]
+    pub linkedin_base_url: Option<url::Url>,
+    /// LinkedIn: the deployment's app (agencies may set their own in the console).
+    #[arg(
+        long = "linkedin-client-id",
+        env = "AUTOSOCIAL_LINKEDIN_CLIENT_ID",
+        value_name = "AUTOSOCIAL_LINKEDIN_CLIENT_ID"
+    )]
+    pub linkedin_client_id: Option<String>,
+    #[arg(
+        long = "linkedin-client-secret",
+        env = "AUTOSOCIAL_LINKEDIN_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_LINKEDIN_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub linkedin_client_secret: Option<SecretString>,
+    /// X: base URL instead of the real hosts (the sandbox serves `/x/`).
+    #[arg(
+        long = "x-base-url",
+        env = "AUTOSOCIAL_X_BASE_URL",
+        value_name = "AUTOSOCIAL_X_BASE_URL"
+    )]
+    pub x_base_url: Option<url::Url>,
+    /// X: the deployment's app (agencies may set their own in the console).
+    #[arg(
+        long = "x-client-id",
+        env = "AUTOSOCIAL_X_CLIENT_ID",
+        value_name = "AUTOSOCIAL_X_CLIENT_ID"
+    )]
+    pub x_client_id: Option<String>,
+    #[arg(
+        long = "x-client-secret",
+        env = "AUTOSOCIAL_X_CLIENT_SECRET",
+        value_name = "AUTOSOCIAL_X_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub x_client_secret: Option<SecretString>,
 }
 
 impl PlatformArgs {
     pub fn config(&self) -> crate::platforms::PlatformsConfig {
+        use crate::domain::Platform;
         use crate::platforms::{OAuthApp, PlatformsConfig};
-        PlatformsConfig {
-            http: crate::platforms::http_client(),
-            sandbox_url: self.sandbox_url.clone(),
-            sandbox_app: self.sandbox_url.as_ref().map(|_| OAuthApp {
+        let http = crate::platforms::http_client();
+        let mut config = match (&self.sandbox_url, self.platforms_in_sandbox) {
+            (Some(url), true) => PlatformsConfig::all_in_sandbox(url, http),
+            (Some(_), false) | (None, _) => PlatformsConfig {
+                http,
+                sandbox_url: self.sandbox_url.clone(),
+                sandbox_app: None,
+                bases: Default::default(),
+                apps: Default::default(),
+            },
+        };
+        if self.sandbox_url.is_some() {
+            config.sandbox_app = Some(OAuthApp {
                 client_id: self.sandbox_client_id.clone(),
                 client_secret: self.sandbox_client_secret.clone(),
-            }),
+            });
         }
+        let per_platform = [
+            (
+                Platform::Facebook,
+                &self.facebook_base_url,
+                &self.facebook_client_id,
+                &self.facebook_client_secret,
+            ),
+            (
+                Platform::Instagram,
+                &self.instagram_base_url,
+                &self.instagram_client_id,
+                &self.instagram_client_secret,
+            ),
+            (
+                Platform::Tiktok,
+                &self.tiktok_base_url,
+                &self.tiktok_client_id,
+                &self.tiktok_client_secret,
+            ),
+            (
+                Platform::Linkedin,
+                &self.linkedin_base_url,
+                &self.linkedin_client_id,
+                &self.linkedin_client_secret,
+            ),
+            (
+                Platform::X,
+                &self.x_base_url,
+                &self.x_client_id,
+                &self.x_client_secret,
+            ),
+        ];
+        for (platform, base, id, secret) in per_platform {
+            if let Some(base) = base {
+                config.bases.insert(platform, base.clone());
+            }
+            if let (Some(id), Some(secret)) = (id, secret) {
+                config.apps.insert(
+                    platform,
+                    OAuthApp {
+                        client_id: id.clone(),
+                        client_secret: secret.clone(),
+                    },
+                );
+            }
+        }
+        config
     }
 
     /// Only the sandbox, at `url` (tests).
@@ -162,6 +333,22 @@ impl PlatformArgs {
             sandbox_url: url,
             sandbox_client_id: "autosocial-sandbox-client".into(),
             sandbox_client_secret: SecretString::from("autosocial-sandbox-secret".to_owned()),
+            platforms_in_sandbox: false,
+            facebook_base_url: None,
+            facebook_client_id: None,
+            facebook_client_secret: None,
+            instagram_base_url: None,
+            instagram_client_id: None,
+            instagram_client_secret: None,
+            tiktok_base_url: None,
+            tiktok_client_id: None,
+            tiktok_client_secret: None,
+            linkedin_base_url: None,
+            linkedin_client_id: None,
+            linkedin_client_secret: None,
+            x_base_url: None,
+            x_client_id: None,
+            x_client_secret: None,
         }
     }
 }

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+pub mod posts;
+
 /// How the sandbox behaves; changed at run time through `POST /_sandbox/knobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -34,6 +36,23 @@ pub struct Knobs {
     pub fail_refresh: Option<String>,
     /// Answer refreshes without a new refresh token (some providers do).
     pub omit_refresh_token: bool,
+    /// Added to every API (not OAuth) request: fixed latency plus up to `jitter_ms`.
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    /// Probability (0–1) that an API request answers 500 without doing anything.
+    pub error_rate: f64,
+    /// Probability (0–1) that an API request answers 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// Posts per account per rolling 24 hours; beyond it the platform's limit error.
+    pub quota_per_day: Option<u32>,
+    /// Create the post, then answer `"500"` or drop the connection (`"drop"`), with probability
+    /// `accept_then_fail_rate`.
+    pub accept_then_fail: Option<String>,
+    pub accept_then_fail_rate: f64,
+    /// Fetch every media URL a post names (as Instagram does) and refuse the post when it is
+    /// not served.
+    pub fetch_media: bool,
 }
 
 impl Default for Knobs {
@@ -43,6 +62,15 @@ impl Default for Knobs {
             token_lifetime_secs: 3600,
             fail_refresh: None,
             omit_refresh_token: false,
+            latency_ms: 0,
+            jitter_ms: 0,
+            error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            retry_after_secs: 2,
+            quota_per_day: None,
+            accept_then_fail: None,
+            accept_then_fail_rate: 1.0,
+            fetch_media: true,
         }
     }
 }
@@ -52,8 +80,12 @@ impl Default for Knobs {
 pub struct LedgerEntry {
     /// Arrival, microseconds since the Unix epoch.
     pub at_us: u128,
+    /// `sandbox`, `x`, `instagram`, … (`oauth` for the authorization server).
+    pub platform: String,
     pub endpoint: String,
     pub account: Option<String>,
+    pub marker: Option<String>,
+    pub post_id: Option<String>,
     pub outcome: String,
 }
 
@@ -88,6 +120,8 @@ struct Store {
     access: HashMap<String, AccessGrant>,
     revoked_families: Vec<String>,
     ledger: Vec<LedgerEntry>,
+    posts: Vec<posts::Post>,
+    next_post: u64,
 }
 
 /// The sandbox's registered OAuth client.
@@ -102,9 +136,10 @@ pub struct Sandbox {
     client: Client,
     issuer: String,
     store: Arc<Mutex<Store>>,
+    http: reqwest::Client,
 }
 
-fn now_us() -> u128 {
+pub(crate) fn now_us() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros())
@@ -127,16 +162,74 @@ impl Sandbox {
             client,
             issuer: issuer.into(),
             store: Arc::new(Mutex::new(store)),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("static HTTP client configuration"),
         }
     }
 
+    /// The base URL the sandbox was started with.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     fn record(&self, endpoint: &str, account: Option<&str>, outcome: &str) {
+        self.record_full("oauth", endpoint, account, None, None, outcome);
+    }
+
+    /// Append to the ledger.
+    pub fn record_full(
+        &self,
+        platform: &str,
+        endpoint: &str,
+        account: Option<&str>,
+        marker: Option<&str>,
+        post_id: Option<&str>,
+        outcome: &str,
+    ) {
         self.store.lock().expect("store").ledger.push(LedgerEntry {
             at_us: now_us(),
+            platform: platform.to_owned(),
             endpoint: endpoint.to_owned(),
             account: account.map(str::to_owned),
+            marker: marker.map(str::to_owned),
+            post_id: post_id.map(str::to_owned),
             outcome: outcome.to_owned(),
         });
+    }
+
+    /// GET a media URL as a platform that pulls media would; `Err` names why it was refused.
+    /// Returns the bytes and content type.
+    pub async fn fetch_media(&self, url: &str) -> Result<(Vec<u8>, String), String> {
+        if !self.store.lock().expect("store").knobs.fetch_media {
+            return Ok((Vec::new(), "application/octet-stream".into()));
+        }
+        let r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("media could not be fetched: {}", e.without_url()))?;
+        if !r.status().is_success() {
+            return Err(format!("media URL answered {}", r.status().as_u16()));
+        }
+        let ct = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if !ct.starts_with("image/") {
+            return Err(format!("media is not an image ({ct})"));
+        }
+        let bytes = r.bytes().await.map_err(|e| e.to_string())?;
+        Ok((bytes.to_vec(), ct))
+    }
+
+    /// The knobs now (platform modules read them).
+    pub fn knobs(&self) -> Knobs {
+        self.store.lock().expect("store").knobs.clone()
     }
 
     pub fn router(self) -> Router {
@@ -146,8 +239,12 @@ impl Sandbox {
             .route("/oauth/token", post(token_endpoint))
             .route("/oauth/revoke", post(revoke))
             .route("/v1/me", get(me))
+            .route("/v1/posts", post(posts::create).get(posts::find))
+            .route("/v1/posts/{id}/metrics", get(posts::metrics))
+            .route("/v1/quota", get(posts::quota))
             .route("/_sandbox/knobs", get(get_knobs).post(set_knobs))
             .route("/_sandbox/ledger", get(ledger))
+            .route("/_sandbox/posts", get(all_posts))
             .with_state(self)
     }
 }
@@ -617,6 +714,29 @@ async fn set_knobs(State(sb): State<Sandbox>, Json(k): Json<Knobs>) -> Json<Knob
     Json(k)
 }
 
-async fn ledger(State(sb): State<Sandbox>) -> Json<Vec<LedgerEntry>> {
-    Json(sb.store.lock().expect("store").ledger.clone())
+#[derive(Debug, Deserialize)]
+struct LedgerQuery {
+    platform: Option<String>,
+    outcome: Option<String>,
+    /// Only entries that arrived at or after this instant (µs since the epoch).
+    since_us: Option<u128>,
+}
+
+/// The ledger, optionally filtered by platform, outcome and arrival.
+async fn ledger(State(sb): State<Sandbox>, Query(q): Query<LedgerQuery>) -> Json<Vec<LedgerEntry>> {
+    let store = sb.store.lock().expect("store");
+    Json(
+        store
+            .ledger
+            .iter()
+            .filter(|e| q.platform.as_ref().is_none_or(|p| *p == e.platform))
+            .filter(|e| q.outcome.as_ref().is_none_or(|o| *o == e.outcome))
+            .filter(|e| q.since_us.is_none_or(|s| e.at_us >= s))
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn all_posts(State(sb): State<Sandbox>) -> Json<Vec<posts::Post>> {
+    Json(sb.all_posts())
 }

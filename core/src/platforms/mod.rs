@@ -1,13 +1,22 @@
 //! Platform connectors: one trait for what every platform does, one file per platform.
 //!
-//! This first part covers connecting an account (OAuth 2.0 authorization code with PKCE S256,
-//! code exchange, refresh, account info) and classifying every platform answer into one error
-//! type. Base URLs are configuration: tests and the demo point them at `autosocial-sandbox`.
+//! A connector connects an account (OAuth 2.0 authorization code with PKCE S256, code exchange,
+//! refresh, account info), publishes (text, single image, link) with the platform's own
+//! sequence, finds a post again by its marker (reconciliation after a crash or a lost answer),
+//! reads a post's metrics and, where the platform has one, the account's publishing quota.
+//! Every answer that is not a success is classified into one [`PlatformError`].
+//!
+//! Base URLs are configuration ([`PlatformsConfig::base`]): unset means the platform's real
+//! hosts; tests, benchmarks and the demo point them at `autosocial-sandbox`, which serves each
+//! platform's paths under `/<platform>/`.
 
 pub mod errors;
 pub mod sandbox;
 
+use std::collections::HashMap;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use futures::future::BoxFuture;
 use secrecy::SecretString;
@@ -70,6 +79,79 @@ pub enum PlatformError {
     Permanent(String),
 }
 
+/// The connected account a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRef {
+    /// The platform's id of the account (user, page, organization, Instagram business account).
+    pub platform_account_id: String,
+    /// `user`, `page`, `organization` or `business` (LinkedIn and Facebook post as either).
+    pub kind: String,
+}
+
+/// An image the platform is given: a URL it (or the connector) can fetch. For platforms that
+/// pull media themselves (Instagram, Facebook) this is the admin's signed, expiring media URL;
+/// connectors for platforms that want the bytes uploaded (X, LinkedIn, TikTok) GET it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRef {
+    pub url: Url,
+    /// `image/png`, `image/jpeg`.
+    pub content_type: String,
+}
+
+/// One post to publish.
+#[derive(Debug, Clone)]
+pub struct PostRequest {
+    pub account: AccountRef,
+    /// The full text as it will appear (caption, hashtags and CTA already joined).
+    pub text: String,
+    pub link_url: Option<Url>,
+    /// At most one image for now.
+    pub media: Vec<MediaRef>,
+    /// Our unique id for this publication. Platforms that carry metadata (the sandbox) store it;
+    /// for the others, [`Connector::find_by_marker`] matches the exact text among the account's
+    /// posts created since the attempt started.
+    pub marker: String,
+}
+
+/// What the platform answered when it accepted a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub post_id: String,
+    pub url: Option<String>,
+    /// The platform's request or trace id (`x-fb-trace-id`, `x-request-id`, TikTok `log_id`).
+    pub request_id: Option<String>,
+}
+
+/// Engagement of one post as the platform reports it; `None` where it reports no such figure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostMetrics {
+    pub likes: Option<i64>,
+    pub comments: Option<i64>,
+    pub shares: Option<i64>,
+    pub impressions: Option<i64>,
+    pub reach: Option<i64>,
+    pub clicks: Option<i64>,
+    pub views: Option<i64>,
+}
+
+/// A platform's own publishing quota read-out (Instagram `content_publishing_limit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub used: i64,
+    pub limit: i64,
+    pub window: Duration,
+}
+
+/// What reconciliation learned from the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Published),
+    NotFound,
+    /// The platform cannot say (no listing endpoint, or it answered with an error that is not
+    /// worth retrying): a person decides.
+    Unknowable(String),
+}
+
 /// What every platform connector does.
 pub trait Connector: Send + Sync {
     fn platform(&self) -> Platform;
@@ -101,6 +183,72 @@ pub trait Connector: Send + Sync {
         &'a self,
         access_token: &'a str,
     ) -> BoxFuture<'a, Result<AccountInfo, PlatformError>>;
+    /// Publish with the platform's own sequence (containers, uploads, status polling included);
+    /// returns once the platform has the post.
+    fn publish<'a>(
+        &'a self,
+        access_token: &'a str,
+        post: &'a PostRequest,
+    ) -> BoxFuture<'a, Result<Published, PlatformError>>;
+    /// Whether the post of an earlier attempt exists on the platform, looking at posts created
+    /// since `since` (the earlier attempt's start, less a margin).
+    fn find_by_marker<'a>(
+        &'a self,
+        access_token: &'a str,
+        post: &'a PostRequest,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Lookup, PlatformError>>;
+    fn metrics<'a>(
+        &'a self,
+        access_token: &'a str,
+        account: &'a AccountRef,
+        post_id: &'a str,
+    ) -> BoxFuture<'a, Result<PostMetrics, PlatformError>>;
+    /// The platform's quota read-out, `None` where the platform has none.
+    fn quota<'a>(
+        &'a self,
+        access_token: &'a str,
+        account: &'a AccountRef,
+    ) -> BoxFuture<'a, Result<Option<Quota>, PlatformError>>;
+}
+
+/// Send a request and read the whole answer; a transport failure is transient, a non-success
+/// status is classified with the platform's own error format. Returns the body and headers.
+pub async fn send(
+    platform: Platform,
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::header::HeaderMap, String), PlatformError> {
+    let r = request
+        .send()
+        .await
+        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = r
+        .text()
+        .await
+        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
+    if !status.is_success() {
+        return Err(errors::classify(
+            platform,
+            status.as_u16(),
+            &headers,
+            &body,
+            Utc::now(),
+        ));
+    }
+    Ok((headers, body))
+}
+
+/// [`send`] and parse the answer as JSON.
+pub async fn send_json(
+    platform: Platform,
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::header::HeaderMap, serde_json::Value), PlatformError> {
+    let (headers, body) = send(platform, request).await?;
+    let v = serde_json::from_str(&body)
+        .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))?;
+    Ok((headers, v))
 }
 
 /// The HTTP client every connector uses: rustls, timeouts on connect and on the whole request,
@@ -144,12 +292,18 @@ pub fn classify_oauth_error<RE: std::error::Error + 'static>(
 
 /// The connector for a platform, when this deployment can connect it.
 pub fn connector(platform: Platform, config: &PlatformsConfig) -> Option<Box<dyn Connector>> {
+    let http = config.http.clone();
     match platform {
-        Platform::Sandbox => config.sandbox_url.clone().map(|base| {
-            Box::new(sandbox::SandboxConnector::new(base, config.http.clone()))
-                as Box<dyn Connector>
-        }),
-        _ => None,
+        Platform::Sandbox => config
+            .sandbox_url
+            .clone()
+            .map(|base| Box::new(sandbox::SandboxConnector::new(base, http)) as Box<dyn Connector>),
+        // connector per platform: `<platform>::Connector::new(config.base(platform), http)`
+        Platform::Facebook => None,
+        Platform::Instagram => None,
+        Platform::Tiktok => None,
+        Platform::Linkedin => None,
+        Platform::X => None,
     }
 }
 
@@ -159,6 +313,11 @@ pub fn connector(platform: Platform, config: &PlatformsConfig) -> Option<Box<dyn
 pub struct PlatformsConfig {
     pub sandbox_url: Option<Url>,
     pub sandbox_app: Option<OAuthApp>,
+    /// Base URL per platform when not its real hosts (the sandbox serves `/<platform>/…`).
+    pub bases: HashMap<Platform, Url>,
+    /// Deployment-wide OAuth apps per platform (an agency's own app, set in the console,
+    /// takes precedence).
+    pub apps: HashMap<Platform, OAuthApp>,
     pub http: reqwest::Client,
 }
 
@@ -175,7 +334,78 @@ impl PlatformsConfig {
     pub fn app(&self, platform: Platform) -> Option<OAuthApp> {
         match platform {
             Platform::Sandbox => self.sandbox_app.clone(),
-            _ => None,
+            p => self.apps.get(&p).cloned(),
         }
     }
+
+    /// The base URL a connector uses instead of the platform's real hosts, if configured.
+    pub fn base(&self, platform: Platform) -> Option<Url> {
+        self.bases.get(&platform).cloned()
+    }
+
+    /// Every platform pointed at one sandbox, each under `/<platform>/`, with the sandbox's
+    /// default app for all of them (tests, benchmarks, the demo).
+    pub fn all_in_sandbox(sandbox: &Url, http: reqwest::Client) -> PlatformsConfig {
+        let app = OAuthApp {
+            client_id: "autosocial-sandbox-client".into(),
+            client_secret: SecretString::from("autosocial-sandbox-secret".to_owned()),
+        };
+        let mut bases = HashMap::new();
+        let mut apps = HashMap::new();
+        for p in Platform::ALL
+            .iter()
+            .copied()
+            .filter(|p| *p != Platform::Sandbox)
+        {
+            let base = sandbox
+                .join(&format!("{p}/"))
+                .expect("a platform name joins a URL");
+            bases.insert(p, base);
+            apps.insert(p, app.clone());
+        }
+        PlatformsConfig {
+            sandbox_url: Some(sandbox.clone()),
+            sandbox_app: Some(app),
+            bases,
+            apps,
+            http,
+        }
+    }
+}
+
+/// Run the authorization code flow without a person, against a sandbox in auto-approve mode
+/// (demo seeding, tests, benchmarks): open the authorization URL, take the code from the
+/// redirect and exchange it. `login_hint` picks the sandbox account.
+pub async fn connect_headless(
+    connector: &dyn Connector,
+    app: &OAuthApp,
+    http: &reqwest::Client,
+    login_hint: &str,
+) -> anyhow::Result<(TokenSet, AccountInfo)> {
+    let redirect = Url::parse(&format!(
+        "http://127.0.0.1/oauth/callback/{}",
+        connector.platform()
+    ))?;
+    let verifier = crate::secret::random_token(48);
+    let mut auth =
+        connector.authorization_url(app, &redirect, &crate::secret::random_token(16), &verifier);
+    auth.query_pairs_mut().append_pair("login_hint", login_hint);
+    let back = http.get(auth).send().await?;
+    let location = back
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("the sandbox did not redirect (is auto_approve on?)"))?;
+    let code = Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("the sandbox answered without a code: {location}"))?;
+    let tokens = connector
+        .exchange_code(app, &redirect, &code, &verifier)
+        .await?;
+    let info = connector
+        .account_info(secrecy::ExposeSecret::expose_secret(&tokens.access_token))
+        .await?;
+    Ok((tokens, info))
 }

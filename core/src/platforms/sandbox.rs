@@ -1,4 +1,6 @@
-//! The neutral `sandbox` platform (autosocial-sandbox): standard OAuth 2.0 + PKCE and `/v1/me`.
+//! The neutral `sandbox` platform (autosocial-sandbox): standard OAuth 2.0 + PKCE, `/v1/me`,
+//! `POST /v1/posts` (which stores our marker, so reconciliation asks it exactly),
+//! `GET /v1/posts?marker=`, `/v1/posts/{id}/metrics` and `/v1/quota`.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -10,8 +12,12 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
 use super::{
-    AccountInfo, Connector, OAuthApp, PlatformError, TokenSet, classify_oauth_error, errors,
+    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
+    Published, Quota, TokenSet, classify_oauth_error, errors, send_json,
 };
 use crate::domain::Platform;
 
@@ -178,6 +184,134 @@ impl Connector for SandboxConnector {
                     "account answer without id and name".into(),
                 )),
             }
+        }
+        .boxed()
+    }
+
+    fn publish<'a>(
+        &'a self,
+        access_token: &'a str,
+        post: &'a PostRequest,
+    ) -> BoxFuture<'a, Result<Published, PlatformError>> {
+        async move {
+            let body = json!({
+                "text": post.text,
+                "marker": post.marker,
+                "link_url": post.link_url.as_ref().map(|u| u.as_str()),
+                "media": post.media.iter().map(|m| m.url.as_str()).collect::<Vec<_>>(),
+            });
+            let (headers, v) = send_json(
+                Platform::Sandbox,
+                self.http
+                    .post(self.endpoint("/v1/posts"))
+                    .bearer_auth(access_token)
+                    .json(&body),
+            )
+            .await?;
+            let Some(id) = v["id"].as_str() else {
+                return Err(PlatformError::Transient("post answer without an id".into()));
+            };
+            Ok(Published {
+                post_id: id.to_owned(),
+                url: v["url"].as_str().map(str::to_owned),
+                request_id: headers
+                    .get("x-request-id")
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned),
+            })
+        }
+        .boxed()
+    }
+
+    fn find_by_marker<'a>(
+        &'a self,
+        access_token: &'a str,
+        post: &'a PostRequest,
+        _since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Lookup, PlatformError>> {
+        async move {
+            let mut url = self.endpoint("/v1/posts");
+            url.query_pairs_mut().append_pair("marker", &post.marker);
+            let (_, v) = send_json(
+                Platform::Sandbox,
+                self.http.get(url).bearer_auth(access_token),
+            )
+            .await?;
+            let Some(found) = v["data"].as_array() else {
+                return Ok(Lookup::Unknowable("search answer without data".into()));
+            };
+            Ok(match found.as_slice() {
+                [] => Lookup::NotFound,
+                [p] => match p["id"].as_str() {
+                    Some(id) => Lookup::Found(Published {
+                        post_id: id.to_owned(),
+                        url: p["url"].as_str().map(str::to_owned),
+                        request_id: None,
+                    }),
+                    None => Lookup::Unknowable("search answer without an id".into()),
+                },
+                many => Lookup::Unknowable(format!(
+                    "{} posts carry the marker {}",
+                    many.len(),
+                    post.marker
+                )),
+            })
+        }
+        .boxed()
+    }
+
+    fn metrics<'a>(
+        &'a self,
+        access_token: &'a str,
+        _account: &'a AccountRef,
+        post_id: &'a str,
+    ) -> BoxFuture<'a, Result<PostMetrics, PlatformError>> {
+        async move {
+            let mut url = self.endpoint("/v1/posts/");
+            url.path_segments_mut()
+                .map_err(|_| PlatformError::Permanent("bad sandbox base URL".into()))?
+                .pop_if_empty()
+                .push(post_id)
+                .push("metrics");
+            let (_, v) = send_json(
+                Platform::Sandbox,
+                self.http.get(url).bearer_auth(access_token),
+            )
+            .await?;
+            Ok(PostMetrics {
+                likes: v["likes"].as_i64(),
+                comments: v["comments"].as_i64(),
+                shares: v["shares"].as_i64(),
+                impressions: v["impressions"].as_i64(),
+                ..Default::default()
+            })
+        }
+        .boxed()
+    }
+
+    fn quota<'a>(
+        &'a self,
+        access_token: &'a str,
+        _account: &'a AccountRef,
+    ) -> BoxFuture<'a, Result<Option<Quota>, PlatformError>> {
+        async move {
+            let (_, v) = send_json(
+                Platform::Sandbox,
+                self.http
+                    .get(self.endpoint("/v1/quota"))
+                    .bearer_auth(access_token),
+            )
+            .await?;
+            Ok(match (v["used"].as_i64(), v["limit"].as_i64()) {
+                (Some(used), Some(limit)) => Some(Quota {
+                    used,
+                    limit,
+                    window: std::time::Duration::from_secs(
+                        v["window_secs"].as_u64().unwrap_or(86_400),
+                    ),
+                }),
+                _ => None,
+            })
         }
         .boxed()
     }
