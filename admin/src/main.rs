@@ -96,7 +96,7 @@ fn default_key_id() -> String {
 enum DemoCommand {
     /// Seed the demo agency, its owner (a fresh password, printed once) and sample clients; with
     /// AUTOSOCIAL_SANDBOX_URL, connect a sandbox account for each client.
-    Seed(DemoSeedArgs),
+    Seed(Box<DemoSeedArgs>),
 }
 
 #[derive(Debug, Args)]
