@@ -89,39 +89,39 @@ pub struct LedgerEntry {
     pub outcome: String,
 }
 
-struct CodeGrant {
-    client_id: String,
-    redirect_uri: String,
-    challenge: String,
-    scope: String,
-    account: String,
-    expires: Instant,
+pub(crate) struct CodeGrant {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) challenge: String,
+    pub(crate) scope: String,
+    pub(crate) account: String,
+    pub(crate) expires: Instant,
 }
 
-struct RefreshGrant {
-    family: String,
-    account: String,
-    scope: String,
+pub(crate) struct RefreshGrant {
+    pub(crate) family: String,
+    pub(crate) account: String,
+    pub(crate) scope: String,
 }
 
-struct AccessGrant {
-    account: String,
-    expires: Instant,
-    family: String,
+pub(crate) struct AccessGrant {
+    pub(crate) account: String,
+    pub(crate) expires: Instant,
+    pub(crate) family: String,
 }
 
 #[derive(Default)]
-struct Store {
-    knobs: Knobs,
-    codes: HashMap<String, CodeGrant>,
-    refresh: HashMap<String, RefreshGrant>,
+pub(crate) struct Store {
+    pub(crate) knobs: Knobs,
+    pub(crate) codes: HashMap<String, CodeGrant>,
+    pub(crate) refresh: HashMap<String, RefreshGrant>,
     /// refresh tokens already exchanged: reuse means theft, revoke the family
-    used_refresh: HashMap<String, String>,
-    access: HashMap<String, AccessGrant>,
-    revoked_families: Vec<String>,
-    ledger: Vec<LedgerEntry>,
-    posts: Vec<posts::Post>,
-    next_post: u64,
+    pub(crate) used_refresh: HashMap<String, String>,
+    pub(crate) access: HashMap<String, AccessGrant>,
+    pub(crate) revoked_families: Vec<String>,
+    pub(crate) ledger: Vec<LedgerEntry>,
+    pub(crate) posts: Vec<posts::Post>,
+    pub(crate) next_post: u64,
 }
 
 /// The sandbox's registered OAuth client.
@@ -133,9 +133,9 @@ pub struct Client {
 
 #[derive(Clone)]
 pub struct Sandbox {
-    client: Client,
+    pub(crate) client: Client,
     issuer: String,
-    store: Arc<Mutex<Store>>,
+    pub(crate) store: Arc<Mutex<Store>>,
     http: reqwest::Client,
 }
 
@@ -146,7 +146,7 @@ pub(crate) fn now_us() -> u128 {
         .unwrap_or(0)
 }
 
-fn token(prefix: &str) -> String {
+pub(crate) fn token(prefix: &str) -> String {
     let mut b = [0u8; 24];
     rand::rng().fill_bytes(&mut b);
     format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(b))
@@ -271,7 +271,7 @@ pub fn default_client() -> Client {
     }
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({ "error": error, "error_description": description })),
@@ -280,19 +280,19 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct AuthorizeQuery {
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    state: Option<String>,
-    scope: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
+pub(crate) struct AuthorizeQuery {
+    pub(crate) response_type: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) redirect_uri: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) code_challenge_method: Option<String>,
     /// Which sandbox account consents (defaults to `sandbox-user-1`).
-    login_hint: Option<String>,
+    pub(crate) login_hint: Option<String>,
 }
 
-fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+pub(crate) fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(u) => u,
         Err(_) => {
@@ -312,7 +312,10 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     Redirect::to(url.as_str()).into_response()
 }
 
-async fn authorize(State(sb): State<Sandbox>, Query(q): Query<AuthorizeQuery>) -> Response {
+pub(crate) async fn authorize(
+    State(sb): State<Sandbox>,
+    Query(q): Query<AuthorizeQuery>,
+) -> Response {
     let valid_redirect = q
         .redirect_uri
         .as_deref()
@@ -396,7 +399,7 @@ struct ConsentForm {
     query: HashMap<String, String>,
 }
 
-async fn consent(State(sb): State<Sandbox>, Form(f): Form<ConsentForm>) -> Response {
+pub(crate) async fn consent(State(sb): State<Sandbox>, Form(f): Form<ConsentForm>) -> Response {
     let get = |k: &str| f.query.get(k).cloned();
     let q = AuthorizeQuery {
         response_type: get("response_type"),
@@ -432,7 +435,7 @@ async fn consent(State(sb): State<Sandbox>, Form(f): Form<ConsentForm>) -> Respo
     }
 }
 
-fn approve(sb: &Sandbox, q: &AuthorizeQuery, account: &str) -> Response {
+pub(crate) fn approve(sb: &Sandbox, q: &AuthorizeQuery, account: &str) -> Response {
     let code = token("code");
     sb.store.lock().expect("store").codes.insert(
         code.clone(),
@@ -454,18 +457,18 @@ fn approve(sb: &Sandbox, q: &AuthorizeQuery, account: &str) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct TokenForm {
-    grant_type: String,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
+pub(crate) struct TokenForm {
+    pub(crate) grant_type: String,
+    pub(crate) code: Option<String>,
+    pub(crate) redirect_uri: Option<String>,
+    pub(crate) code_verifier: Option<String>,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
 }
 
 /// Client authentication: HTTP Basic (RFC 6749 2.3.1) or the body parameters.
-fn client_ok(sb: &Sandbox, headers: &HeaderMap, f: &TokenForm) -> bool {
+pub(crate) fn client_ok(sb: &Sandbox, headers: &HeaderMap, f: &TokenForm) -> bool {
     if let Some(basic) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -486,7 +489,7 @@ fn client_ok(sb: &Sandbox, headers: &HeaderMap, f: &TokenForm) -> bool {
         && f.client_secret.as_deref() == Some(sb.client.secret.as_str())
 }
 
-fn issue_tokens(
+pub(crate) fn issue_tokens(
     store: &mut Store,
     family: &str,
     account: &str,
@@ -519,7 +522,7 @@ fn issue_tokens(
     body
 }
 
-async fn token_endpoint(
+pub(crate) async fn token_endpoint(
     State(sb): State<Sandbox>,
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
@@ -660,7 +663,7 @@ struct RevokeForm {
     token: String,
 }
 
-async fn revoke(State(sb): State<Sandbox>, Form(f): Form<RevokeForm>) -> StatusCode {
+pub(crate) async fn revoke(State(sb): State<Sandbox>, Form(f): Form<RevokeForm>) -> StatusCode {
     let mut store = sb.store.lock().expect("store");
     let family = store
         .refresh
