@@ -11,7 +11,13 @@
 //! platform's paths under `/<platform>/`.
 
 pub mod errors;
+pub mod facebook;
+pub mod instagram;
+pub mod meta;
 pub mod sandbox;
+pub mod x;
+pub mod linkedin;
+pub mod tiktok;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -299,11 +305,23 @@ pub fn connector(platform: Platform, config: &PlatformsConfig) -> Option<Box<dyn
             .clone()
             .map(|base| Box::new(sandbox::SandboxConnector::new(base, http)) as Box<dyn Connector>),
         // connector per platform: `<platform>::Connector::new(config.base(platform), http)`
-        Platform::Facebook => None,
-        Platform::Instagram => None,
-        Platform::Tiktok => None,
-        Platform::Linkedin => None,
-        Platform::X => None,
+        Platform::Facebook => Some(Box::new(facebook::FacebookConnector::new(
+            config.base(platform),
+            http,
+        ))),
+        Platform::Instagram => Some(Box::new(instagram::InstagramConnector::new(
+            config.base(platform),
+            http,
+        ))),
+        Platform::Tiktok => Some(
+            Box::new(tiktok::TiktokConnector::new(config.base(platform), http))
+                as Box<dyn Connector>,
+        ),
+        Platform::Linkedin => Some(Box::new(linkedin::LinkedinConnector::new(
+            config.base(platform),
+            http,
+        ))),
+        Platform::X => Some(Box::new(x::XConnector::new(config.base(platform), http))),
     }
 }
 
