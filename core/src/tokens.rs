@@ -133,7 +133,7 @@ pub async fn refresh(
     };
     let (Some(connector), Some(app)) = (
         platforms::connector(a.platform, platforms),
-        platforms.app(a.platform),
+        crate::platform_apps::resolve(pool, vault, platforms, a.agency_id, a.platform).await?,
     ) else {
         return Ok(Refreshed::Retry(PlatformError::Transient(format!(
             "no app configured for {}",

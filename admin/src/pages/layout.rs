@@ -1,12 +1,16 @@
 //! The one layout: head (CSS, htmx, htmx config for our CSP), the top navigation, the CSRF token
 //! for htmx once on `<body>`, and the main region.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
+use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::statics;
 
@@ -17,6 +21,10 @@ const HTMX_CONFIG: &str = r#"{"mode":"same-origin","includeIndicatorCSS":false}"
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Clients,
+    Fleet,
+    Switches,
+    Audit,
+    Settings,
     None,
 }
 
@@ -49,6 +57,7 @@ fn head(title: &str) -> Markup {
 pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Markup {
     let headers = serde_json::json!({ crate::csrf::HEADER: user.csrf_token }).to_string();
     let current = |n: Nav| if n == nav { Some("page") } else { None };
+    let engaged = ENGAGED.try_with(Arc::clone).ok();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -59,6 +68,12 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                     a.brand href="/" { "AutoSocial" }
                     nav aria-label="Main" {
                         a href="/clients" aria-current=[current(Nav::Clients)] { "Clients" }
+                        a href="/fleet" aria-current=[current(Nav::Fleet)] { "Fleet" }
+                        a href="/switches" aria-current=[current(Nav::Switches)] { "Kill switches" }
+                        @if user.role.allows(autosocial_core::domain::Role::Admin) {
+                            a href="/audit" aria-current=[current(Nav::Audit)] { "Audit log" }
+                            a href="/settings" aria-current=[current(Nav::Settings)] { "Settings" }
+                        }
                     }
                     span.who { (user.email) " · " (user.agency_name) " · " (user.role.as_str()) }
                     form method="post" action="/logout" {
@@ -66,9 +81,39 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                         button.link type="submit" { "Log out" }
                     }
                 }
+                @if let Some(engaged) = &engaged {
+                    (crate::pages::switches::banner(engaged))
+                }
                 main #main { (content) }
             }
         }
+    }
+}
+
+tokio::task_local! {
+    /// The kill switches engaged for the request's agency, read once per full-page request by
+    /// [`switch_banner`] so every page's header can say publishing is stopped.
+    static ENGAGED: Arc<Vec<crate::pages::switches::Engaged>>;
+}
+
+/// Middleware for the console (inside `require_session`): read the engaged switches for the
+/// banner. Skipped for htmx partials, which carry no header.
+pub async fn switch_banner(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let partial =
+        req.headers().contains_key("hx-request") && !req.headers().contains_key("hx-boosted");
+    let agency = req.extensions().get::<CurrentUser>().map(|u| u.agency_id);
+    match agency {
+        Some(agency) if !partial => {
+            let engaged = match crate::pages::switches::engaged_for(&state.pool, agency).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading kill switches for the banner failed");
+                    Vec::new()
+                }
+            };
+            ENGAGED.scope(Arc::new(engaged), next.run(req)).await
+        }
+        _ => next.run(req).await,
     }
 }
 

@@ -1,9 +1,13 @@
 //! Pages: a full page wraps a partial; htmx requests get only the partial.
 
+pub mod audit;
 pub mod clients;
+pub mod fleet;
 pub mod layout;
 pub mod login;
 pub mod onboarding;
+pub mod settings;
+pub mod switches;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use autosocial_core::audit::{self, Actor, Entry};
 use autosocial_core::domain::Platform;
 use autosocial_core::onboarding::{self, LinkState, OpenLink};
+use autosocial_core::platform_apps;
 use autosocial_core::platforms::{self, PlatformError};
 use autosocial_core::secret::{constant_time_eq, random_token, token_hash};
 use autosocial_core::vault::Aad;
@@ -221,6 +222,8 @@ pub async fn open(
         .iter()
         .filter_map(|p| p.parse().ok())
         .collect();
+    let available =
+        platform_apps::connectable(&state.pool, &state.platforms, link.agency_id).await?;
     let body = html! {
         h1 { "Connect your accounts" }
         p { strong { (link.agency_name) } " manages social media for " strong { (link.client_name) } ". Connect the accounts it should post to." }
@@ -232,7 +235,7 @@ pub async fn open(
         ul.platforms {
             @for p in &platforms {
                 li {
-                    @if platforms::connector(*p, &state.platforms).is_some() && state.platforms.app(*p).is_some() {
+                    @if available.contains(p) {
                         form method="post" action={ "/onboard/" (token) "/connect/" (p.as_str()) } {
                             input type="hidden" name=(csrf::FIELD) value=(form_token);
                             button type="submit" { "Connect " (p.label()) }
@@ -306,7 +309,14 @@ async fn begin_authorization(
 ) -> AppResult<url::Url> {
     let (Some(connector), Some(app)) = (
         platforms::connector(platform, &state.platforms),
-        state.platforms.app(platform),
+        platform_apps::resolve(
+            &state.pool,
+            &state.vault,
+            &state.platforms,
+            agency,
+            platform,
+        )
+        .await?,
     ) else {
         return Err(AppError::NotFound);
     };
@@ -457,7 +467,14 @@ pub async fn callback(
     }
     let (Some(connector), Some(app)) = (
         platforms::connector(platform, &state.platforms),
-        state.platforms.app(platform),
+        platform_apps::resolve(
+            &state.pool,
+            &state.vault,
+            &state.platforms,
+            t.agency_id,
+            platform,
+        )
+        .await?,
     ) else {
         return Err(AppError::NotFound);
     };
