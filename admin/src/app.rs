@@ -20,7 +20,7 @@ use autosocial_core::vault::Vault;
 use crate::auth::{self, LoginThrottle};
 use crate::config::WebArgs;
 use crate::error::AppError;
-use crate::pages::{clients, login, onboarding};
+use crate::pages::{audit, clients, fleet, layout, login, onboarding, settings, switches};
 use crate::{csrf, statics};
 
 #[derive(Clone)]
@@ -129,7 +129,33 @@ pub fn router(state: AppState) -> Router {
             "/clients/{id}/accounts/connect/{platform}",
             post(onboarding::console_connect),
         )
+        .route("/settings", get(settings::show))
+        .route("/settings/members", post(settings::invite))
+        .route("/settings/members/{user}/role", post(settings::change_role))
+        .route(
+            "/settings/members/{user}/remove",
+            post(settings::remove_member),
+        )
+        .route("/settings/apps/{platform}", post(settings::save_app))
+        .route(
+            "/settings/apps/{platform}/remove",
+            post(settings::remove_app),
+        )
+        .route("/settings/ai", post(settings::save_ai))
+        .route("/settings/limits", post(settings::save_limit))
+        .route("/switches", get(switches::list).post(switches::engage))
+        .route("/switches/{id}/disengage", post(switches::disengage))
+        .route("/fleet", get(fleet::show))
+        .route("/fleet/live", get(fleet::live))
+        .route("/fleet/jobs/{id}/retry", post(fleet::retry))
+        .route("/fleet/jobs/{id}/discard", post(fleet::discard))
+        .route("/audit", get(audit::list))
         .route("/logout", post(login::logout))
+        // the kill-switch banner of every page (needs the session's agency)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layout::switch_banner,
+        ))
         // inner: CSRF (needs the session's token); outer: the session itself
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(
@@ -147,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/onboard/{token}/finish", post(onboarding::finish))
         .route("/oauth/callback/{platform}", get(onboarding::callback))
+        .route("/media/{*path}", get(crate::media::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/{name}", get(statics::serve))

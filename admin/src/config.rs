@@ -73,6 +73,11 @@ pub struct WebArgs {
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub login_per_ip_per_minute: u32,
 
+    /// Where generated cards and uploads live (content-addressed); served to platforms only
+    /// through signed, expiring links.
+    #[arg(long = "media-dir", env = "AUTOSOCIAL_MEDIA_DIR", value_name = "AUTOSOCIAL_MEDIA_DIR", default_value = "var/media")]
+    pub media_dir: std::path::PathBuf,
+
     #[command(flatten)]
     pub platforms: autosocial_core::config::PlatformArgs,
 }
@@ -92,6 +97,7 @@ impl WebArgs {
             trust_proxy: false,
             login_per_account_per_minute: 5,
             login_per_ip_per_minute: 20,
+            media_dir: std::env::temp_dir().join("autosocial-test-media"),
             platforms: autosocial_core::config::PlatformArgs::sandbox(None),
         }
     }

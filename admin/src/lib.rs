@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod csrf;
 pub mod error;
+pub mod media;
 pub mod pages;
 pub mod seed;
 pub mod statics;

@@ -97,6 +97,8 @@ enum DemoCommand {
     /// Seed the demo agency, its owner (a fresh password, printed once) and sample clients; with
     /// AUTOSOCIAL_SANDBOX_URL, connect a sandbox account for each client.
     Seed(Box<DemoSeedArgs>),
+    /// Print the demo's publications as they change state (until interrupted).
+    Watch(DatabaseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -214,8 +216,14 @@ async fn main() -> anyhow::Result<()> {
                 seed::connect_demo_accounts(&pool, &vault, &a.platforms.config()).await?;
             if connected > 0 {
                 println!("connected {connected} demo client account(s) on the sandbox platform");
+                let posts = seed::schedule_demo_posts(&pool).await?;
+                println!("scheduled {posts} approved demo post(s) over the next minutes");
             }
             println!("demo login: {}  password: {}", seed::DEMO_EMAIL, password);
+        }
+        Command::Demo(DemoCommand::Watch(db)) => {
+            let pool = connect(&db).await;
+            seed::watch_demo(&pool).await?;
         }
     }
     Ok(())

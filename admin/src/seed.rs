@@ -237,6 +237,97 @@ pub async fn connect_demo_accounts(
     result
 }
 
+/// Three approved posts per demo client with a sandbox account, due over the next minutes
+/// (staggered), so the demo shows them being published live. Skipped for a client that already
+/// has posts scheduled in the future. Returns how many publications were scheduled.
+pub async fn schedule_demo_posts(pool: &PgPool) -> anyhow::Result<usize> {
+    let accounts = sqlx::query!(
+        "SELECT DISTINCT ON (c.id) c.id AS client_id, c.agency_id, c.name, s.id AS account_id
+         FROM clients c JOIN agencies a ON a.id = c.agency_id
+         JOIN social_accounts s ON s.client_id = c.id AND s.platform = 'sandbox' AND s.status = 'active'
+         WHERE a.name = $1 AND NOT EXISTS (
+             SELECT 1 FROM publications p WHERE p.client_id = c.id AND p.state = 'scheduled' AND p.scheduled_at > now())
+         ORDER BY c.id, s.connected_at",
+        DEMO_AGENCY
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut scheduled = 0;
+    for (n, a) in accounts.iter().enumerate() {
+        for k in 0..3i32 {
+            let mut tx = pool.begin().await?;
+            let item = Uuid::now_v7();
+            let caption = format!(
+                "{}: demo post {} of 3, scheduled by the AutoSocial demo.",
+                a.name,
+                k + 1
+            );
+            sqlx::query!(
+                "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, hashtags,
+                                            moderation_status, generator)
+                 VALUES ($1, $2, $3, 'manual', 'pending_review', now() + make_interval(secs => $4), 'text', $5,
+                         ARRAY['autosocial', 'demo'], 'pass', 'demo')",
+                item,
+                a.agency_id,
+                a.client_id,
+                f64::from(40 + 60 * k + 15 * n as i32),
+                caption
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
+                item,
+                a.account_id,
+                a.agency_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            scheduled += autosocial_core::publishing::approve(&mut tx, a.agency_id, item, None, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("approving a demo post: {e}"))?;
+            tx.commit().await?;
+        }
+    }
+    Ok(scheduled)
+}
+
+/// Print each demo publication's state changes until interrupted (the demo's live view until
+/// the console shows it).
+pub async fn watch_demo(pool: &PgPool) -> anyhow::Result<()> {
+    let mut seen: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    loop {
+        let rows = sqlx::query!(
+            r#"SELECT p.id, p.state, p.platform, p.scheduled_at, p.platform_post_id, p.last_error, c.name AS client
+               FROM publications p JOIN clients c ON c.id = p.client_id JOIN agencies a ON a.id = p.agency_id
+               WHERE a.name = $1 ORDER BY p.scheduled_at"#,
+            DEMO_AGENCY
+        )
+        .fetch_all(pool)
+        .await?;
+        for r in rows {
+            if seen.get(&r.id) == Some(&r.state) {
+                continue;
+            }
+            let when = r.scheduled_at.format("%H:%M:%S UTC");
+            let detail = match r.state.as_str() {
+                "published" => format!("post {}", r.platform_post_id.unwrap_or_default()),
+                "scheduled" => format!("due {when}"),
+                _ => r.last_error.unwrap_or_default(),
+            };
+            println!(
+                "{}  {:<16} {:<9} {:<12} {detail}",
+                chrono::Utc::now().format("%H:%M:%S"),
+                r.client,
+                r.platform,
+                r.state
+            );
+            seen.insert(r.id, r.state);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::valid_email;

@@ -83,5 +83,7 @@ pub async fn store_connection(
     if let Some(lifetime) = tokens.expires_in {
         crate::tokens::schedule(conn, agency, client, account, platform, lifetime).await?;
     }
+    // a reconnect lets the posts held for this account go out
+    crate::publishing::release_held(conn, agency, None, Some(account)).await?;
     Ok(account)
 }

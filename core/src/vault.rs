@@ -62,6 +62,14 @@ pub struct Aad<'a> {
     pub row: &'a str,
 }
 
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
 impl Aad<'_> {
     fn bytes(&self, header: &[u8]) -> Vec<u8> {
         let agency = self.agency.map(|a| a.to_string()).unwrap_or_default();
@@ -79,6 +87,9 @@ impl Aad<'_> {
 struct Key {
     id: String,
     cipher: Aes256Gcm,
+    /// HMAC-SHA256(key, "autosocial/mac/v1"): the root of derived MAC keys, so the raw key
+    /// material is not kept beside the cipher.
+    mac_root: Zeroizing<[u8; 32]>,
 }
 
 /// The loaded keys; the first is current. Debug never shows key material.
@@ -132,6 +143,7 @@ impl Vault {
             keys.push(Key {
                 id: id.to_owned(),
                 cipher,
+                mac_root: Zeroizing::new(hmac_sha256(&raw, b"autosocial/mac/v1")),
             });
         }
         if keys.is_empty() {
@@ -157,6 +169,15 @@ impl Vault {
 
     pub fn current_key_id(&self) -> &str {
         &self.keys[0].id
+    }
+
+    /// MAC keys for `purpose` (signed media URLs, …) derived from every loaded key, current
+    /// first: sign with the first, accept any, so rotation does not break what was signed.
+    pub fn mac_keys(&self, purpose: &str) -> Vec<Zeroizing<[u8; 32]>> {
+        self.keys
+            .iter()
+            .map(|k| Zeroizing::new(hmac_sha256(k.mac_root.as_ref(), purpose.as_bytes())))
+            .collect()
     }
 
     /// Encrypt under the current key with a fresh random nonce.

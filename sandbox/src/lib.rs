@@ -23,7 +23,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+pub mod linkedin;
+pub mod meta;
+pub mod openai;
 pub mod posts;
+pub mod tiktok;
+pub mod x;
 
 /// How the sandbox behaves; changed at run time through `POST /_sandbox/knobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,8 +250,48 @@ impl Sandbox {
             .route("/_sandbox/knobs", get(get_knobs).post(set_knobs))
             .route("/_sandbox/ledger", get(ledger))
             .route("/_sandbox/posts", get(all_posts))
+            .nest("/tiktok", tiktok::routes())
+            .nest("/facebook", meta::facebook_routes())
+            .nest("/instagram", meta::instagram_routes())
+            .nest("/x", x::routes())
+            .nest("/linkedin", linkedin::routes())
+            .nest("/openai", openai::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                stamp_arrival,
+            ))
             .with_state(self)
     }
+}
+
+/// Ledger every platform API request the moment it arrives (before any knob's latency), as
+/// `outcome = "arrived"`, `endpoint = "METHOD /path"`: the kill-switch test asserts that no
+/// request for a scope arrived after the engage call returned.
+async fn stamp_arrival(
+    State(sb): State<Sandbox>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let internal =
+        path.starts_with("/_sandbox") || path.starts_with("/oauth") || path == "/healthz";
+    if !internal {
+        let platform = match path.split('/').nth(1) {
+            Some(p @ ("x" | "facebook" | "instagram" | "tiktok" | "linkedin" | "openai")) => p,
+            _ => "sandbox",
+        };
+        let account = sb.bearer_account(req.headers());
+        let endpoint = format!("{} {}", req.method(), path);
+        sb.record_full(
+            platform,
+            &endpoint,
+            account.as_deref(),
+            None,
+            None,
+            "arrived",
+        );
+    }
+    next.run(req).await
 }
 
 /// Serve a sandbox with the default client on a free 127.0.0.1 port inside this process (tests
@@ -722,7 +767,7 @@ struct LedgerQuery {
     platform: Option<String>,
     outcome: Option<String>,
     /// Only entries that arrived at or after this instant (µs since the epoch).
-    since_us: Option<u128>,
+    since_us: Option<u64>,
 }
 
 /// The ledger, optionally filtered by platform, outcome and arrival.
@@ -734,7 +779,7 @@ async fn ledger(State(sb): State<Sandbox>, Query(q): Query<LedgerQuery>) -> Json
             .iter()
             .filter(|e| q.platform.as_ref().is_none_or(|p| *p == e.platform))
             .filter(|e| q.outcome.as_ref().is_none_or(|o| *o == e.outcome))
-            .filter(|e| q.since_us.is_none_or(|s| e.at_us >= s))
+            .filter(|e| q.since_us.is_none_or(|s| e.at_us >= u128::from(s)))
             .cloned()
             .collect(),
     )

@@ -11,15 +11,19 @@ use sqlx::PgPool;
 
 /// Every kind this binary knows.
 pub const ALL: &[&str] = &[
+    "publish",
     "prune",
     "refresh_token",
     "refresh_sweep",
+    "plan",
+    "plan_sweep",
+    "generate",
     "noop",
     "diag_sleep",
 ];
 /// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
 /// fault tests) and run only when asked for.
-pub const DEFAULT: &[&str] = &["prune", "refresh_token", "refresh_sweep"];
+pub const DEFAULT: &[&str] = &["publish", "prune", "refresh_token", "refresh_sweep", "plan", "plan_sweep", "generate"];
 
 #[derive(Clone)]
 pub struct Context {
@@ -28,10 +32,57 @@ pub struct Context {
     pub vault: Arc<Vault>,
     pub platforms: Arc<autosocial_core::platforms::PlatformsConfig>,
     pub retention: Duration,
+    /// Content jobs: caption provider, templates, fonts, media directory.
+    pub content: Arc<autosocial_core::content::generate::Content>,
+    /// Posts: publish jobs (smoothing, signed media URLs, the connectors).
+    pub publisher: autosocial_core::publishing::Publisher,
 }
 
 pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
     match kind {
+        // Post one publication exactly once (reconciling an earlier attempt first).
+        "publish" => {
+            let publisher = ctx.publisher.clone();
+            KindSpec::new(
+                kind,
+                concurrency,
+                handler(move |job| {
+                    let publisher = publisher.clone();
+                    async move { publisher.run(&job).await }
+                }),
+            )
+            .backoff(Backoff {
+                base: Duration::from_secs(2),
+                cap: Duration::from_secs(300),
+            })
+        }
+        // Content: plan a client's week, fill one planned item, plan new clients.
+        "plan" => KindSpec::new(
+            kind,
+            concurrency,
+            handler(|job| async move { autosocial_core::content::generate::run_plan(&job).await }),
+        ),
+        "plan_sweep" => KindSpec::new(
+            kind,
+            1,
+            handler(|job| async move { autosocial_core::content::generate::run_sweep(&job).await }),
+        )
+        .periodic(
+            autosocial_core::content::generate::SWEEP_EVERY,
+            serde_json::json!({}),
+        ),
+        "generate" => {
+            let content = ctx.content.clone();
+            KindSpec::new(
+                kind,
+                concurrency,
+                handler(move |job| {
+                    let content = content.clone();
+                    async move { autosocial_core::content::generate::run_generate(&job, &content).await }
+                }),
+            )
+            .backoff(autosocial_core::content::generate::GENERATE_BACKOFF)
+        }
         "prune" => {
             let ctx = ctx.clone();
             KindSpec::new(

@@ -89,6 +89,8 @@ struct RunArgs {
     keys: KeyArgs,
     #[command(flatten)]
     platforms: autosocial_core::config::PlatformArgs,
+    #[command(flatten)]
+    content: autosocial_core::content::generate::ContentArgs,
 
     /// Local address for /healthz and /metrics.
     #[arg(
@@ -138,6 +140,15 @@ struct RunArgs {
     #[arg(long = "switch-validity-ms", env = "AUTOSOCIAL_SWITCH_VALIDITY_MS", value_name = "AUTOSOCIAL_SWITCH_VALIDITY_MS",
           default_value_t = 2000, value_parser = clap::value_parser!(u64).range(200..=60_000))]
     switch_validity_ms: u64,
+
+    /// The admin's public URL: images are given to platforms as signed links under it.
+    #[arg(long = "public-url", env = "AUTOSOCIAL_PUBLIC_URL", value_name = "AUTOSOCIAL_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+
+    /// How long a signed media link stays valid.
+    #[arg(long = "media-url-ttl-secs", env = "AUTOSOCIAL_MEDIA_URL_TTL_SECS", value_name = "AUTOSOCIAL_MEDIA_URL_TTL_SECS",
+          default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=7 * 86400))]
+    media_url_ttl_secs: u64,
 
     /// Test hook: pretend the wall clock is off by this many seconds (scheduling must not care).
     #[arg(
@@ -308,11 +319,29 @@ async fn main() -> anyhow::Result<()> {
         background.clone(),
     ));
 
+    let smoother = autosocial_core::limits::Smoother::new(pool.clone(), Some(redis.clone()));
+    tokio::spawn(smoother.clone().probe(background.clone()));
+    let platforms = Arc::new(args.platforms.config());
+    // templates and fonts are checked only where `generate` runs
+    let generates = args.kinds.as_ref().is_none_or(|k| k.0.iter().any(|n| n == "generate"));
+    let content = match args.content.build(pool.clone(), smoother.clone(), generates) {
+        Ok(c) => Arc::new(c),
+        Err(e) => exit_config_error(e.variable, e.message),
+    };
     let ctx = kinds::Context {
+        content,
+        publisher: autosocial_core::publishing::Publisher {
+            pool: pool.clone(),
+            vault: vault.clone(),
+            platforms: platforms.clone(),
+            smoother: Arc::new(smoother),
+            public_url: args.public_url.clone(),
+            media_ttl: Duration::from_secs(args.media_url_ttl_secs),
+        },
         pool: pool.clone(),
         redis: redis.clone(),
         vault,
-        platforms: Arc::new(args.platforms.config()),
+        platforms,
         retention: Duration::from_secs(args.job_retention_hours * 3600),
     };
     let concurrency = args.concurrency as usize;

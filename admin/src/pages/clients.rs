@@ -459,6 +459,9 @@ pub async fn show(
     let needs_reconnect = accounts
         .iter()
         .any(|a| a.status == autosocial_core::domain::AccountStatus::NeedsReconnect);
+    let connectable =
+        autosocial_core::platform_apps::connectable(&state.pool, &state.platforms, user.agency_id)
+            .await?;
     let body = html! {
         h1 { (c.name) " " (status_badge(c.status)) }
         div.card {
@@ -502,7 +505,7 @@ pub async fn show(
         }
         @if can_manage {
             div.actions {
-                @for p in state.platforms.connectable() {
+                @for p in &connectable {
                     form method="post" action={ "/clients/" (id) "/accounts/connect/" (p.as_str()) } {
                         input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
                         button.secondary type="submit" { "Connect " (p.label()) " yourself" }
@@ -656,6 +659,10 @@ pub async fn set_status(
     .await?;
     if r.rows_affected() == 0 {
         return Err(AppError::NotFound);
+    }
+    // posts held while the client was paused go out again (past-due ones now)
+    if status == ClientStatus::Active {
+        autosocial_core::publishing::release_held(&mut tx, user.agency_id, Some(id), None).await?;
     }
     audit::append(
         &mut tx,

@@ -15,6 +15,12 @@ use sqlx::postgres::PgPoolOptions;
 
 use autosocial_core::queue::{self, NewJob, RunAt};
 
+#[path = "../burst.rs"]
+mod burst;
+
+#[path = "../bench_cards.rs"]
+mod bench_cards;
+
 #[derive(Debug, Parser)]
 #[command(name = "autosocial-bench", about = "AutoSocial benchmarks")]
 struct Cli {
@@ -24,6 +30,39 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Publications due at one instant against the sandbox: drain time, lag, exactly-once,
+    /// limits, worker memory.
+    Burst {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10_000)]
+        publications: usize,
+        /// The sandbox's latency per platform request.
+        #[arg(long, default_value_t = 150)]
+        latency_ms: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Publish jobs in flight per worker process.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        #[arg(long)]
+        worker_bin: Option<String>,
+    },
+    /// Image card render time (1080×1080, logo, three-line headline) and encode time.
+    Cards {
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// The shipped fonts.
+        #[arg(long, default_value = "templates/fonts")]
+        fonts: std::path::PathBuf,
+        /// Also write the benchmark card in every size (PNG, 540 px wide) into this directory.
+        #[arg(long)]
+        samples: Option<std::path::PathBuf>,
+    },
     /// Queue throughput, start lag and worker memory.
     Queue {
         /// Postgres server URL; the benchmark creates (and drops) its own database on it.
@@ -261,6 +300,37 @@ async fn bench_queue(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
+        Bench::Cards {
+            iterations,
+            fonts,
+            samples,
+        } => bench_cards::run(bench_cards::Args {
+            iterations,
+            fonts,
+            samples,
+        }),
+        Bench::Burst {
+            database_url,
+            redis_url,
+            clients,
+            publications,
+            latency_ms,
+            workers,
+            concurrency,
+            worker_bin,
+        } => {
+            burst::run(burst::Args {
+                database_url,
+                redis_url,
+                clients,
+                publications,
+                latency_ms,
+                workers,
+                concurrency,
+                worker_bin,
+            })
+            .await
+        }
         Bench::Queue {
             database_url,
             redis_url,

@@ -1,0 +1,244 @@
+//! `autosocial-bench burst`: many publications due at one instant, drained by worker processes
+//! against the sandbox with a platform latency; exactly-once and limits checked from the
+//! sandbox's own records.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+
+use autosocial_core::domain::Platform;
+use autosocial_core::platforms::{self, PlatformsConfig};
+use autosocial_core::seeding;
+use autosocial_sandbox::Knobs;
+
+pub struct Args {
+    pub database_url: String,
+    pub redis_url: String,
+    pub clients: usize,
+    pub publications: usize,
+    pub latency_ms: u64,
+    pub workers: usize,
+    pub concurrency: usize,
+    pub worker_bin: Option<String>,
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Peak RSS (VmHWM) in MiB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.clients > 0 && a.publications >= a.clients,
+        "--publications must be at least --clients"
+    );
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&a.database_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let db = "autosocial_bench_burst";
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await?;
+    let mut u = url::Url::parse(&a.database_url).context("DATABASE_URL")?;
+    u.set_path(db);
+    let url = u.to_string();
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await?;
+    autosocial_core::db::MIGRATOR.run(&pool).await?;
+
+    let sandbox = autosocial_sandbox::spawn(Knobs {
+        auto_approve: true,
+        ..Knobs::default()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let config = PlatformsConfig::all_in_sandbox(&sandbox, platforms::http_client());
+    let key = autosocial_core::vault::Vault::generate_entry("bench");
+    let vault = autosocial_core::vault::Vault::from_spec(&key)?;
+
+    println!(
+        "seeding {} clients with one sandbox account each (through the sandbox's OAuth)",
+        a.clients
+    );
+    let fleet = seeding::connect_fleet(
+        &pool,
+        &vault,
+        &config,
+        "Burst",
+        a.clients,
+        Platform::Sandbox,
+    )
+    .await?;
+    let per_account = a.publications / a.clients;
+    let n = per_account * a.clients;
+    // due a few seconds after seeding: the workers are up and idle when the instant comes
+    let due: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now() + interval '20 seconds'")
+            .fetch_one(&pool)
+            .await?;
+    println!("seeding {n} publications due at one instant");
+    let ids = seeding::due_publications(&pool, &fleet, per_account, due).await?;
+    sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
+    http.post(sandbox.join("/_sandbox/knobs")?)
+        .json(&Knobs {
+            auto_approve: true,
+            latency_ms: a.latency_ms,
+            ..Knobs::default()
+        })
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let bin = a.worker_bin.clone().unwrap_or_else(|| {
+        let me = std::env::current_exe().expect("own path");
+        me.with_file_name("autosocial-worker").display().to_string()
+    });
+    let mut procs = Vec::new();
+    for w in 0..a.workers {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(&bin)
+            .args([
+                "run",
+                "--kinds",
+                "publish",
+                "--concurrency",
+                &a.concurrency.to_string(),
+                "--metrics-listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("DATABASE_URL", &url)
+            .env("AUTOSOCIAL_DB_MAX_CONNECTIONS", "30")
+            .env("REDIS_URL", &a.redis_url)
+            .env("AUTOSOCIAL_KEYS", &key)
+            .env("AUTOSOCIAL_SANDBOX_URL", sandbox.as_str())
+            .env("AUTOSOCIAL_PLATFORMS_IN_SANDBOX", "true")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting worker {w} ({bin})"))?;
+        procs.push(Proc(child));
+    }
+    let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+    println!(
+        "{} workers started; the burst is due in {:.1} s",
+        a.workers,
+        wait.as_secs_f64()
+    );
+    tokio::time::sleep(wait).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let open: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('available', 'running') AND kind = 'publish')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if !open {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the burst did not drain within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let peaks: Vec<f64> = procs.iter().map(|p| peak_rss_mb(p.0.id())).collect();
+    drop(procs);
+
+    let posts = seeding::sandbox_posts(&http, &sandbox).await?;
+    let report = seeding::audit(&pool, &posts, &ids).await?;
+    let due_us = due.timestamp_micros() as i128;
+    let mut lags: Vec<f64> = posts
+        .iter()
+        .map(|p| ((p.created_us as i128 - due_us) as f64 / 1000.0).max(0.0))
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let last: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT max(published_at) FROM publications")
+            .fetch_one(&pool)
+            .await?;
+    let drain = last.map_or(f64::NAN, |l| {
+        (l - due).num_microseconds().unwrap_or(0) as f64 / 1e6
+    });
+    // limits from the platform's side: the smoothing bucket and the platform's daily quota
+    let smoothing = seeding::smoothing_violations(
+        &posts,
+        autosocial_core::publishing::smoothing(Platform::Sandbox),
+    );
+    let daily: i64 = sqlx::query_scalar("SELECT max_posts::bigint FROM platform_limits WHERE platform = 'sandbox' AND window_seconds = 86400")
+        .fetch_one(&pool)
+        .await?;
+    let mut per_account = std::collections::HashMap::<&str, i64>::new();
+    for p in &posts {
+        *per_account.entry(p.account.as_str()).or_default() += 1;
+    }
+    let quota: i64 = per_account.values().map(|c| (c - daily).max(0)).sum();
+    let violations = smoothing as i64 + quota;
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+
+    let per_s = n as f64 / drain;
+    let (p50, p99, max) = (
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(0.0),
+    );
+    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    println!(
+        "drained {n} publications in {drain:.2} s with {} workers: {per_s:.0} publishes/s (platform latency {} ms)",
+        a.workers, a.latency_ms
+    );
+    println!("lag due → platform ms: p50 {p50:.0}, p99 {p99:.0}, max {max:.0}");
+    println!(
+        "duplicates {}, lost {}, unrecorded {}, limit violations {violations}",
+        report.duplicates, report.lost, report.unrecorded
+    );
+    println!("worker peak RSS MiB: {peaks:?}");
+    let r1 = |x: f64| (x * 10.0).round() / 10.0;
+    println!(
+        "{}",
+        json!({
+            "bench": "burst", "publications": n, "drain_s": r1(drain), "publishes_per_s": per_s.round(),
+            "lag_p50_ms": p50.round(), "lag_p99_ms": p99.round(), "lag_max_ms": max.round(),
+            "duplicates": report.duplicates, "lost": report.lost, "limit_violations": violations,
+            "peak_rss_mb": r1(peak),
+        })
+    );
+    Ok(())
+}

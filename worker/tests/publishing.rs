@@ -1,0 +1,525 @@
+//! Publishing end to end with worker processes against the sandbox: exactly once as the
+//! platform sees it under crashes, lost answers, database and Redis faults, platform refusals
+//! and kill switches. Every count comes from the sandbox's own ledger and posts.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autosocial_core::domain::Platform;
+use autosocial_core::platforms::{self, PlatformsConfig};
+use autosocial_core::seeding::{self, ExactlyOnce, Fleet};
+use autosocial_core::testing::{PrivateRedis, count, database_url, wait_until};
+use autosocial_core::vault::Vault;
+use autosocial_sandbox::Knobs;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_autosocial-worker");
+const KEY: &str = "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+fn vault() -> Arc<Vault> {
+    Arc::new(Vault::from_spec(KEY).unwrap())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A worker process, killed if the test ends without stopping it.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct World {
+    pool: PgPool,
+    db: String,
+    sandbox: url::Url,
+    config: PlatformsConfig,
+    http: reqwest::Client,
+    redis_url: String,
+}
+
+impl World {
+    async fn new(pool: PgPool, knobs: Knobs) -> World {
+        let sandbox = autosocial_sandbox::spawn(Knobs {
+            auto_approve: true,
+            ..knobs
+        })
+        .await
+        .unwrap();
+        let config = PlatformsConfig::all_in_sandbox(&sandbox, platforms::http_client());
+        World {
+            db: database_url(&pool).await,
+            pool,
+            http: reqwest::Client::new(),
+            sandbox,
+            config,
+            redis_url: autosocial_core::testing::redis_url(),
+        }
+    }
+
+    async fn knobs(&self, k: Knobs) {
+        self.http
+            .post(self.sandbox.join("/_sandbox/knobs").unwrap())
+            .json(&Knobs {
+                auto_approve: true,
+                ..k
+            })
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    async fn fleet(&self, name: &str, accounts: usize) -> Fleet {
+        seeding::connect_fleet(
+            &self.pool,
+            &vault(),
+            &self.config,
+            name,
+            accounts,
+            Platform::Sandbox,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn due_now(&self, fleet: &Fleet, per_account: usize) -> Vec<Uuid> {
+        let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        seeding::due_publications(&self.pool, fleet, per_account, now)
+            .await
+            .unwrap()
+    }
+
+    fn worker(&self, args: &[&str]) -> Worker {
+        let mut cmd = Command::new(WORKER);
+        cmd.args([
+            "run",
+            "--kinds",
+            "publish,refresh_token",
+            "--lease-secs",
+            "3",
+            "--metrics-listen",
+        ])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(args)
+        .env("DATABASE_URL", &self.db)
+        .env("REDIS_URL", &self.redis_url)
+        .env("AUTOSOCIAL_KEYS", KEY)
+        .env("AUTOSOCIAL_SANDBOX_URL", self.sandbox.as_str())
+        .env("AUTOSOCIAL_PLATFORMS_IN_SANDBOX", "true")
+        .env("AUTOSOCIAL_PUBLIC_URL", "http://127.0.0.1:9/")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+        Worker(cmd.spawn().unwrap())
+    }
+
+    async fn audit(&self, ids: &[Uuid]) -> ExactlyOnce {
+        let posts = seeding::sandbox_posts(&self.http, &self.sandbox)
+            .await
+            .unwrap();
+        seeding::audit(&self.pool, &posts, ids).await.unwrap()
+    }
+
+    async fn ledger(&self, query: &str) -> Vec<serde_json::Value> {
+        self.http
+            .get(
+                self.sandbox
+                    .join(&format!("/_sandbox/ledger?{query}"))
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn all_published(&self, n: usize, within: Duration) {
+        wait_until(
+            &self.pool,
+            "SELECT count(*) FROM publications WHERE state = 'published'",
+            n as i64,
+            within,
+        )
+        .await;
+    }
+}
+
+fn clean(n: usize) -> ExactlyOnce {
+    ExactlyOnce {
+        published: n,
+        posts: n,
+        duplicates: 0,
+        lost: 0,
+        unrecorded: 0,
+    }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn approved_posts_go_out_once_each_with_a_post_log(pool: PgPool) {
+    let w = World::new(pool, Knobs::default()).await;
+    let fleet = w.fleet("Burst small", 5).await;
+    let ids = w.due_now(&fleet, 2).await;
+    let _a = w.worker(&[]);
+    w.all_published(ids.len(), Duration::from_secs(30)).await;
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+    assert_eq!(
+        count(&w.pool, "SELECT count(*) FROM post_logs WHERE action = 'publish' AND outcome = 'published' AND latency_ms IS NOT NULL").await,
+        ids.len() as i64
+    );
+    assert_eq!(
+        count(
+            &w.pool,
+            "SELECT count(*) FROM content_items WHERE state = 'published'"
+        )
+        .await,
+        ids.len() as i64,
+        "each item rolls up to published"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_lost_answer_is_reconciled_not_posted_twice(pool: PgPool) {
+    let w = World::new(pool, Knobs::default()).await;
+    let fleet = w.fleet("Lost acks", 10).await;
+    // every post is accepted, then the answer is a 500 (half) or a dropped connection (half)
+    w.knobs(Knobs {
+        accept_then_fail: Some("500".into()),
+        accept_then_fail_rate: 1.0,
+        ..Knobs::default()
+    })
+    .await;
+    let first = w.due_now(&fleet, 1).await;
+    let _a = w.worker(&[]);
+    wait_until(
+        &w.pool,
+        "SELECT count(*) FROM post_logs WHERE outcome = 'transient'",
+        first.len() as i64,
+        Duration::from_secs(30),
+    )
+    .await;
+    w.knobs(Knobs {
+        accept_then_fail: Some("drop".into()),
+        accept_then_fail_rate: 1.0,
+        ..Knobs::default()
+    })
+    .await;
+    let second = w.due_now(&fleet, 1).await;
+    wait_until(
+        &w.pool,
+        "SELECT count(*) FROM post_logs WHERE outcome = 'transient'",
+        (first.len() + second.len()) as i64,
+        Duration::from_secs(30),
+    )
+    .await;
+    w.knobs(Knobs::default()).await;
+    let ids: Vec<Uuid> = first.into_iter().chain(second).collect();
+    w.all_published(ids.len(), Duration::from_secs(60)).await;
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+    assert_eq!(
+        count(
+            &w.pool,
+            "SELECT count(*) FROM post_logs WHERE action = 'reconcile' AND outcome = 'found'"
+        )
+        .await,
+        ids.len() as i64,
+        "every lost answer was found on the platform instead of posted again"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPool) {
+    let w = World::new(
+        pool,
+        Knobs {
+            latency_ms: 40,
+            jitter_ms: 40,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let fleet = w.fleet("Crashes", 400).await;
+    let ids = w.due_now(&fleet, 5).await;
+    assert_eq!(ids.len(), 2000);
+    let args = ["--concurrency", "40"];
+    let mut workers = vec![w.worker(&args), w.worker(&args), w.worker(&args)];
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut victim = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let done = count(
+            &w.pool,
+            "SELECT count(*) FROM publications WHERE state = 'published'",
+        )
+        .await;
+        if done == ids.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {} published",
+            ids.len()
+        );
+        // SIGKILL: no chance to finish, release or record anything
+        workers[victim] = w.worker(&args);
+        victim = (victim + 1) % workers.len();
+    }
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn terminated_database_connections_are_survived(pool: PgPool) {
+    let w = World::new(
+        pool,
+        Knobs {
+            latency_ms: 30,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let fleet = w.fleet("Pg faults", 100).await;
+    let ids = w.due_now(&fleet, 5).await;
+    let _a = w.worker(&["--concurrency", "30"]);
+    let _b = w.worker(&["--concurrency", "30"]);
+    let db_name = w.db.rsplit('/').next().unwrap().to_owned();
+    for _ in 0..3 {
+        wait_until(
+            &w.pool,
+            "SELECT least(count(*), 1) FROM publications WHERE state = 'published'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = $1 AND application_name = 'autosocial') t",
+        )
+        .bind(&db_name)
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+        assert!(killed > 0, "the workers had connections to terminate");
+    }
+    w.all_published(ids.len(), Duration::from_secs(90)).await;
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_redis_outage_exceeds_no_limit_and_publishing_resumes_by_itself(pool: PgPool) {
+    let mut redis = PrivateRedis::start();
+    let mut w = World::new(
+        pool,
+        Knobs {
+            latency_ms: 20,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    w.redis_url = redis.url();
+    // 10 posts per account due at once: the smoothing (burst 5, then 1/s) spreads them over
+    // seconds, across both workers, while Redis goes away and comes back
+    let fleet = w.fleet("Redis outage", 40).await;
+    let ids = w.due_now(&fleet, 10).await;
+    let _a = w.worker(&["--concurrency", "40"]);
+    let _b = w.worker(&["--concurrency", "40"]);
+    wait_until(
+        &w.pool,
+        "SELECT least(count(*), 1) FROM publications WHERE state = 'published'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart();
+    w.all_published(ids.len(), Duration::from_secs(90)).await;
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+    let rate = autosocial_core::publishing::smoothing(Platform::Sandbox);
+    let posts = seeding::sandbox_posts(&w.http, &w.sandbox).await.unwrap();
+    let violations = seeding::smoothing_violations(&posts, rate);
+    assert_eq!(violations, 0, "no account got more than its bucket allows");
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn platform_refusals_wait_retry_or_fail_as_the_platform_says(pool: PgPool) {
+    let w = World::new(pool, Knobs::default()).await;
+    let fleet = w.fleet("Refusals", 2).await;
+    // 429 with Retry-After: 3 s, for the first requests
+    w.knobs(Knobs {
+        rate_limit_rate: 1.0,
+        retry_after_secs: 3,
+        ..Knobs::default()
+    })
+    .await;
+    let limited = w
+        .due_now(
+            &Fleet {
+                agency: fleet.agency,
+                accounts: fleet.accounts[..1].to_vec(),
+            },
+            1,
+        )
+        .await;
+    let _a = w.worker(&[]);
+    wait_until(
+        &w.pool,
+        "SELECT count(*) FROM post_logs WHERE outcome = 'rate_limited'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    w.knobs(Knobs::default()).await;
+    w.all_published(1, Duration::from_secs(20)).await;
+    let arrivals: Vec<u128> = w
+        .ledger("platform=sandbox&outcome=arrived")
+        .await
+        .into_iter()
+        .filter(|e| e["endpoint"] == "POST /v1/posts")
+        .map(|e| e["at_us"].as_u64().unwrap() as u128)
+        .collect();
+    assert!(arrivals.len() >= 2);
+    let gap = arrivals[arrivals.len() - 1] - arrivals[arrivals.len() - 2];
+    assert!(
+        gap >= 3_000_000,
+        "the retry came {gap} µs after the 429, before Retry-After"
+    );
+
+    // 5xx: retried with backoff until it works
+    w.knobs(Knobs {
+        error_rate: 1.0,
+        ..Knobs::default()
+    })
+    .await;
+    let flaky = w
+        .due_now(
+            &Fleet {
+                agency: fleet.agency,
+                accounts: fleet.accounts[1..].to_vec(),
+            },
+            1,
+        )
+        .await;
+    wait_until(
+        &w.pool,
+        "SELECT count(*) FROM post_logs WHERE outcome = 'transient'",
+        2,
+        Duration::from_secs(20),
+    )
+    .await;
+    w.knobs(Knobs::default()).await;
+    w.all_published(2, Duration::from_secs(30)).await;
+
+    // a refusal on the merits fails at once, with the platform's message kept
+    let refused = w
+        .due_now(
+            &Fleet {
+                agency: fleet.agency,
+                accounts: fleet.accounts[..1].to_vec(),
+            },
+            1,
+        )
+        .await;
+    sqlx::query(
+        "UPDATE publications SET snapshot = jsonb_set(snapshot, '{text}', '\"\"') WHERE id = $1",
+    )
+    .bind(refused[0])
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    wait_until(
+        &w.pool,
+        "SELECT count(*) FROM publications WHERE state = 'failed'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (error, attempts): (String, i32) =
+        sqlx::query_as("SELECT last_error, attempts FROM publications WHERE id = $1")
+            .bind(refused[0])
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert!(error.contains("a post needs text or media"), "{error}");
+    assert_eq!(attempts, 1, "a permanent refusal is not retried");
+    let all: Vec<Uuid> = limited.into_iter().chain(flaky).collect();
+    assert_eq!(w.audit(&all).await, clean(2));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPool) {
+    use autosocial_core::audit::Actor;
+    use autosocial_core::killswitch::{self, Target};
+    let w = World::new(
+        pool,
+        Knobs {
+            latency_ms: 30,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    let fleet = w.fleet("Switches", 60).await;
+    let redis = autosocial_core::redis::connect(&w.redis_url.clone().into())
+        .await
+        .unwrap();
+    let _a = w.worker(&["--concurrency", "20"]);
+    let _b = w.worker(&["--concurrency", "20"]);
+    let mut all = Vec::new();
+    for trial in 0..20 {
+        let ids = w.due_now(&fleet, 1).await;
+        all.extend(ids.iter().copied());
+        // let the burst get going, then engage in the middle of it
+        tokio::time::sleep(Duration::from_millis(150 + 20 * trial)).await;
+        let switch = killswitch::engage(
+            &w.pool,
+            Some(&redis),
+            Duration::from_secs(5),
+            &Actor::system("test"),
+            Target::Agency(fleet.agency),
+            "trial",
+        )
+        .await
+        .unwrap();
+        let returned = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let late: Vec<serde_json::Value> = w
+            .ledger(&format!(
+                "platform=sandbox&outcome=arrived&since_us={returned}"
+            ))
+            .await
+            .into_iter()
+            .filter(|e| e["endpoint"] == "POST /v1/posts" || e["endpoint"] == "GET /v1/posts")
+            .collect();
+        assert!(
+            late.is_empty(),
+            "trial {trial}: {} requests arrived after the engage returned",
+            late.len()
+        );
+        killswitch::disengage(&w.pool, Some(&redis), &Actor::system("test"), switch)
+            .await
+            .unwrap();
+        w.all_published(all.len(), Duration::from_secs(30)).await;
+    }
+    assert_eq!(w.audit(&all).await, clean(all.len()));
+}
