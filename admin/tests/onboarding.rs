@@ -525,3 +525,108 @@ async fn the_demo_seed_connects_a_sandbox_account_per_client(pool: PgPool) {
         .unwrap();
     assert_eq!(jobs, 3, "each account's refresh is scheduled");
 }
+
+/// Start connecting `platform` and return the provider's redirect back to us (path and query).
+async fn authorize_on(b: &mut Browser, token: &str, platform: &str) -> String {
+    let csrf = b.get(&format!("/onboard/{token}")).await.csrf();
+    let r = b
+        .post(
+            &format!("/onboard/{token}/connect/{platform}"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{platform}: {}", r.body);
+    let to_provider = r.location().unwrap().to_owned();
+    let q: HashMap<String, String> = url::Url::parse(&to_provider)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["code_challenge_method"], "S256", "{platform}");
+    assert_eq!(
+        q["redirect_uri"],
+        format!("http://127.0.0.1:8080/oauth/callback/{platform}")
+    );
+    let back = http().get(to_provider).send().await.unwrap();
+    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    format!("{}?{}", back.path(), back.query().unwrap())
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn one_link_connects_two_different_platforms(pool: PgPool) {
+    user(&pool, "Acme", "admin@acme.test", Role::Admin).await;
+    sqlx::query("UPDATE agency_settings SET platforms_enabled = ARRAY['sandbox', 'x', 'linkedin']")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let client_id = client(&pool, "Acme", "Bakery").await;
+    let mut web = WebArgs::for_tests();
+    web.platforms.sandbox_url = Some(sandbox().await);
+    web.platforms.platforms_in_sandbox = true;
+    let state = state_with(pool.clone(), web).await;
+    let vault = state.vault.clone();
+    let mut admin = Browser::new(state);
+    let csrf = admin.logged_in("admin@acme.test").await;
+    let mut s = Setup {
+        admin,
+        vault,
+        client_id,
+        csrf,
+    };
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    let page = c.get(&format!("/onboard/{token}")).await;
+    assert!(
+        page.body.contains("Connect X") && page.body.contains("Connect LinkedIn"),
+        "{}",
+        page.body
+    );
+    for platform in ["x", "linkedin"] {
+        let callback = authorize_on(&mut c, &token, platform).await;
+        let r = c.get(&callback).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{platform}: {}", r.body);
+    }
+    let rows: Vec<(String, Uuid, Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT platform, id, agency_id, access_token_ct FROM social_accounts ORDER BY platform",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["linkedin", "x"]
+    );
+    for (platform, id, agency, ct) in &rows {
+        let row = id.to_string();
+        let token = s
+            .vault
+            .decrypt_string(
+                ct,
+                &Aad {
+                    table: "social_accounts",
+                    column: "access_token_ct",
+                    agency: Some(*agency),
+                    row: &row,
+                },
+            )
+            .unwrap();
+        assert!(!token.is_empty(), "{platform}");
+        assert!(
+            !ct.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{platform}: encrypted"
+        );
+    }
+    let csrf = c.get(&format!("/onboard/{token}")).await.csrf();
+    let done = c
+        .post(
+            &format!("/onboard/{token}/finish"),
+            &[("_csrf", &csrf), ("timezone", "Europe/Berlin")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(
+        c.get(&format!("/onboard/{token}")).await.status,
+        StatusCode::NOT_FOUND,
+        "used up"
+    );
+}
