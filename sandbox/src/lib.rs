@@ -276,10 +276,16 @@ async fn stamp_arrival(
     let internal =
         path.starts_with("/_sandbox") || path.starts_with("/oauth") || path == "/healthz";
     if !internal {
-        let platform = match path.split('/').nth(1) {
-            Some(p @ ("x" | "facebook" | "instagram" | "tiktok" | "linkedin" | "openai")) => p,
-            _ => "sandbox",
-        };
+        let platform = path
+            .split('/')
+            .nth(1)
+            .filter(|p| {
+                matches!(
+                    *p,
+                    "x" | "facebook" | "instagram" | "tiktok" | "linkedin" | "openai"
+                )
+            })
+            .unwrap_or("sandbox");
         let account = sb.bearer_account(req.headers());
         let endpoint = format!("{} {}", req.method(), path);
         sb.record_full(

@@ -260,8 +260,8 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPoo
     let ids = w.due_now(&fleet, 5).await;
     assert_eq!(ids.len(), 2000);
     let args = ["--concurrency", "40"];
-    let mut workers = vec![w.worker(&args), w.worker(&args), w.worker(&args)];
-    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut workers = [w.worker(&args), w.worker(&args), w.worker(&args)];
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut victim = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -522,4 +522,119 @@ async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPoo
         w.all_published(all.len(), Duration::from_secs(30)).await;
     }
     assert_eq!(w.audit(&all).await, clean(all.len()));
+}
+
+/// An image post: the publication carries a content-addressed card; the worker hands the
+/// platform a signed, expiring link to the console, which serves it only with a valid
+/// signature; the sandbox (like Instagram) fetches it before accepting the post.
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn an_image_reaches_the_platform_through_a_signed_link(pool: PgPool) {
+    let w = World::new(pool, Knobs::default()).await;
+    let fleet = w.fleet("Images", 1).await;
+    let (client, account) = fleet.accounts[0];
+    // the console, serving /media from its media directory, with the workers' vault
+    let media_dir = tempfile::tempdir().unwrap();
+    let mut png = Vec::new();
+    image::RgbaImage::from_pixel(8, 8, image::Rgba([200, 30, 30, 255]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let (path, sha) =
+        autosocial_core::content::cards::store(media_dir.path(), &png, "png").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://{}/", listener.local_addr().unwrap());
+    let mut web = autosocial_admin::config::WebArgs::for_tests();
+    web.media_dir = media_dir.path().to_owned();
+    web.public_url = url::Url::parse(&public).unwrap();
+    let redis = autosocial_core::redis::connect(&w.redis_url.clone().into())
+        .await
+        .unwrap();
+    let state = autosocial_admin::app::AppState::new(w.pool.clone(), redis, vault(), web);
+    tokio::spawn(async move {
+        axum::serve(listener, autosocial_admin::app::router(state))
+            .await
+            .unwrap();
+    });
+
+    let media = Uuid::now_v7();
+    let item = Uuid::now_v7();
+    let mut tx = w.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO media_assets (id, agency_id, client_id, sha256, path, mime, width, height, bytes, purpose) VALUES ($1, $2, $3, $4, $5, 'image/png', 8, 8, $6, 'card')")
+        .bind(media).bind(fleet.agency).bind(client).bind(sha.to_vec()).bind(&path).bind(png.len() as i64)
+        .execute(&mut *tx).await.unwrap();
+    sqlx::query("INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, moderation_status) VALUES ($1, $2, $3, 'manual', 'pending_review', now(), 'image', 'A red square', 'pass')")
+        .bind(item).bind(fleet.agency).bind(client)
+        .execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
+    )
+    .bind(item)
+    .bind(account)
+    .bind(fleet.agency)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO content_item_media (item_id, media_id, agency_id, size_label) VALUES ($1, $2, $3, 'instagram_square')")
+        .bind(item).bind(media).bind(fleet.agency)
+        .execute(&mut *tx).await.unwrap();
+    assert_eq!(
+        autosocial_core::publishing::approve(&mut tx, fleet.agency, item, None, None)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+
+    // unsigned, tampered or expired links are refused
+    let plain = w
+        .http
+        .get(format!("{public}media/{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 403);
+    let forged = w
+        .http
+        .get(format!("{public}media/{path}?exp=9999999999&sig=00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let expired = autosocial_core::media::sign(
+        &vault(),
+        &url::Url::parse(&public).unwrap(),
+        &path,
+        1000,
+        Duration::from_secs(60),
+    );
+    assert_eq!(w.http.get(expired).send().await.unwrap().status(), 403);
+
+    let mut cmd = Command::new(WORKER);
+    cmd.args(["run", "--kinds", "publish", "--metrics-listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .env("DATABASE_URL", &w.db)
+        .env("REDIS_URL", &w.redis_url)
+        .env("AUTOSOCIAL_KEYS", KEY)
+        .env("AUTOSOCIAL_DB_MAX_CONNECTIONS", "4")
+        .env("AUTOSOCIAL_SANDBOX_URL", w.sandbox.as_str())
+        .env("AUTOSOCIAL_PUBLIC_URL", &public)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let _worker = Worker(cmd.spawn().unwrap());
+    w.all_published(1, Duration::from_secs(30)).await;
+    let posts: Vec<serde_json::Value> = w
+        .http
+        .get(w.sandbox.join("/_sandbox/posts").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media_url = posts[0]["media"][0].as_str().unwrap();
+    assert!(
+        media_url.starts_with(&format!("{public}media/{path}?exp=")),
+        "{media_url}"
+    );
+    assert_eq!(posts[0]["text"], "A red square");
 }

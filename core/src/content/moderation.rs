@@ -86,7 +86,7 @@ pub fn check(platforms: &[Platform], input: &Input<'_>) -> Verdict {
     }
 
     for tag in input.hashtags {
-        let bare = tag.strip_prefix('#').unwrap_or(tag);
+        let bare = tag.trim().trim_start_matches('#');
         if bare.is_empty() || bare.contains(|c: char| c.is_whitespace() || c == '#') {
             reasons.push(reason(
                 None,
@@ -175,12 +175,12 @@ pub fn check(platforms: &[Platform], input: &Input<'_>) -> Verdict {
     Verdict { reasons }
 }
 
-/// The text as it will be posted on `platform`: the caption (trailing whitespace trimmed),
+/// The text as it will be posted on `platform`: the caption (whitespace trimmed),
 /// then on X the link (X has no separate link field), then the hashtags on one line, `#`
 /// added where missing; blocks are separated by a blank line. Generation publishes exactly
 /// this string, so what moderation measured is what the platform receives.
 pub fn compose(platform: Platform, input: &Input<'_>) -> String {
-    let mut out = input.text.trim_end().to_owned();
+    let mut out = input.text.trim().to_owned();
     let mut push_block = |block: &str| {
         if block.is_empty() {
             return;
@@ -199,19 +199,14 @@ pub fn compose(platform: Platform, input: &Input<'_>) -> String {
     out
 }
 
-/// `#a #b #c` from tags given with or without their `#`.
+/// `#a #b #c` from tags given with or without their `#` (as `publishing::compose_text` joins
+/// them).
 fn hashtag_line(hashtags: &[String]) -> String {
     hashtags
         .iter()
-        .map(|t| t.trim())
+        .map(|t| t.trim().trim_start_matches('#'))
         .filter(|t| !t.is_empty())
-        .map(|t| {
-            if t.starts_with('#') {
-                t.to_owned()
-            } else {
-                format!("#{t}")
-            }
-        })
+        .map(|t| format!("#{t}"))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -636,6 +631,9 @@ mod tests {
         let tags = strings(&["one", "#two"]);
         let i = input("caption", &tags, &[]);
         assert_eq!(compose(Platform::Instagram, &i), "caption\n\n#one #two");
+        let odd = strings(&[" ##one ", ""]);
+        let i = input("  caption \n", &odd, &[]);
+        assert_eq!(compose(Platform::Instagram, &i), "caption\n\n#one");
         // 280 - "\n\n#one #two".len() = 269 characters of caption fit exactly
         let text = "a".repeat(269);
         assert!(check(&[Platform::X], &input(&text, &tags, &[])).passed());
@@ -705,7 +703,7 @@ mod tests {
 
     #[test]
     fn malformed_hashtags_are_reported() {
-        let tags = strings(&["summer sale", "#", "ok"]);
+        let tags = strings(&["summer sale", "#", "ok", "##fine"]);
         let v = check(&[Platform::X], &input("hi", &tags, &[]));
         assert_eq!(rules(&v), vec![(None, "hashtags"), (None, "hashtags")]);
     }
