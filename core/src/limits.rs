@@ -84,8 +84,11 @@ struct Mode {
     backend: Backend,
     /// No grants before this instant (a backend switch just happened).
     quiet_until: Instant,
-    /// Keys used since the last switch; the first use of a key starts its bucket full.
+    /// Keys used since the last switch; after a switch the first use of a key starts its
+    /// bucket full (the new backend never saw what the old one granted). Before any switch
+    /// the backend's own state is the truth: nothing to make up for.
     seen: HashSet<String>,
+    switched: bool,
     /// Since when Redis answers (while on Postgres).
     redis_ok_since: Option<Instant>,
 }
@@ -116,6 +119,7 @@ impl Smoother {
                 backend,
                 quiet_until: Instant::now(),
                 seen: HashSet::new(),
+                switched: false,
                 redis_ok_since: None,
             })),
         }
@@ -133,6 +137,7 @@ impl Smoother {
             m.backend = to;
             m.quiet_until = Instant::now() + SWITCH_PAUSE;
             m.seen.clear();
+            m.switched = true;
             m.redis_ok_since = None;
         }
     }
@@ -194,7 +199,7 @@ impl Smoother {
             if now < m.quiet_until {
                 return Err(m.quiet_until - now);
             }
-            let first = m.seen.insert(key.to_owned());
+            let first = m.switched && m.seen.insert(key.to_owned());
             (m.backend, first)
         };
         let full = if start_full {
