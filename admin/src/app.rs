@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fred::prelude::ClientLike;
 use sqlx::PgPool;
@@ -20,7 +20,10 @@ use autosocial_core::vault::Vault;
 use crate::auth::{self, LoginThrottle};
 use crate::config::WebArgs;
 use crate::error::AppError;
-use crate::pages::{audit, clients, fleet, layout, login, onboarding, settings, switches};
+use crate::pages::{
+    audit, calendar, client_tabs, clients, composer, dashboard, fleet, items, layout, live, login,
+    onboarding, review, settings, switches,
+};
 use crate::{csrf, statics};
 
 #[derive(Clone)]
@@ -31,6 +34,8 @@ pub struct AppState {
     pub web: Arc<WebArgs>,
     pub throttle: Arc<LoginThrottle>,
     pub platforms: Arc<autosocial_core::platforms::PlatformsConfig>,
+    /// Live updates: the process's one LISTEN, fanned out to open pages.
+    pub live: Arc<crate::pages::live::Hub>,
 }
 
 impl AppState {
@@ -49,6 +54,7 @@ impl AppState {
             web: Arc::new(web),
             throttle,
             platforms,
+            live: Arc::default(),
         }
     }
 }
@@ -111,12 +117,78 @@ async fn not_found() -> AppError {
 
 pub fn router(state: AppState) -> Router {
     let console = Router::new()
-        .route("/", get(|| async { Redirect::to("/clients") }))
+        .route("/", get(dashboard::show))
+        .route("/dashboard/live", get(dashboard::live_figures))
+        .route("/calendar", get(calendar::agency))
+        .route(
+            "/calendar/items/{id}/reschedule",
+            post(calendar::reschedule_item),
+        )
+        .route(
+            "/calendar/publications/{id}/reschedule",
+            post(calendar::reschedule_publication),
+        )
+        .route("/clients/{id}/calendar", get(calendar::client))
+        .route("/clients/{id}/accounts", get(client_tabs::accounts))
+        .route(
+            "/clients/{id}/accounts/{account}/disconnect",
+            post(client_tabs::disconnect),
+        )
+        .route("/clients/{id}/pipeline", get(client_tabs::pipeline))
+        .route(
+            "/clients/{id}/pipeline/live",
+            get(client_tabs::pipeline_live),
+        )
+        .route("/clients/{id}/logs", get(client_tabs::logs))
+        .route("/live/events", get(live::events))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/new", get(clients::new_form))
         .route("/clients/{id}", get(clients::show).post(clients::update))
         .route("/clients/{id}/edit", get(clients::edit_form))
         .route("/clients/{id}/status", post(clients::set_status))
+        .route(
+            "/clients/{id}/brand",
+            get(crate::pages::brand::show).post(crate::pages::brand::save),
+        )
+        .route(
+            "/clients/{id}/brand/preview",
+            post(crate::pages::brand::preview_fragment),
+        )
+        .route(
+            "/clients/{id}/brand/preview.png",
+            get(crate::pages::brand::preview_png),
+        )
+        .route(
+            "/clients/{id}/brand/logo",
+            post(crate::pages::brand::upload_logo).layer(axum::extract::DefaultBodyLimit::max(
+                crate::pages::brand::LOGO_BODY_LIMIT,
+            )),
+        )
+        .route(
+            "/clients/{id}/brand/logo/remove",
+            post(crate::pages::brand::remove_logo),
+        )
+        .route(
+            "/clients/{id}/rules",
+            get(crate::pages::rules::list).post(crate::pages::rules::create),
+        )
+        .route("/clients/{id}/rules/new", get(crate::pages::rules::new_form))
+        .route(
+            "/clients/{id}/rules/preview",
+            post(crate::pages::rules::preview_fragment),
+        )
+        .route(
+            "/clients/{id}/rules/{rule}",
+            post(crate::pages::rules::update),
+        )
+        .route(
+            "/clients/{id}/rules/{rule}/edit",
+            get(crate::pages::rules::edit_form),
+        )
+        .route(
+            "/clients/{id}/rules/{rule}/delete",
+            post(crate::pages::rules::delete),
+        )
         .route(
             "/clients/{id}/onboarding",
             get(onboarding::list).post(onboarding::create),
@@ -128,6 +200,28 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/clients/{id}/accounts/connect/{platform}",
             post(onboarding::console_connect),
+        )
+        .route("/review", get(review::list))
+        .route("/review/approve", post(review::bulk_approve))
+        .route("/items/{id}", get(items::show))
+        .route("/items/{id}/approve", post(items::approve))
+        .route("/items/{id}/edit", post(items::edit))
+        .route("/items/{id}/reject", post(items::reject))
+        .route("/items/{id}/regenerate", post(items::regenerate))
+        .route(
+            "/items/{id}/publications/{publication}/reschedule",
+            post(items::reschedule),
+        )
+        .route(
+            "/clients/{id}/compose",
+            get(composer::form).post(composer::save),
+        )
+        .route("/clients/{id}/compose/check", post(composer::check))
+        .route(
+            "/clients/{id}/compose/upload",
+            post(composer::upload).layer(axum::extract::DefaultBodyLimit::max(
+                composer::UPLOAD_BODY_LIMIT,
+            )),
         )
         .route("/settings", get(settings::show))
         .route("/settings/members", post(settings::invite))

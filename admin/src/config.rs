@@ -78,6 +78,10 @@ pub struct WebArgs {
     #[arg(long = "media-dir", env = "AUTOSOCIAL_MEDIA_DIR", value_name = "AUTOSOCIAL_MEDIA_DIR", default_value = "var/media")]
     pub media_dir: std::path::PathBuf,
 
+    /// The shipped templates (the composer renders brand cards with `fonts/` in it).
+    #[arg(long = "templates-dir", env = "AUTOSOCIAL_TEMPLATES_DIR", value_name = "AUTOSOCIAL_TEMPLATES_DIR", default_value = "templates")]
+    pub templates_dir: std::path::PathBuf,
+
     #[command(flatten)]
     pub platforms: autosocial_core::config::PlatformArgs,
 }
@@ -98,6 +102,7 @@ impl WebArgs {
             login_per_account_per_minute: 5,
             login_per_ip_per_minute: 20,
             media_dir: std::env::temp_dir().join("autosocial-test-media"),
+            templates_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates"),
             platforms: autosocial_core::config::PlatformArgs::sandbox(None),
         }
     }

@@ -19,6 +19,9 @@ use crate::error::AppError;
 pub const FIELD: &str = "_csrf";
 pub const HEADER: &str = "x-csrf-token";
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
+/// Uploads (logo, composer images) are buffered to find their `_csrf` field; each route's own
+/// body limit, lower than this, still applies after.
+const MAX_MULTIPART_BYTES: usize = 8 * 1024 * 1024;
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -54,19 +57,42 @@ pub fn check_origin_headers(
     Ok(())
 }
 
-/// The token a request carries: the header, else the `_csrf` field of a urlencoded body. The
-/// body is buffered (bounded) and handed on unchanged.
+/// The `_csrf` field of a buffered multipart body, if any.
+async fn multipart_token(bytes: &Bytes, boundary: String) -> Option<String> {
+    let body = bytes.clone();
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(FIELD) {
+            return field.text().await.ok();
+        }
+    }
+    None
+}
+
+/// The token a request carries: the header, else the `_csrf` field of a urlencoded or
+/// multipart body (so uploads work without JavaScript). The body is buffered (bounded) and
+/// handed on unchanged.
 pub async fn extract_token(req: Request) -> Result<(Option<String>, Request), AppError> {
     if let Some(t) = req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         let t = t.to_owned();
         return Ok((Some(t), req));
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or_default()
+        .to_owned();
+    if let Ok(boundary) = multer::parse_boundary(&content_type) {
+        let (parts, body) = req.into_parts();
+        let bytes: Bytes = axum::body::to_bytes(body, MAX_MULTIPART_BYTES)
+            .await
+            .map_err(|_| AppError::Csrf("upload too large"))?;
+        let token = multipart_token(&bytes, boundary).await;
+        return Ok((token, Request::from_parts(parts, Body::from(bytes))));
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Ok((None, req));
     }
     let (parts, body) = req.into_parts();

@@ -219,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
                 let posts = seed::schedule_demo_posts(&pool).await?;
                 println!("scheduled {posts} approved demo post(s) over the next minutes");
             }
+            seed::seed_demo_content(&pool).await?;
             println!("demo login: {}  password: {}", seed::DEMO_EMAIL, password);
         }
         Command::Demo(DemoCommand::Watch(db)) => {

@@ -328,6 +328,215 @@ pub async fn watch_demo(pool: &PgPool) -> anyhow::Result<()> {
     }
 }
 
+/// A demo client's brand: voice, tone, pillars, CTAs, banned terms, hashtag sets, colours
+/// (primary, secondary, background, text), handle.
+struct DemoBrand {
+    client: &'static str,
+    voice: &'static str,
+    tone: &'static str,
+    pillars: &'static [&'static str],
+    ctas: &'static [&'static str],
+    banned: &'static [&'static str],
+    hashtags: &'static [(&'static str, &'static [&'static str])],
+    colors: [&'static str; 4],
+    font: &'static str,
+    handle: &'static str,
+}
+
+const DEMO_BRANDS: [DemoBrand; 3] = [
+    DemoBrand {
+        client: "Bakery Bloom",
+        voice: "A neighbourhood bakery in Berlin that bakes everything by hand before sunrise. Friendly, sensory, proud of slow fermentation; speaks to locals who care where their bread comes from.",
+        tone: "warm, cosy, a little playful",
+        pillars: &[
+            "Sourdough and slow baking",
+            "Seasonal pastries",
+            "Behind the counter at dawn",
+            "Local farmers and flour",
+        ],
+        ctas: &[
+            "Order ahead at bakerybloom.de",
+            "Come by before the croissants are gone",
+        ],
+        banned: &["cheap", "factory-made", "diet"],
+        hashtags: &[
+            ("bread", &["#sourdough", "#realbread", "#bakery"]),
+            ("berlin", &["#berlinfood", "#kiez"]),
+        ],
+        colors: ["#b45309", "#f59e0b", "#fff7ed", "#431407"],
+        font: "DejaVuSerif-Bold",
+        handle: "@bakerybloom",
+    },
+    DemoBrand {
+        client: "Harbor Fitness",
+        voice: "A community gym by the harbor in New York. Direct, encouraging coaching voice; celebrates effort over looks and never shames anyone.",
+        tone: "energetic, motivating, no-nonsense",
+        pillars: &[
+            "Workout of the day",
+            "Member wins",
+            "Recovery and mobility",
+            "Coach tips",
+        ],
+        ctas: &["Book a free trial class", "Join us at 6 am tomorrow"],
+        banned: &["no pain no gain", "bikini body", "guaranteed results"],
+        hashtags: &[
+            ("training", &["#strengthtraining", "#workout", "#fitness"]),
+            ("community", &["#harborfitness", "#nycfitness"]),
+        ],
+        colors: ["#0f766e", "#14b8a6", "#0f172a", "#f8fafc"],
+        font: "DejaVuSans-Bold",
+        handle: "@harborfitness",
+    },
+    DemoBrand {
+        client: "Koala Coffee",
+        voice: "A specialty coffee roaster in Sydney with a laid-back, curious voice; loves origin stories and brewing nerdery, explains without gatekeeping.",
+        tone: "relaxed, curious, sunny",
+        pillars: &[
+            "Single-origin spotlights",
+            "Brewing guides",
+            "Cafe life in Sydney",
+            "Sustainability at the roastery",
+        ],
+        ctas: &[
+            "Grab a bag at koalacoffee.au",
+            "Swing by the roastery this weekend",
+        ],
+        banned: &["instant coffee", "cheapest"],
+        hashtags: &[
+            (
+                "coffee",
+                &["#specialtycoffee", "#coffeeroaster", "#pourover"],
+            ),
+            ("sydney", &["#sydneycafe", "#sydneyeats"]),
+        ],
+        colors: ["#166534", "#84cc16", "#fefce8", "#1c1917"],
+        font: "DejaVuSans-Bold",
+        handle: "@koalacoffee",
+    },
+];
+
+/// The demo's content: each demo client's brand, one rule posting twice a day (09:00 and 17:00
+/// local, image cards and text) to its sandbox accounts, and a plan job, so the workers plan
+/// and generate a week of posts as soon as they start. Safe to run again: brands are
+/// overwritten, the rule is made once and gains newly connected accounts.
+pub async fn seed_demo_content(pool: &PgPool) -> anyhow::Result<()> {
+    use autosocial_core::content::{brand, generate};
+    let agency_id = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", DEMO_AGENCY)
+        .fetch_one(pool)
+        .await?;
+    let actor = Actor::system("demo-seed");
+    for b in &DEMO_BRANDS {
+        let Some(client_id) = sqlx::query_scalar!(
+            "SELECT id FROM clients WHERE agency_id = $1 AND name = $2",
+            agency_id,
+            b.client
+        )
+        .fetch_optional(pool)
+        .await?
+        else {
+            continue;
+        };
+        let client = brand::client(pool, agency_id, client_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("demo client {} vanished", b.client))?;
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+        let hashtag_sets: serde_json::Map<String, serde_json::Value> = b
+            .hashtags
+            .iter()
+            .map(|(name, tags)| ((*name).to_owned(), serde_json::json!(tags)))
+            .collect();
+        let mut tx = pool.begin().await?;
+        sqlx::query!(
+            "INSERT INTO brand_settings (client_id, agency_id, voice, tone, pillars, ctas, banned_terms, hashtag_sets,
+                                         color_primary, color_secondary, color_background, color_text, font, handle)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (client_id) DO UPDATE SET
+                 voice = EXCLUDED.voice, tone = EXCLUDED.tone, pillars = EXCLUDED.pillars, ctas = EXCLUDED.ctas,
+                 banned_terms = EXCLUDED.banned_terms, hashtag_sets = EXCLUDED.hashtag_sets,
+                 color_primary = EXCLUDED.color_primary, color_secondary = EXCLUDED.color_secondary,
+                 color_background = EXCLUDED.color_background, color_text = EXCLUDED.color_text,
+                 font = EXCLUDED.font, handle = EXCLUDED.handle, updated_at = now()
+             WHERE brand_settings.agency_id = EXCLUDED.agency_id",
+            client_id,
+            agency_id,
+            b.voice,
+            b.tone,
+            &strings(b.pillars),
+            &strings(b.ctas),
+            &strings(b.banned),
+            serde_json::Value::Object(hashtag_sets),
+            b.colors[0],
+            b.colors[1],
+            b.colors[2],
+            b.colors[3],
+            b.font,
+            b.handle,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let existing = sqlx::query_scalar!(
+            "SELECT id FROM content_rules WHERE agency_id = $1 AND client_id = $2 AND name = 'Twice daily'",
+            agency_id,
+            client_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let rule_id = match existing {
+            Some(id) => id,
+            None => {
+                let id = Uuid::now_v7();
+                sqlx::query!(
+                    "INSERT INTO content_rules (id, agency_id, client_id, name, enabled, frequency, posts_per_period,
+                                                days_of_week, local_times, content_types, min_gap_minutes)
+                     VALUES ($1, $2, $3, 'Twice daily', true, 'per_day', 2, ARRAY[1,2,3,4,5,6,7]::smallint[],
+                             ARRAY['09:00', '17:00']::time[], ARRAY['image', 'text'], 60)",
+                    id,
+                    agency_id,
+                    client_id
+                )
+                .execute(&mut *tx)
+                .await?;
+                audit::append(
+                    &mut tx,
+                    &actor,
+                    Entry::new(Some(agency_id), "rule.create")
+                        .target("content_rule", id)
+                        .details(
+                            serde_json::json!({ "client_id": client_id, "name": "Twice daily" }),
+                        ),
+                )
+                .await?;
+                id
+            }
+        };
+        sqlx::query!(
+            "INSERT INTO content_rule_accounts (rule_id, account_id, agency_id)
+             SELECT $1, a.id, a.agency_id FROM social_accounts a
+             WHERE a.client_id = $2 AND a.agency_id = $3 AND a.platform = 'sandbox' AND a.status = 'active'
+             ON CONFLICT DO NOTHING",
+            rule_id,
+            client_id,
+            agency_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            &actor,
+            Entry::new(Some(agency_id), "brand.update").target("client", client_id),
+        )
+        .await?;
+        let now = chrono::Utc::now();
+        autosocial_core::queue::enqueue(
+            &mut tx,
+            &generate::plan_job(agency_id, client_id, client.timezone, now),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::valid_email;

@@ -1,6 +1,6 @@
-//! Static files compiled into the binary: htmx (vendored from the npm package `htmx.org`, see
-//! `admin/static/README.md`) and the stylesheet. Names carry a content hash, so they are served
-//! with a year-long immutable cache lifetime.
+//! Static files compiled into the binary: htmx and its SSE extension (vendored from the npm
+//! package `htmx.org`, see `admin/static/README.md`) and the stylesheet. Names carry a content
+//! hash, so they are served with a year-long immutable cache lifetime.
 
 use std::sync::LazyLock;
 
@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 const HTMX: &[u8] = include_bytes!("../static/htmx.min.js");
 const CSS: &[u8] = include_bytes!("../static/app.css");
+const SSE: &[u8] = include_bytes!("../static/sse.js");
+const REVIEW_JS: &[u8] = include_bytes!("../static/review.js");
 
 struct Asset {
     name: String,
@@ -27,10 +29,12 @@ fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str)
     }
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
     [
         asset("htmx", "js", HTMX, "text/javascript; charset=utf-8"),
         asset("app", "css", CSS, "text/css; charset=utf-8"),
+        asset("review", "js", REVIEW_JS, "text/javascript; charset=utf-8"),
+        asset("sse", "js", SSE, "text/javascript; charset=utf-8"),
     ]
 });
 
@@ -40,6 +44,16 @@ pub fn htmx_path() -> String {
 
 pub fn css_path() -> String {
     format!("/static/{}", ASSETS[1].name)
+}
+
+/// The review queue's keyboard shortcuts.
+pub fn review_js_path() -> String {
+    format!("/static/{}", ASSETS[2].name)
+}
+
+/// The htmx SSE extension (`hx-sse:connect`), loaded by the pages that update live.
+pub fn sse_path() -> String {
+    format!("/static/{}", ASSETS[3].name)
 }
 
 pub async fn serve(Path(name): Path<String>) -> Response {

@@ -463,6 +463,7 @@ pub async fn show(
         autosocial_core::platform_apps::connectable(&state.pool, &state.platforms, user.agency_id)
             .await?;
     let body = html! {
+        (crate::pages::client_tabs::nav(id, crate::pages::client_tabs::Tab::Overview))
         h1 { (c.name) " " (status_badge(c.status)) }
         div.card {
             dl.facts {

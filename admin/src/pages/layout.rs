@@ -20,7 +20,10 @@ const HTMX_CONFIG: &str = r#"{"mode":"same-origin","includeIndicatorCSS":false}"
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
+    Dashboard,
+    Calendar,
     Clients,
+    Review,
     Fleet,
     Switches,
     Audit,
@@ -67,7 +70,10 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                 header.top {
                     a.brand href="/" { "AutoSocial" }
                     nav aria-label="Main" {
+                        a href="/" aria-current=[current(Nav::Dashboard)] { "Dashboard" }
+                        a href="/calendar" aria-current=[current(Nav::Calendar)] { "Calendar" }
                         a href="/clients" aria-current=[current(Nav::Clients)] { "Clients" }
+                        a href="/review" aria-current=[current(Nav::Review)] { "Review" }
                         a href="/fleet" aria-current=[current(Nav::Fleet)] { "Fleet" }
                         a href="/switches" aria-current=[current(Nav::Switches)] { "Kill switches" }
                         @if user.role.allows(autosocial_core::domain::Role::Admin) {

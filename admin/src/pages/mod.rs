@@ -1,11 +1,20 @@
 //! Pages: a full page wraps a partial; htmx requests get only the partial.
 
 pub mod audit;
+pub mod calendar;
+pub mod client_tabs;
+pub mod brand;
 pub mod clients;
+pub mod composer;
+pub mod dashboard;
 pub mod fleet;
+pub mod items;
 pub mod layout;
+pub mod live;
 pub mod login;
 pub mod onboarding;
+pub mod review;
+pub mod rules;
 pub mod settings;
 pub mod switches;
 

@@ -1,0 +1,788 @@
+//! The calendar: month and week views of the agency's publications (scheduled, held, publishing,
+//! published, failed; cancelled ones are left out), grouped by content item, agency-wide
+//! (`/calendar`, optionally filtered by client) or for one client (`/clients/{id}/calendar`).
+//!
+//! Zone: filtered by a client, days and times are the client's (its posting schedule lives
+//! there); agency-wide, they are UTC. Either way the zone is named on the page. Days are local
+//! calendar days, so a day across a DST change is 23 or 25 hours long.
+//!
+//! Rescheduling without drag and drop: each movable entry has a small form (a local date and
+//! time). An approved item moves as a whole (its slot, then `publishing::schedule` moves its
+//! pending publications and their jobs); a failed publication is put back on schedule alone
+//! (`publishing::reschedule`). Reviewers and up.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{
+    DateTime, Datelike, LocalResult, Months, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use autosocial_core::audit::{self, Entry};
+use autosocial_core::domain::{ItemState, Platform, PublicationState, Role};
+use autosocial_core::publishing;
+
+use crate::app::AppState;
+use crate::auth::{CurrentUser, Reviewer, Viewer};
+use crate::csrf;
+use crate::error::{AppError, AppResult};
+use crate::pages::layout::{Htmx, Nav, respond};
+
+/// Publications shown at most in one view (a month of a large agency without a client filter).
+const MAX_SHOWN: i64 = 3000;
+/// Clients offered in the filter; beyond that, a client's own calendar is one click from its page.
+const FILTER_CLIENTS: i64 = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Month,
+    Week,
+}
+
+impl View {
+    fn as_str(self) -> &'static str {
+        match self {
+            View::Month => "month",
+            View::Week => "week",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct CalendarQuery {
+    #[serde(default)]
+    view: String,
+    /// Any day of the month or week shown (local), `YYYY-MM-DD`.
+    #[serde(default)]
+    date: String,
+    /// Agency-wide calendar filtered by a client (empty: all clients).
+    #[serde(default)]
+    client: String,
+}
+
+impl CalendarQuery {
+    fn view(&self) -> View {
+        if self.view == "week" {
+            View::Week
+        } else {
+            View::Month
+        }
+    }
+}
+
+/// The first instant of a local day: local midnight, or the first hour that exists when the
+/// clocks skip midnight.
+pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    for hour in 0..4 {
+        if let Some(t) = tz
+            .from_local_datetime(&date.and_hms_opt(hour, 0, 0).expect("valid hour"))
+            .earliest()
+        {
+            return t.with_timezone(&Utc);
+        }
+    }
+    date.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// The local days a view shows: whole weeks, Monday first.
+pub fn grid(view: View, anchor: NaiveDate) -> Vec<[NaiveDate; 7]> {
+    let monday = |d: NaiveDate| d - TimeDelta::days(i64::from(d.weekday().num_days_from_monday()));
+    let (start, weeks) = match view {
+        View::Week => (monday(anchor), 1),
+        View::Month => {
+            let first = anchor.with_day(1).expect("day 1 exists");
+            let last = first + Months::new(1) - TimeDelta::days(1);
+            let start = monday(first);
+            let weeks = ((last - start).num_days() / 7 + 1) as usize;
+            (start, weeks)
+        }
+    };
+    (0..weeks)
+        .map(|w| std::array::from_fn(|d| start + TimeDelta::days((w * 7 + d) as i64)))
+        .collect()
+}
+
+/// Where prev/next go from `anchor`.
+fn step(view: View, anchor: NaiveDate, forward: bool) -> NaiveDate {
+    match (view, forward) {
+        (View::Week, true) => anchor + TimeDelta::days(7),
+        (View::Week, false) => anchor - TimeDelta::days(7),
+        (View::Month, true) => anchor.with_day(1).expect("day 1") + Months::new(1),
+        (View::Month, false) => anchor.with_day(1).expect("day 1") - Months::new(1),
+    }
+}
+
+/// A local date-time from a `datetime-local` field, as an instant in `tz`. Ambiguous times (the
+/// hour the clocks go back) mean the first occurrence.
+pub fn parse_local(value: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let value = value.trim();
+    let naive = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| {
+            if value.is_empty() {
+                "Enter the new date and time.".to_owned()
+            } else {
+                format!("“{value}” is not a date and time like 2026-11-24T09:30.")
+            }
+        })?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
+        LocalResult::None => Err(format!(
+            "{} does not exist in {} (the clocks go forward then); choose another time.",
+            naive.format("%Y-%m-%d %H:%M"),
+            tz.name()
+        )),
+    }
+}
+
+/// Whose calendar: the agency's (maybe filtered) or one client's page.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Agency(Option<Uuid>),
+    Client(Uuid),
+}
+
+impl Scope {
+    fn client(self) -> Option<Uuid> {
+        match self {
+            Scope::Agency(c) => c,
+            Scope::Client(c) => Some(c),
+        }
+    }
+
+    fn base(self) -> String {
+        match self {
+            Scope::Agency(_) => "/calendar".into(),
+            Scope::Client(c) => format!("/clients/{c}/calendar"),
+        }
+    }
+
+    fn url(self, view: View, date: NaiveDate) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("view", view.as_str())
+            .append_pair("date", &date.to_string());
+        if let Scope::Agency(Some(c)) = self {
+            q.append_pair("client", &c.to_string());
+        }
+        format!("{}?{}", self.base(), q.finish())
+    }
+}
+
+/// A form that was refused: shown again with its value and message next to its field.
+struct Refusal {
+    target: Uuid,
+    value: String,
+    message: String,
+}
+
+struct Pub {
+    id: Uuid,
+    item_id: Uuid,
+    client_name: String,
+    platform: Platform,
+    state: PublicationState,
+    scheduled_at: DateTime<Utc>,
+    published_at: Option<DateTime<Utc>>,
+    item_state: ItemState,
+    snippet: String,
+}
+
+/// One item on one day, with its publications.
+struct CalEntry {
+    item_id: Uuid,
+    client_name: String,
+    at: DateTime<Utc>,
+    item_state: ItemState,
+    snippet: String,
+    pubs: Vec<Pub>,
+}
+
+fn state_label(s: PublicationState) -> &'static str {
+    match s {
+        PublicationState::Scheduled => "scheduled",
+        PublicationState::Held => "held",
+        PublicationState::Publishing => "publishing",
+        PublicationState::Published => "published",
+        PublicationState::Failed => "failed",
+        PublicationState::Cancelled => "cancelled",
+        PublicationState::NeedsAttention => "needs attention",
+    }
+}
+
+async fn client_zone(state: &AppState, agency: Uuid, client: Uuid) -> AppResult<(String, Tz)> {
+    let row = sqlx::query!(
+        "SELECT name, timezone FROM clients WHERE id = $1 AND agency_id = $2",
+        client,
+        agency
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok((
+        row.name,
+        Tz::from_str(&row.timezone).unwrap_or(chrono_tz::UTC),
+    ))
+}
+
+async fn render(
+    state: &AppState,
+    user: &CurrentUser,
+    scope: Scope,
+    q: &CalendarQuery,
+    refusal: Option<&Refusal>,
+) -> AppResult<(String, Markup)> {
+    let (client_name, tz) = match scope.client() {
+        Some(c) => {
+            let (n, tz) = client_zone(state, user.agency_id, c).await?;
+            (Some(n), tz)
+        }
+        None => (None, chrono_tz::UTC),
+    };
+    let view = q.view();
+    let now = Utc::now();
+    let today = now.with_timezone(&tz).date_naive();
+    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d").unwrap_or(today);
+    let weeks = grid(view, anchor);
+    let first = weeks[0][0];
+    let last = weeks[weeks.len() - 1][6];
+    let from = local_midnight(tz, first);
+    let to = local_midnight(tz, last + TimeDelta::days(1));
+    let rows = sqlx::query_as!(
+        Pub,
+        r#"SELECT p.id, p.item_id, c.name AS client_name, p.platform AS "platform: Platform",
+                  p.state AS "state: PublicationState", p.scheduled_at, p.published_at,
+                  i.state AS "item_state: ItemState", left(i.caption, 90) AS "snippet!"
+           FROM publications p
+           JOIN content_items i ON i.id = p.item_id AND i.agency_id = p.agency_id
+           JOIN clients c ON c.id = p.client_id AND c.agency_id = p.agency_id
+           WHERE p.agency_id = $1 AND ($2::uuid IS NULL OR p.client_id = $2)
+             AND p.scheduled_at >= $3 AND p.scheduled_at < $4 AND p.state <> 'cancelled'
+           ORDER BY p.scheduled_at, p.item_id, p.platform
+           LIMIT $5"#,
+        user.agency_id,
+        scope.client(),
+        from,
+        to,
+        MAX_SHOWN + 1
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let truncated = rows.len() as i64 > MAX_SHOWN;
+    let mut days: BTreeMap<NaiveDate, Vec<CalEntry>> = BTreeMap::new();
+    for p in rows.into_iter().take(MAX_SHOWN as usize) {
+        let day = p.scheduled_at.with_timezone(&tz).date_naive();
+        let entries = days.entry(day).or_default();
+        match entries.iter_mut().find(|e| e.item_id == p.item_id) {
+            Some(e) => e.pubs.push(p),
+            None => entries.push(CalEntry {
+                item_id: p.item_id,
+                client_name: p.client_name.clone(),
+                at: p.scheduled_at,
+                item_state: p.item_state,
+                snippet: p.snippet.clone(),
+                pubs: vec![p],
+            }),
+        }
+    }
+    let clients = match scope {
+        Scope::Agency(_) => sqlx::query!(
+            "SELECT id, name FROM clients WHERE agency_id = $1 AND status <> 'archived' ORDER BY lower(name), id LIMIT $2",
+            user.agency_id,
+            FILTER_CLIENTS
+        )
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.name))
+        .collect(),
+        Scope::Client(_) => Vec::new(),
+    };
+    let can_move = user.role.allows(Role::Reviewer);
+    let zone_name = format!(
+        "{} ({})",
+        tz.name(),
+        now.with_timezone(&tz).format("%Z, UTC%:z")
+    );
+    let heading = match view {
+        View::Month => anchor.format("%B %Y").to_string(),
+        View::Week => format!(
+            "Week {} · {} – {}",
+            first.iso_week().week(),
+            first.format("%d %b"),
+            last.format("%d %b %Y")
+        ),
+    };
+    let title = match &client_name {
+        Some(n) => format!("Calendar · {n}"),
+        None => "Calendar".to_owned(),
+    };
+    let ctx = FormContext {
+        user,
+        scope,
+        view,
+        anchor,
+        tz,
+        refusal,
+    };
+    let body = html! {
+        @if let Scope::Client(c) = scope {
+            (crate::pages::client_tabs::nav(c, crate::pages::client_tabs::Tab::Calendar))
+        }
+        h1 { (title) }
+        p.hint { "Times in " strong { (zone_name) } "." @if client_name.is_none() { " Filter by a client to see its own timezone." } }
+        @if let Scope::Agency(selected) = scope {
+            form.toolbar method="get" action="/calendar" {
+                input type="hidden" name="view" value=(view.as_str());
+                input type="hidden" name="date" value=(anchor.to_string());
+                div {
+                    label for="client" { "Client" }
+                    select #client name="client" {
+                        option value="" selected[selected.is_none()] { "All clients (UTC)" }
+                        @for (id, name) in &clients {
+                            option value=(id) selected[selected == Some(*id)] { (name) }
+                        }
+                    }
+                }
+                button.secondary type="submit" { "Show" }
+            }
+        }
+        nav.calendar-nav aria-label="Calendar navigation" {
+            a.button.secondary rel="prev" href=(scope.url(view, step(view, anchor, false))) {
+                @match view { View::Month => "← Previous month", View::Week => "← Previous week" }
+            }
+            a.button.secondary href=(scope.url(view, today)) { "Today" }
+            a.button.secondary rel="next" href=(scope.url(view, step(view, anchor, true))) {
+                @match view { View::Month => "Next month →", View::Week => "Next week →" }
+            }
+            span.views {
+                a href=(scope.url(View::Month, anchor)) aria-current=[(view == View::Month).then_some("page")] { "Month" }
+                " · "
+                a href=(scope.url(View::Week, anchor)) aria-current=[(view == View::Week).then_some("page")] { "Week" }
+            }
+        }
+        @if let Some(r) = refusal {
+            p.alert role="alert" { "Nothing was changed: " (r.message) }
+        }
+        @if truncated {
+            p.alert role="status" { "Only the first " (MAX_SHOWN) " posts are shown. Filter by a client to see all of its posts." }
+        }
+        table class={ "calendar " (view.as_str()) } {
+            caption { (heading) }
+            thead { tr { @for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] { th scope="col" { (d) } } } }
+            tbody {
+                @for week in &weeks {
+                    tr {
+                        @for day in week {
+                            @let outside = view == View::Month && day.month() != anchor.month();
+                            td class={ @if *day == today { "today " } @if outside { "outside" } }
+                                aria-current=[(*day == today).then_some("date")] {
+                                div.day-number {
+                                    time datetime=(day.to_string()) {
+                                        @match view { View::Month => (day.day()), View::Week => (day.format("%a %d %b")) }
+                                    }
+                                    @if *day == today { span.visually-hidden { " (today)" } }
+                                }
+                                @if let Some(entries) = days.get(day) {
+                                    ul.entries {
+                                        @for e in entries { (entry(&ctx, e, can_move, client_name.is_none())) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if days.is_empty() {
+            p.empty { "Nothing scheduled or published in this period." }
+        }
+    };
+    Ok((title, body))
+}
+
+/// What every reschedule form carries to come back to the same view.
+struct FormContext<'a> {
+    user: &'a CurrentUser,
+    scope: Scope,
+    view: View,
+    anchor: NaiveDate,
+    tz: Tz,
+    refusal: Option<&'a Refusal>,
+}
+
+fn entry(ctx: &FormContext<'_>, e: &CalEntry, can_move: bool, show_client: bool) -> Markup {
+    let tz = ctx.tz;
+    let movable_item = e.item_state == ItemState::Approved
+        && e.pubs.iter().any(|p| {
+            matches!(
+                p.state,
+                PublicationState::Scheduled | PublicationState::Held
+            )
+        });
+    let retryable: Vec<&Pub> = e
+        .pubs
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.state,
+                PublicationState::Failed | PublicationState::NeedsAttention
+            )
+        })
+        .collect();
+    let open = ctx
+        .refusal
+        .is_some_and(|r| r.target == e.item_id || retryable.iter().any(|p| p.id == r.target));
+    html! {
+        li.entry {
+            a href={ "/items/" (e.item_id) } {
+                time datetime=(e.at.to_rfc3339()) { (e.at.with_timezone(&tz).format("%H:%M")) }
+                " "
+                @if show_client { strong { (e.client_name) } " · " }
+                @if e.snippet.is_empty() { "(no caption yet)" } @else { (e.snippet) }
+            }
+            ul.pubs {
+                @for p in &e.pubs {
+                    li class={ "pub " (p.state.as_str()) } {
+                        (p.platform.label()) ": " (state_label(p.state))
+                        @if p.scheduled_at != e.at { " at " (p.scheduled_at.with_timezone(&tz).format("%H:%M")) }
+                        @if let Some(t) = p.published_at { " (" (t.with_timezone(&tz).format("%H:%M")) ")" }
+                    }
+                }
+            }
+            @if can_move && (movable_item || !retryable.is_empty()) {
+                details.reschedule open[open] {
+                    summary { "Reschedule" span.visually-hidden { " " (e.snippet) } }
+                    @if movable_item {
+                        (reschedule_form(ctx, &format!("/calendar/items/{}/reschedule", e.item_id), e.item_id, e.at, "Move the post (every platform) to"))
+                    }
+                    @for p in &retryable {
+                        (reschedule_form(ctx, &format!("/calendar/publications/{}/reschedule", p.id), p.id, p.scheduled_at,
+                            &format!("Try {} again at", p.platform.label())))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reschedule_form(
+    ctx: &FormContext<'_>,
+    action: &str,
+    target: Uuid,
+    current: DateTime<Utc>,
+    label: &str,
+) -> Markup {
+    let refused = ctx.refusal.filter(|r| r.target == target);
+    let value = match refused {
+        Some(r) => r.value.clone(),
+        None => current
+            .with_timezone(&ctx.tz)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string(),
+    };
+    let field = format!("at-{target}");
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name=(csrf::FIELD) value=(ctx.user.csrf_token);
+            input type="hidden" name="view" value=(ctx.view.as_str());
+            input type="hidden" name="date" value=(ctx.anchor.to_string());
+            @match ctx.scope {
+                Scope::Agency(Some(c)) => { input type="hidden" name="client" value=(c); }
+                Scope::Client(c) => { input type="hidden" name="client" value=(c); input type="hidden" name="scope" value="client"; }
+                Scope::Agency(None) => {}
+            }
+            label for=(field) { (label) " (" (ctx.tz.name()) ")" }
+            input id=(field) type="datetime-local" name="at" value=(value) required
+                aria-invalid=[refused.map(|_| "true")] aria-describedby=[refused.map(|_| format!("{field}-error"))];
+            @if let Some(r) = refused {
+                p.field-error id={ (field) "-error" } { (r.message) }
+            }
+            button type="submit" { "Reschedule" }
+        }
+    }
+}
+
+fn parse_client(s: &str) -> AppResult<Option<Uuid>> {
+    match s.trim() {
+        "" => Ok(None),
+        s => Uuid::from_str(s).map(Some).map_err(|_| AppError::NotFound),
+    }
+}
+
+/// `GET /calendar`
+pub async fn agency(
+    State(state): State<AppState>,
+    user: Viewer,
+    htmx: Htmx,
+    Query(q): Query<CalendarQuery>,
+) -> AppResult<Response> {
+    let scope = Scope::Agency(parse_client(&q.client)?);
+    let (title, body) = render(&state, &user, scope, &q, None).await?;
+    Ok(respond(htmx, &user, &title, Nav::Calendar, body))
+}
+
+/// `GET /clients/{id}/calendar`
+pub async fn client(
+    State(state): State<AppState>,
+    user: Viewer,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+    Query(q): Query<CalendarQuery>,
+) -> AppResult<Response> {
+    let (title, body) = render(&state, &user, Scope::Client(id), &q, None).await?;
+    Ok(respond(htmx, &user, &title, Nav::Clients, body))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RescheduleForm {
+    #[serde(default)]
+    at: String,
+    #[serde(default)]
+    view: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    client: String,
+    /// "client" when the form came from a client's own calendar.
+    #[serde(default)]
+    scope: String,
+}
+
+impl RescheduleForm {
+    fn back(&self) -> AppResult<(Scope, CalendarQuery)> {
+        let client = parse_client(&self.client)?;
+        let scope = match (self.scope.as_str(), client) {
+            ("client", Some(c)) => Scope::Client(c),
+            _ => Scope::Agency(client),
+        };
+        Ok((
+            scope,
+            CalendarQuery {
+                view: self.view.clone(),
+                date: self.date.clone(),
+                client: match scope {
+                    Scope::Agency(Some(c)) => c.to_string(),
+                    _ => String::new(),
+                },
+            },
+        ))
+    }
+}
+
+/// Validate the new time: a local date-time that exists in the zone, in the future.
+fn new_time(value: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let at = parse_local(value, tz)?;
+    if at <= Utc::now() {
+        return Err("Choose a time in the future.".into());
+    }
+    Ok(at)
+}
+
+async fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    htmx: Htmx,
+    f: &RescheduleForm,
+    refusal: Refusal,
+) -> AppResult<Response> {
+    let (scope, q) = f.back()?;
+    let (title, body) = render(state, user, scope, &q, Some(&refusal)).await?;
+    let nav = match scope {
+        Scope::Client(_) => Nav::Clients,
+        Scope::Agency(_) => Nav::Calendar,
+    };
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        respond(htmx, user, &title, nav, body),
+    )
+        .into_response())
+}
+
+fn back_to(f: &RescheduleForm) -> AppResult<Response> {
+    let (scope, q) = f.back()?;
+    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d")
+        .unwrap_or_else(|_| Utc::now().date_naive());
+    Ok(Redirect::to(&scope.url(q.view(), anchor)).into_response())
+}
+
+/// `POST /calendar/items/{id}/reschedule`: move an approved item (all its pending posts).
+pub async fn reschedule_item(
+    State(state): State<AppState>,
+    user: Reviewer,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+    Form(f): Form<RescheduleForm>,
+) -> AppResult<Response> {
+    let mut tx = state.pool.begin().await?;
+    let item = sqlx::query!(
+        r#"SELECT i.state AS "state: ItemState", i.slot_at, c.timezone FROM content_items i
+           JOIN clients c ON c.id = i.client_id AND c.agency_id = i.agency_id
+           WHERE i.id = $1 AND i.agency_id = $2 FOR UPDATE OF i"#,
+        id,
+        user.agency_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let tz = Tz::from_str(&item.timezone).unwrap_or(chrono_tz::UTC);
+    let at = match new_time(&f.at, tz) {
+        Ok(at) => at,
+        Err(message) => {
+            drop(tx);
+            let refusal = Refusal {
+                target: id,
+                value: f.at.clone(),
+                message,
+            };
+            return refused(&state, &user, htmx, &f, refusal).await;
+        }
+    };
+    if item.state != ItemState::Approved {
+        drop(tx);
+        let refusal = Refusal {
+            target: id,
+            value: f.at.clone(),
+            message: format!(
+                "This post is {} now; only approved posts waiting to go out can be moved.",
+                item.state.as_str().replace('_', " ")
+            ),
+        };
+        return refused(&state, &user, htmx, &f, refusal).await;
+    }
+    sqlx::query!(
+        "UPDATE content_items SET slot_at = $3, updated_at = now() WHERE id = $1 AND agency_id = $2",
+        id,
+        user.agency_id,
+        at
+    )
+    .execute(&mut *tx)
+    .await?;
+    let moved = publishing::schedule(&mut tx, user.agency_id, id).await?;
+    audit::append(
+        &mut tx,
+        &user.actor(),
+        Entry::new(Some(user.agency_id), "item.reschedule")
+            .target("content_item", id)
+            .details(serde_json::json!({ "from": item.slot_at, "to": at, "publications": moved })),
+    )
+    .await?;
+    tx.commit().await?;
+    back_to(&f)
+}
+
+/// `POST /calendar/publications/{id}/reschedule`: try a failed publication again at a new time.
+pub async fn reschedule_publication(
+    State(state): State<AppState>,
+    user: Reviewer,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+    Form(f): Form<RescheduleForm>,
+) -> AppResult<Response> {
+    let mut tx = state.pool.begin().await?;
+    let p = sqlx::query!(
+        r#"SELECT p.state AS "state: PublicationState", p.scheduled_at, c.timezone FROM publications p
+           JOIN clients c ON c.id = p.client_id AND c.agency_id = p.agency_id
+           WHERE p.id = $1 AND p.agency_id = $2 FOR UPDATE OF p"#,
+        id,
+        user.agency_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let tz = Tz::from_str(&p.timezone).unwrap_or(chrono_tz::UTC);
+    let at = match new_time(&f.at, tz) {
+        Ok(at) => at,
+        Err(message) => {
+            drop(tx);
+            let refusal = Refusal {
+                target: id,
+                value: f.at.clone(),
+                message,
+            };
+            return refused(&state, &user, htmx, &f, refusal).await;
+        }
+    };
+    if !publishing::reschedule(&mut tx, user.agency_id, id, at).await? {
+        drop(tx);
+        let refusal = Refusal {
+            target: id,
+            value: f.at.clone(),
+            message: format!(
+                "This post is {} now; only failed posts can be tried again.",
+                state_label(p.state)
+            ),
+        };
+        return refused(&state, &user, htmx, &f, refusal).await;
+    }
+    audit::append(
+        &mut tx,
+        &user.actor(),
+        Entry::new(Some(user.agency_id), "publication.reschedule")
+            .target("publication", id)
+            .details(serde_json::json!({ "from": p.scheduled_at, "to": at })),
+    )
+    .await?;
+    tx.commit().await?;
+    back_to(&f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_month_is_whole_weeks_from_monday() {
+        let g = grid(View::Month, d("2026-03-18"));
+        assert_eq!(g[0][0], d("2026-02-23"));
+        assert_eq!(g.last().unwrap()[6], d("2026-04-05"));
+        assert_eq!(g.len(), 6);
+        let w = grid(View::Week, d("2026-03-29"));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0][0], d("2026-03-23"));
+        assert_eq!(w[0][6], d("2026-03-29"));
+        assert_eq!(step(View::Month, d("2026-01-31"), true), d("2026-02-01"));
+        assert_eq!(step(View::Week, d("2026-03-29"), false), d("2026-03-22"));
+    }
+
+    #[test]
+    fn local_times_respect_dst() {
+        let berlin = chrono_tz::Europe::Berlin;
+        // the day the clocks go forward is 23 hours long
+        let a = local_midnight(berlin, d("2026-03-29"));
+        let b = local_midnight(berlin, d("2026-03-30"));
+        assert_eq!((b - a).num_hours(), 23);
+        assert_eq!(
+            parse_local("2026-03-29T03:30", berlin).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap()
+        );
+        let gap = parse_local("2026-03-29T02:30", berlin).unwrap_err();
+        assert!(gap.contains("does not exist in Europe/Berlin"), "{gap}");
+        // the hour the clocks go back: the first occurrence
+        assert_eq!(
+            parse_local("2026-10-25T02:30", berlin).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()
+        );
+        assert!(
+            parse_local("tomorrow", berlin)
+                .unwrap_err()
+                .contains("tomorrow")
+        );
+        // a zone whose clocks skip midnight itself
+        let havana = chrono_tz::America::Havana;
+        let t = local_midnight(havana, d("2026-03-08"));
+        assert_eq!(t.with_timezone(&havana).date_naive(), d("2026-03-08"));
+    }
+}

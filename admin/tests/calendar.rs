@@ -1,0 +1,390 @@
+//! The calendar: entries on the right local day across a DST change, month and week views,
+//! rescheduling through the form (publication and job move together), roles and tenant isolation.
+
+mod common;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use common::{Browser, agency_id, client, state, user};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use autosocial_core::domain::Role;
+
+async fn account(pool: &PgPool, agency: Uuid, client: Uuid) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
+         VALUES ($1, $2, $3, 'sandbox', $4, 'Main page', '\\x00', 'k1')",
+    )
+    .bind(id)
+    .bind(agency)
+    .bind(client)
+    .bind(id.to_string())
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+/// An approved item targeting `acct` at `slot`, scheduled the way approval does it (publication
+/// and publish job).
+async fn scheduled_item(
+    pool: &PgPool,
+    agency: Uuid,
+    client: Uuid,
+    acct: Uuid,
+    slot: DateTime<Utc>,
+    caption: &str,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
+         VALUES ($1, $2, $3, 'manual', 'approved', $4, 'text', $5, now())",
+    )
+    .bind(id)
+    .bind(agency)
+    .bind(client)
+    .bind(slot)
+    .bind(caption)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
+    )
+    .bind(id)
+    .bind(acct)
+    .bind(agency)
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(
+        autosocial_core::publishing::schedule(&mut conn, agency, id)
+            .await
+            .unwrap(),
+        1
+    );
+    id
+}
+
+async fn set_timezone(pool: &PgPool, client: Uuid, tz: &str) {
+    sqlx::query("UPDATE clients SET timezone = $2 WHERE id = $1")
+        .bind(client)
+        .bind(tz)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn post_form(b: &mut Browser, uri: &str, f: &[(&str, String)]) -> common::Response {
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.post(uri, &pairs).await
+}
+
+/// The HTML of the calendar cell of a date (from its `<time datetime>` to the cell's end).
+fn cell<'a>(body: &'a str, date: &str) -> &'a str {
+    let marker = format!("<time datetime=\"{date}\">");
+    let start = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no cell for {date}"));
+    let rest = &body[start..];
+    &rest[..rest.find("</td>").unwrap()]
+}
+
+async fn pub_and_job(pool: &PgPool, item: Uuid) -> (String, DateTime<Utc>, DateTime<Utc>) {
+    sqlx::query_as(
+        "SELECT p.state, p.scheduled_at, j.run_at FROM publications p
+         JOIN jobs j ON j.kind = 'publish' AND j.unique_key = 'publish:' || p.id AND j.state = 'available'
+         WHERE p.item_id = $1",
+    )
+    .bind(item)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn entries_fall_on_the_clients_local_day_across_a_dst_change(pool: PgPool) {
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    set_timezone(&pool, bakery, "Europe/Berlin").await;
+    let a = account(&pool, acme, bakery).await;
+    // Berlin moves to summer time on 2026-03-29 at 02:00 local
+    let before = Utc.with_ymd_and_hms(2026, 3, 28, 23, 30, 0).unwrap(); // 29th 00:30 CET
+    let after = Utc.with_ymd_and_hms(2026, 3, 29, 22, 30, 0).unwrap(); // 30th 00:30 CEST
+    let spring = scheduled_item(&pool, acme, bakery, a, before, "Spring bakes").await;
+    scheduled_item(&pool, acme, bakery, a, after, "Monday rolls").await;
+
+    let mut b = Browser::new(state(pool.clone()).await);
+    b.logged_in("viewer@acme.test").await;
+    let r = b
+        .get(&format!(
+            "/clients/{bakery}/calendar?view=month&date=2026-03-10"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Europe/Berlin"), "the zone is named");
+    assert!(r.body.contains("March 2026"));
+    let sunday = cell(&r.body, "2026-03-29");
+    assert!(
+        sunday.contains("Spring bakes") && sunday.contains("00:30"),
+        "{sunday}"
+    );
+    assert!(!sunday.contains("Monday rolls"));
+    let monday = cell(&r.body, "2026-03-30");
+    assert!(
+        monday.contains("Monday rolls") && monday.contains("00:30"),
+        "{monday}"
+    );
+    assert!(sunday.contains(&format!("href=\"/items/{spring}\"")));
+    assert!(sunday.contains("Sandbox: scheduled"));
+    assert!(!cell(&r.body, "2026-03-28").contains("Spring bakes"));
+
+    // the week of the 29th (Mon 23rd – Sun 29th) has the first post, not the second
+    let r = b
+        .get(&format!(
+            "/clients/{bakery}/calendar?view=week&date=2026-03-29"
+        ))
+        .await;
+    assert!(r.body.contains("Spring bakes"));
+    assert!(!r.body.contains("Monday rolls"));
+    assert!(r.body.contains("rel=\"prev\""));
+    assert!(r.body.contains("date=2026-03-22"), "previous week link");
+    assert!(r.body.contains("date=2026-04-05"), "next week link");
+
+    // agency-wide, days are UTC days: the first post is on the 28th at 23:30
+    let r = b.get("/calendar?view=month&date=2026-03-10").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("UTC"));
+    let saturday = cell(&r.body, "2026-03-28");
+    assert!(
+        saturday.contains("Spring bakes") && saturday.contains("23:30"),
+        "{saturday}"
+    );
+    assert!(
+        saturday.contains("Bakery"),
+        "agency-wide entries name the client"
+    );
+    // filtered by the client: its own zone again
+    let r = b
+        .get(&format!(
+            "/calendar?view=month&date=2026-03-10&client={bakery}"
+        ))
+        .await;
+    assert!(cell(&r.body, "2026-03-29").contains("Spring bakes"));
+    // a viewer may not reschedule
+    assert!(!r.body.contains("/reschedule"));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn today_is_marked(pool: PgPool) {
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    let mut b = Browser::new(state(pool.clone()).await);
+    b.logged_in("viewer@acme.test").await;
+    let r = b.get("/calendar").await;
+    let today = Utc::now().date_naive().to_string();
+    assert!(r.body.contains("aria-current=\"date\""));
+    assert!(cell(&r.body, &today).contains("(today)"));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_form_moves_the_publication_and_its_job(pool: PgPool) {
+    user(&pool, "Acme", "reviewer@acme.test", Role::Reviewer).await;
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    user(&pool, "Other", "owner@other.test", Role::Owner).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    set_timezone(&pool, bakery, "Europe/Berlin").await;
+    let a = account(&pool, acme, bakery).await;
+    let slot = (Utc::now() + TimeDelta::days(2))
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap();
+    let slot = chrono_tz::Europe::Berlin
+        .from_local_datetime(&slot)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    let it = scheduled_item(&pool, acme, bakery, a, slot, "Weekend offer").await;
+
+    let mut b = Browser::new(state(pool.clone()).await);
+    let csrf = b.logged_in("reviewer@acme.test").await;
+    let date = slot.date_naive().to_string();
+    let page = b
+        .get(&format!("/clients/{bakery}/calendar?view=week&date={date}"))
+        .await;
+    assert!(
+        page.body
+            .contains(&format!("action=\"/calendar/items/{it}/reschedule\""))
+    );
+    assert!(page.body.contains(&format!("<label for=\"at-{it}\">")));
+
+    // a new local time, a day later at 15:45 Berlin time
+    let new_local = (slot + TimeDelta::days(1))
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive()
+        .and_hms_opt(15, 45, 0)
+        .unwrap();
+    let expected = chrono_tz::Europe::Berlin
+        .from_local_datetime(&new_local)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    let value = new_local.format("%Y-%m-%dT%H:%M").to_string();
+    let bakery_s = bakery.to_string();
+    let form = |at: &str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("at", at.to_owned()),
+            ("view", "week".to_owned()),
+            ("date", date.clone()),
+            ("client", bakery_s.clone()),
+            ("scope", "client".to_owned()),
+        ]
+    };
+    // refused: a time in the past, and one that does not exist; nothing moves
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/items/{it}/reschedule"),
+        &form("2020-01-01T10:00"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Choose a time in the future."));
+    assert!(
+        r.body.contains("value=\"2020-01-01T10:00\""),
+        "typed value kept"
+    );
+    assert!(r.body.contains(&format!("id=\"at-{it}-error\"")));
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/items/{it}/reschedule"),
+        &form("soon"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        pub_and_job(&pool, it).await,
+        ("scheduled".into(), slot, slot)
+    );
+
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/items/{it}/reschedule"),
+        &form(&value),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location(),
+        Some(format!("/clients/{bakery}/calendar?view=week&date={date}").as_str())
+    );
+    assert_eq!(
+        pub_and_job(&pool, it).await,
+        ("scheduled".into(), expected, expected)
+    );
+    let slot_now: DateTime<Utc> =
+        sqlx::query_scalar("SELECT slot_at FROM content_items WHERE id = $1")
+            .bind(it)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(slot_now, expected);
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'item.reschedule'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+
+    // a failed publication is tried again at the new time, with a new job
+    let p: Uuid = sqlx::query_scalar("SELECT id FROM publications WHERE item_id = $1")
+        .bind(it)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET state = 'failed', finished_at = now() WHERE unique_key = 'publish:' || $1::text")
+        .bind(p)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE publications SET state = 'failed', last_error = 'refused' WHERE id = $1")
+        .bind(p)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE content_items SET state = 'failed' WHERE id = $1")
+        .bind(it)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let page = b
+        .get(&format!("/clients/{bakery}/calendar?view=week&date={date}"))
+        .await;
+    assert!(
+        page.body
+            .contains(&format!("action=\"/calendar/publications/{p}/reschedule\""))
+    );
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/publications/{p}/reschedule"),
+        &form(&value),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        pub_and_job(&pool, it).await,
+        ("scheduled".into(), expected, expected)
+    );
+    // an item that is no longer approved cannot be moved as a whole
+    sqlx::query("UPDATE content_items SET state = 'published' WHERE id = $1")
+        .bind(it)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/items/{it}/reschedule"),
+        &form(&value),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("only approved posts"));
+
+    // a viewer may not; another agency gets 404 for every route of this client
+    let mut v = Browser::new(state(pool.clone()).await);
+    let vcsrf = v.logged_in("viewer@acme.test").await;
+    let r = v
+        .post(
+            &format!("/calendar/items/{it}/reschedule"),
+            &[("_csrf", vcsrf.as_str()), ("at", value.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut o = Browser::new(state(pool.clone()).await);
+    let ocsrf = o.logged_in("owner@other.test").await;
+    assert_eq!(
+        o.get(&format!("/clients/{bakery}/calendar")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        o.get(&format!("/calendar?client={bakery}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    for uri in [
+        format!("/calendar/items/{it}/reschedule"),
+        format!("/calendar/publications/{p}/reschedule"),
+    ] {
+        let r = o
+            .post(&uri, &[("_csrf", ocsrf.as_str()), ("at", value.as_str())])
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    // and its agency-wide calendar does not show this agency's posts
+    let r = o.get(&format!("/calendar?view=week&date={date}")).await;
+    assert!(!r.body.contains("Weekend offer"));
+}
