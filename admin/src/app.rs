@@ -172,7 +172,10 @@ pub fn router(state: AppState) -> Router {
             "/clients/{id}/rules",
             get(crate::pages::rules::list).post(crate::pages::rules::create),
         )
-        .route("/clients/{id}/rules/new", get(crate::pages::rules::new_form))
+        .route(
+            "/clients/{id}/rules/new",
+            get(crate::pages::rules::new_form),
+        )
         .route(
             "/clients/{id}/rules/preview",
             post(crate::pages::rules::preview_fragment),

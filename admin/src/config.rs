@@ -75,11 +75,21 @@ pub struct WebArgs {
 
     /// Where generated cards and uploads live (content-addressed); served to platforms only
     /// through signed, expiring links.
-    #[arg(long = "media-dir", env = "AUTOSOCIAL_MEDIA_DIR", value_name = "AUTOSOCIAL_MEDIA_DIR", default_value = "var/media")]
+    #[arg(
+        long = "media-dir",
+        env = "AUTOSOCIAL_MEDIA_DIR",
+        value_name = "AUTOSOCIAL_MEDIA_DIR",
+        default_value = "var/media"
+    )]
     pub media_dir: std::path::PathBuf,
 
     /// The shipped templates (the composer renders brand cards with `fonts/` in it).
-    #[arg(long = "templates-dir", env = "AUTOSOCIAL_TEMPLATES_DIR", value_name = "AUTOSOCIAL_TEMPLATES_DIR", default_value = "templates")]
+    #[arg(
+        long = "templates-dir",
+        env = "AUTOSOCIAL_TEMPLATES_DIR",
+        value_name = "AUTOSOCIAL_TEMPLATES_DIR",
+        default_value = "templates"
+    )]
     pub templates_dir: std::path::PathBuf,
 
     #[command(flatten)]

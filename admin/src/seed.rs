@@ -283,9 +283,10 @@ pub async fn schedule_demo_posts(pool: &PgPool) -> anyhow::Result<usize> {
             )
             .execute(&mut *tx)
             .await?;
-            scheduled += autosocial_core::publishing::approve(&mut tx, a.agency_id, item, None, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("approving a demo post: {e}"))?;
+            scheduled +=
+                autosocial_core::publishing::approve(&mut tx, a.agency_id, item, None, None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("approving a demo post: {e}"))?;
             tx.commit().await?;
         }
     }

@@ -219,12 +219,13 @@ async fn every_route_checks_the_role(pool: PgPool) {
         assert_eq!(r.status, want(StatusCode::OK), "{role} bulk approve");
 
         if may {
-            let p: Uuid =
-                sqlx::query_scalar("SELECT id FROM publications WHERE item_id = $1 ORDER BY id LIMIT 1")
-                    .bind(a)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+            let p: Uuid = sqlx::query_scalar(
+                "SELECT id FROM publications WHERE item_id = $1 ORDER BY id LIMIT 1",
+            )
+            .bind(a)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
             sqlx::query(
                 "UPDATE publications SET state = 'failed', last_error = 'refused' WHERE id = $1",
             )
@@ -233,12 +234,13 @@ async fn every_route_checks_the_role(pool: PgPool) {
             .await
             .unwrap();
         }
-        let p: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM publications WHERE item_id = $1 ORDER BY id LIMIT 1")
-                .bind(a)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
+        let p: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM publications WHERE item_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(a)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
         let p = p.unwrap_or_else(Uuid::now_v7);
         let r = b
             .post(

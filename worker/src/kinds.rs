@@ -23,7 +23,15 @@ pub const ALL: &[&str] = &[
 ];
 /// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
 /// fault tests) and run only when asked for.
-pub const DEFAULT: &[&str] = &["publish", "prune", "refresh_token", "refresh_sweep", "plan", "plan_sweep", "generate"];
+pub const DEFAULT: &[&str] = &[
+    "publish",
+    "prune",
+    "refresh_token",
+    "refresh_sweep",
+    "plan",
+    "plan_sweep",
+    "generate",
+];
 
 #[derive(Clone)]
 pub struct Context {

@@ -142,7 +142,11 @@ struct RunArgs {
     switch_validity_ms: u64,
 
     /// The admin's public URL: images are given to platforms as signed links under it.
-    #[arg(long = "public-url", env = "AUTOSOCIAL_PUBLIC_URL", value_name = "AUTOSOCIAL_PUBLIC_URL")]
+    #[arg(
+        long = "public-url",
+        env = "AUTOSOCIAL_PUBLIC_URL",
+        value_name = "AUTOSOCIAL_PUBLIC_URL"
+    )]
     public_url: Option<url::Url>,
 
     /// How long a signed media link stays valid.
@@ -323,8 +327,14 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(smoother.clone().probe(background.clone()));
     let platforms = Arc::new(args.platforms.config());
     // templates and fonts are checked only where `generate` runs
-    let generates = args.kinds.as_ref().is_none_or(|k| k.0.iter().any(|n| n == "generate"));
-    let content = match args.content.build(pool.clone(), smoother.clone(), generates) {
+    let generates = args
+        .kinds
+        .as_ref()
+        .is_none_or(|k| k.0.iter().any(|n| n == "generate"));
+    let content = match args
+        .content
+        .build(pool.clone(), smoother.clone(), generates)
+    {
         Ok(c) => Arc::new(c),
         Err(e) => exit_config_error(e.variable, e.message),
     };

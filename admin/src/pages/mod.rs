@@ -1,9 +1,9 @@
 //! Pages: a full page wraps a partial; htmx requests get only the partial.
 
 pub mod audit;
+pub mod brand;
 pub mod calendar;
 pub mod client_tabs;
-pub mod brand;
 pub mod clients;
 pub mod composer;
 pub mod dashboard;

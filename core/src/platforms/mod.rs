@@ -13,11 +13,11 @@
 pub mod errors;
 pub mod facebook;
 pub mod instagram;
+pub mod linkedin;
 pub mod meta;
 pub mod sandbox;
-pub mod x;
-pub mod linkedin;
 pub mod tiktok;
+pub mod x;
 
 use std::collections::HashMap;
 use std::time::Duration;
