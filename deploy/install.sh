@@ -63,6 +63,10 @@ chmod 0600 /etc/autosocial/keys
 echo "== binaries and units"
 install -m 0755 "$bin/autosocial-admin" "$bin/autosocial-worker" /usr/local/bin/
 install -m 0644 "$repo/README.md" /opt/autosocial/README.md
+# caption templates, card fonts (with their licences): read at run time
+rm -rf /opt/autosocial/templates
+cp -r "$repo/templates" /opt/autosocial/templates
+chmod -R a+rX /opt/autosocial/templates
 install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.target /etc/systemd/system/
 # the target wants workers 01 and 02; more are enabled by instance
 systemctl daemon-reload
