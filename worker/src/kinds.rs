@@ -12,6 +12,7 @@ use sqlx::PgPool;
 /// Every kind this binary knows.
 pub const ALL: &[&str] = &[
     "publish",
+    "sync_metrics",
     "prune",
     "refresh_token",
     "refresh_sweep",
@@ -25,6 +26,7 @@ pub const ALL: &[&str] = &[
 /// fault tests) and run only when asked for.
 pub const DEFAULT: &[&str] = &[
     "publish",
+    "sync_metrics",
     "prune",
     "refresh_token",
     "refresh_sweep",
@@ -90,6 +92,29 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                 }),
             )
             .backoff(autosocial_core::content::generate::GENERATE_BACKOFF)
+        }
+        // Read published posts' engagement from the platforms, a batch every half hour.
+        "sync_metrics" => {
+            let publisher = ctx.publisher.clone();
+            KindSpec::new(
+                kind,
+                1,
+                handler(move |job| {
+                    let publisher = publisher.clone();
+                    async move {
+                        let n = autosocial_core::publishing::sync_metrics(&publisher, &job.gate)
+                            .await?;
+                        if n > 0 {
+                            tracing::info!(posts = n, "metrics collected");
+                        }
+                        Ok(Outcome::Done)
+                    }
+                }),
+            )
+            .periodic(
+                autosocial_core::publishing::METRICS_EVERY,
+                serde_json::json!({}),
+            )
         }
         "prune" => {
             let ctx = ctx.clone();

@@ -194,6 +194,29 @@ async fn approved_posts_go_out_once_each_with_a_post_log(pool: PgPool) {
         ids.len() as i64,
         "each item rolls up to published"
     );
+    // and their engagement is read back from the platform
+    let gate = autosocial_core::killswitch::Gate::new(w.pool.clone(), Duration::from_secs(2));
+    gate.refresh().await.unwrap();
+    let publisher = autosocial_core::publishing::Publisher {
+        pool: w.pool.clone(),
+        vault: vault(),
+        platforms: Arc::new(w.config.clone()),
+        smoother: Arc::new(autosocial_core::limits::Smoother::new(w.pool.clone(), None)),
+        public_url: None,
+        media_ttl: Duration::from_secs(60),
+    };
+    let measured = autosocial_core::publishing::sync_metrics(&publisher, &gate)
+        .await
+        .unwrap();
+    assert_eq!(measured, ids.len());
+    assert_eq!(
+        count(
+            &w.pool,
+            "SELECT count(*) FROM metrics WHERE likes IS NOT NULL AND impressions >= 100"
+        )
+        .await,
+        ids.len() as i64
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
