@@ -21,6 +21,9 @@ mod burst;
 #[path = "../bench_cards.rs"]
 mod bench_cards;
 
+#[path = "../console_bench.rs"]
+mod console_bench;
+
 #[derive(Debug, Parser)]
 #[command(name = "autosocial-bench", about = "AutoSocial benchmarks")]
 struct Cli {
@@ -62,6 +65,31 @@ enum Bench {
         /// Also write the benchmark card in every size (PNG, 540 px wide) into this directory.
         #[arg(long)]
         samples: Option<std::path::PathBuf>,
+    },
+    /// The console's pages under load on a large agency (10,000 clients, 1,000,000 items):
+    /// requests/s and p99 of the dashboard, client list, review queue and calendar.
+    Console {
+        /// Postgres server URL; the benchmark keeps its own database on it.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        clients: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        items: i64,
+        /// Concurrent connections per page.
+        #[arg(long, default_value_t = 50)]
+        connections: u32,
+        /// Seconds per page.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Seed a new database even when the kept one has the same counts.
+        #[arg(long)]
+        reseed: bool,
+        /// The console binary (default: next to this one).
+        #[arg(long)]
+        admin_bin: Option<String>,
     },
     /// Queue throughput, start lag and worker memory.
     Queue {
@@ -328,6 +356,28 @@ async fn main() -> anyhow::Result<()> {
                 workers,
                 concurrency,
                 worker_bin,
+            })
+            .await
+        }
+        Bench::Console {
+            database_url,
+            redis_url,
+            clients,
+            items,
+            connections,
+            seconds,
+            reseed,
+            admin_bin,
+        } => {
+            console_bench::run(console_bench::Args {
+                database_url,
+                redis_url,
+                clients,
+                items,
+                connections,
+                seconds,
+                reseed,
+                admin_bin,
             })
             .await
         }
