@@ -36,6 +36,8 @@ pub struct AppState {
     pub platforms: Arc<autosocial_core::platforms::PlatformsConfig>,
     /// Live updates: the process's one LISTEN, fanned out to open pages.
     pub live: Arc<crate::pages::live::Hub>,
+    /// The Content-Security-Policy header, built once from the platforms configured.
+    pub csp: HeaderValue,
 }
 
 impl AppState {
@@ -53,22 +55,42 @@ impl AppState {
             vault,
             web: Arc::new(web),
             throttle,
+            csp: csp(&platforms),
             platforms,
             live: Arc::default(),
         }
     }
 }
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+/// The Content-Security-Policy of every response. `form-action` also governs where a form's
+/// redirect may lead, so it names the authorization origins of the platforms this deployment
+/// can connect: the Connect forms answer with a redirect to the platform.
+fn csp(platforms: &autosocial_core::platforms::PlatformsConfig) -> HeaderValue {
+    let mut origins = std::collections::BTreeSet::new();
+    let redirect = url::Url::parse("https://127.0.0.1/").expect("static URL");
+    for p in autosocial_core::domain::Platform::ALL {
+        if let Some(c) = autosocial_core::platforms::connector(*p, platforms) {
+            let app = autosocial_core::platforms::OAuthApp {
+                client_id: "x".into(),
+                client_secret: secrecy::SecretString::from(String::new()),
+            };
+            // a PKCE verifier must be 43 to 128 characters
+            let url = c.authorization_url(&app, &redirect, "s", &"v".repeat(43));
+            origins.insert(url.origin().ascii_serialization());
+        }
+    }
+    let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ))
+    .expect("origins are header-safe")
+}
 
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -276,7 +298,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{name}", get(statics::serve))
         .merge(console)
         .fallback(not_found)
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

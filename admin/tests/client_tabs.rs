@@ -231,10 +231,9 @@ async fn the_pipeline_counts_items_by_state_with_previews(pool: PgPool) {
     assert!(r.body.contains("Scheduled bread\n\n#bread"), "{}", r.body);
     assert!(r.body.contains("/63206"));
     assert!(!r.body.contains("Foreign"));
-    assert!(
-        r.body
-            .contains(&format!("hx-sse:connect=\"/live/events?client={bakery}\""))
-    );
+    assert!(r.body.contains(&format!(
+        "data-hx-sse_connect=\"/live/events?client={bakery}\""
+    )));
     let frag = b
         .request(
             axum::http::Method::GET,

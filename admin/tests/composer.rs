@@ -324,7 +324,7 @@ async fn the_checks_partial_counts_per_platform(pool: PgPool) {
     let page = b.get(&format!("/clients/{c}/compose")).await;
     assert!(
         page.body
-            .contains("hx-trigger=\"input changed delay:400ms\"")
+            .contains("data-hx-trigger=\"input changed delay:400ms\"")
     );
 }
 

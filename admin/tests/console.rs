@@ -508,7 +508,7 @@ async fn htmx_requests_get_the_partial_and_pages_carry_security_headers(pool: Pg
     let full = b.get("/clients").await;
     assert!(full.body.starts_with("<!DOCTYPE html>"));
     assert!(
-        full.body.contains("hx-headers:inherited="),
+        full.body.contains("data-hx-headers_inherited="),
         "the CSRF header is set once for htmx"
     );
     let partial = b

@@ -206,7 +206,7 @@ async fn figures_count_the_agencys_own_rows_in_utc_windows(pool: PgPool) {
     assert!(r.body.contains("<title id=\"chart-title\">"));
     // a viewer sees no action; the SSE connector is on the page
     assert!(!r.body.contains("Fresh onboarding link"));
-    assert!(r.body.contains("hx-sse:connect=\"/live/events\""));
+    assert!(r.body.contains("data-hx-sse_connect=\"/live/events\""));
 
     // the live fragment is the figures alone
     let frag = b

@@ -107,7 +107,7 @@ async fn the_fleet_shows_live_workers_and_failed_jobs_and_retry_requeues(pool: P
         "failed job with its error"
     );
     assert!(
-        page.body.contains("hx-trigger=\"every 5s\""),
+        page.body.contains("data-hx-trigger=\"every 5s\""),
         "the live part polls"
     );
     assert!(page.body.contains("generate"), "queue depth by kind");

@@ -638,8 +638,8 @@ fn brand_form(
             p.alert role="alert" { "Nothing was saved: please correct the fields marked below." }
         }
         form.card.brand-form method="post" action=(action) novalidate
-            hx-post={ (action) "/preview" } hx-trigger="input changed delay:600ms"
-            hx-target="#brand-preview" hx-swap="innerHTML" {
+            data-hx-post={ (action) "/preview" } data-hx-trigger="input changed delay:600ms"
+            data-hx-target="#brand-preview" data-hx-swap="innerHTML" {
             input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
             input type="hidden" name="size" value=(f.size);
             fieldset {
@@ -741,7 +741,7 @@ fn logo_section(
             @if can_manage {
                 @if error.is_some() { p.alert role="alert" { "The logo was not changed." } }
                 form method="post" action=(action) enctype="multipart/form-data"
-                    hx-post=(action) hx-target="#logo-section" hx-swap="outerHTML" {
+                    data-hx-post=(action) data-hx-target="#logo-section" data-hx-swap="outerHTML" {
                     input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
                     label for="logo" { "Upload a logo" }
                     input #logo type="file" name="logo" accept="image/png,image/jpeg,image/webp" required

@@ -459,7 +459,7 @@ pub async fn pipeline(
         (nav(id, Tab::Pipeline))
         h1 { "Pipeline · " (c.name) }
         (live::connector(Some(id)))
-        div #pipeline-live hx-get={ "/clients/" (id) "/pipeline/live" } hx-trigger=(live::TRIGGER) hx-swap="innerHTML" aria-live="polite" {
+        div #pipeline-live data-hx-get={ "/clients/" (id) "/pipeline/live" } data-hx-trigger=(live::TRIGGER) data-hx-swap="innerHTML" aria-live="polite" {
             (fragment)
         }
     };

@@ -292,13 +292,13 @@ fn composer(state: &AppState, user: &CurrentUser, c: &Composer<'_>) -> Markup {
         }
         // the upload's own form: the file input and its button sit in the composer and point here
         form #upload-form method="post" action={ "/clients/" (id) "/compose/upload" } enctype="multipart/form-data"
-            hx-post={ "/clients/" (id) "/compose/upload" } hx-encoding="multipart/form-data"
-            hx-target="#compose-image" hx-swap="outerHTML" {}
+            data-hx-post={ "/clients/" (id) "/compose/upload" } data-hx-encoding="multipart/form-data"
+            data-hx-target="#compose-image" data-hx-swap="outerHTML" {}
         div.compose {
             form.card.compose-form method="post" action={ "/clients/" (id) "/compose" } novalidate {
                 input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
-                div hx-post={ "/clients/" (id) "/compose/check" } hx-trigger="input changed delay:400ms"
-                    hx-target="#compose-check" hx-swap="innerHTML" {
+                div data-hx-post={ "/clients/" (id) "/compose/check" } data-hx-trigger="input changed delay:400ms"
+                    data-hx-target="#compose-check" data-hx-swap="innerHTML" {
                     label for="c-caption" { "Caption" }
                     textarea #c-caption name="caption" rows="8" maxlength="63206"
                         aria-invalid=[invalid("caption")] aria-describedby=[described("caption")] { (f.caption) }

@@ -375,7 +375,7 @@ pub async fn show(State(state): State<AppState>, user: Viewer, htmx: Htmx) -> Ap
     let body = html! {
         h1 { "Dashboard" }
         (live::connector(None))
-        div #dashboard-live hx-get="/dashboard/live" hx-trigger=(live::TRIGGER) hx-swap="innerHTML" aria-live="polite" {
+        div #dashboard-live data-hx-get="/dashboard/live" data-hx-trigger=(live::TRIGGER) data-hx-swap="innerHTML" aria-live="polite" {
             (figures_markup(&user, &f))
         }
     };

@@ -285,7 +285,7 @@ pub async fn show(
     let body = html! {
         h1 { "Fleet" }
         // polls its own partial; the polled response replaces only the inside
-        div #fleet-live hx-get="/fleet/live" hx-trigger="every 5s" hx-swap="innerHTML" aria-live="polite" {
+        div #fleet-live data-hx-get="/fleet/live" data-hx-trigger="every 5s" data-hx-swap="innerHTML" aria-live="polite" {
             (live)
         }
         (failed)

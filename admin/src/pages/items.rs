@@ -588,7 +588,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
             @if reviewer {
                 div.item-actions {
                     @if pending {
-                        form method="post" action={ "/items/" (id) "/approve" } hx-post=[hx("approve")] hx-target=[hx_target] hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/approve" } data-hx-post=[hx("approve")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
                             (form_basics(user, opts.back))
                             @if !item.variants.is_empty() {
                                 fieldset.variant-choice {
@@ -615,7 +615,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                     @if editable {
                         details data-section="edit" open[edit.is_some()] {
                             summary { "Edit" }
-                            form method="post" action={ "/items/" (id) "/edit" } hx-post=[hx("edit")] hx-target=[hx_target] hx-swap=[hx_swap] novalidate {
+                            form method="post" action={ "/items/" (id) "/edit" } data-hx-post=[hx("edit")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
                                 (form_basics(user, opts.back))
                                 @if !e.reasons.is_empty() {
                                     div.alert role="alert" { p { "Moderation blocks this text; nothing was saved:" } (reasons_list(&e.reasons)) }
@@ -647,7 +647,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                     @if pending {
                         details data-section="reject" open[opts.reject_error.is_some()] {
                             summary { "Reject" }
-                            form method="post" action={ "/items/" (id) "/reject" } hx-post=[hx("reject")] hx-target=[hx_target] hx-swap=[hx_swap] novalidate {
+                            form method="post" action={ "/items/" (id) "/reject" } data-hx-post=[hx("reject")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
                                 (form_basics(user, opts.back))
                                 label for={ (dom) "-reason" } { "Why is it rejected?" }
                                 textarea id={ (dom) "-reason" } name="reason" rows="2" maxlength="2000" required
@@ -661,7 +661,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                         }
                     }
                     @if regenerable {
-                        form method="post" action={ "/items/" (id) "/regenerate" } hx-post=[hx("regenerate")] hx-target=[hx_target] hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
                             (form_basics(user, opts.back))
                             button.secondary type="submit" { "Regenerate" }
                         }
@@ -798,6 +798,12 @@ async fn item_page(
             edit: opts.edit.as_ref(),
             reject_error: opts.reject_error.as_deref(),
         }))
+        // while a post is about to go out (or going), this section refreshes itself
+        @let soon = publications.iter().any(|p| p.state == "publishing"
+            || (p.state == "scheduled" && p.scheduled_at < now + chrono::TimeDelta::minutes(15)));
+        section #publications-live data-hx-get=[soon.then_some(&back)]
+            data-hx-select=[soon.then_some("#publications-live")] data-hx-target=[soon.then_some("this")]
+            data-hx-swap=[soon.then_some("outerHTML")] data-hx-trigger=[soon.then_some("every 3s")] {
         h2 { "Publications" }
         @if publications.is_empty() {
             p.empty { "None yet: publications are made when the item is approved." }
@@ -867,6 +873,7 @@ async fn item_page(
                     }
                 }
             }
+        }
         }
     })
 }

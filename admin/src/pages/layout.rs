@@ -16,7 +16,10 @@ use crate::statics;
 
 /// htmx settings that fit the Content-Security-Policy: same-origin requests only, no indicator
 /// styles injected (they are in app.css).
-const HTMX_CONFIG: &str = r#"{"mode":"same-origin","includeIndicatorCSS":false}"#;
+/// htmx attributes are written `data-hx-*` (valid HTML), and `_` stands for htmx's `:`
+/// (`data-hx-headers_inherited`): a colon is not allowed in a data attribute's name.
+const HTMX_CONFIG: &str =
+    r#"{"mode":"same-origin","includeIndicatorCSS":false,"metaCharacter":"_"}"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
@@ -65,7 +68,7 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
         (DOCTYPE)
         html lang="en" {
             (head(title))
-            body "hx-headers:inherited"=(headers) {
+            body "data-hx-headers_inherited"=(headers) {
                 a.visually-hidden href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/" { "AutoSocial" }

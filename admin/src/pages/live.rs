@@ -236,7 +236,7 @@ pub fn connector(client: Option<Uuid>) -> Markup {
     };
     html! {
         script src=(statics::sse_path()) defer {}
-        span #live hidden "hx-sse:connect"=(url) {}
+        span #live hidden "data-hx-sse_connect"=(url) {}
     }
 }
 

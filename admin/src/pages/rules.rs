@@ -721,8 +721,8 @@ fn rule_form(user: &CurrentUser, p: &FormPage<'_>) -> Markup {
             p.alert role="alert" { "Nothing was saved: please correct the fields marked below." }
         }
         form.card method="post" action=(action) novalidate
-            hx-post={ "/clients/" (id) "/rules/preview" } hx-trigger="input changed delay:500ms"
-            hx-target="#rule-preview" hx-swap="innerHTML" {
+            data-hx-post={ "/clients/" (id) "/rules/preview" } data-hx-trigger="input changed delay:500ms"
+            data-hx-target="#rule-preview" data-hx-swap="innerHTML" {
             input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
             @if let Some(r) = p.rule { input type="hidden" name="rule" value=(r); }
             label for="name" { "Name" }
