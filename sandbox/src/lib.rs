@@ -27,6 +27,7 @@ pub mod linkedin;
 pub mod meta;
 pub mod openai;
 pub mod posts;
+pub mod replicate;
 pub mod tiktok;
 pub mod x;
 
@@ -256,6 +257,7 @@ impl Sandbox {
             .nest("/x", x::routes())
             .nest("/linkedin", linkedin::routes())
             .nest("/openai", openai::routes())
+            .nest("/replicate", replicate::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 stamp_arrival,

@@ -29,6 +29,7 @@ use super::provider::{
     ContentType, GenerationRequest, PlatformLimits, Provider, ProviderError, TemplateProvider,
     VariantKind, week_index,
 };
+use super::replicate::{ReplicateConfig, ReplicateProvider};
 use super::schedule::{self, Candidate, Occupied};
 use super::templates::{self, Library};
 use crate::domain::{ClientStatus, Platform};
@@ -58,6 +59,15 @@ pub const GENERATE_BACKOFF: Backoff = Backoff {
 pub enum ProviderKind {
     Template,
     Openai,
+}
+
+/// Where the images of image items come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageProviderKind {
+    /// Brand cards rendered here (offline, deterministic).
+    Card,
+    /// Replicate's predictions API, cropped to each size; the card when it refuses.
+    Replicate,
 }
 
 /// Settings of planning and generation (the worker flattens these into its arguments).
@@ -126,6 +136,37 @@ pub struct ContentArgs {
     #[arg(long = "ai-daily-token-budget", env = "AUTOSOCIAL_AI_DAILY_TOKEN_BUDGET", value_name = "AUTOSOCIAL_AI_DAILY_TOKEN_BUDGET",
           value_parser = clap::value_parser!(i64).range(0..))]
     pub ai_daily_token_budget: Option<i64>,
+    /// Image source of image items: `card` (brand card renderer) or `replicate`.
+    #[arg(
+        long = "image-provider",
+        env = "AUTOSOCIAL_IMAGE_PROVIDER",
+        value_name = "AUTOSOCIAL_IMAGE_PROVIDER",
+        value_enum,
+        default_value = "card"
+    )]
+    pub image_provider: ImageProviderKind,
+    #[arg(
+        long = "replicate-base-url",
+        env = "AUTOSOCIAL_REPLICATE_BASE_URL",
+        value_name = "AUTOSOCIAL_REPLICATE_BASE_URL",
+        default_value = "https://api.replicate.com"
+    )]
+    pub replicate_base_url: url::Url,
+    #[arg(
+        long = "replicate-token",
+        env = "AUTOSOCIAL_REPLICATE_TOKEN",
+        value_name = "AUTOSOCIAL_REPLICATE_TOKEN",
+        hide_env_values = true
+    )]
+    pub replicate_token: Option<SecretString>,
+    /// `owner/name` (an official model) or `owner/name:version`.
+    #[arg(
+        long = "replicate-model",
+        env = "AUTOSOCIAL_REPLICATE_MODEL",
+        value_name = "AUTOSOCIAL_REPLICATE_MODEL",
+        default_value = "black-forest-labs/flux-schnell"
+    )]
+    pub replicate_model: String,
 }
 
 /// A setting that cannot work: the variable and what is wrong.
@@ -150,6 +191,10 @@ impl ContentArgs {
             ai_requests_per_minute: 30,
             ai_monthly_token_budget: None,
             ai_daily_token_budget: None,
+            image_provider: ImageProviderKind::Card,
+            replicate_base_url: url::Url::parse("https://api.replicate.com").expect("a valid URL"),
+            replicate_token: None,
+            replicate_model: "black-forest-labs/flux-schnell".into(),
         }
     }
 
@@ -222,8 +267,13 @@ impl ContentArgs {
                 ))
             }
         };
+        let images = match self.image_provider {
+            ImageProviderKind::Card => None,
+            ImageProviderKind::Replicate => Some(Arc::new(self.replicate()?)),
+        };
         Ok(Content {
             provider,
+            images,
             library,
             fonts,
             media_dir: self.media_dir.clone(),
@@ -231,10 +281,48 @@ impl ContentArgs {
     }
 }
 
+impl ContentArgs {
+    /// The Replicate image provider these settings describe.
+    fn replicate(&self) -> Result<ReplicateProvider, ConfigError> {
+        let token = self.replicate_token.clone().ok_or(ConfigError {
+            variable: "AUTOSOCIAL_REPLICATE_TOKEN",
+            message: "required with AUTOSOCIAL_IMAGE_PROVIDER=replicate (an API token from replicate.com)".into(),
+        })?;
+        if !matches!(self.replicate_base_url.scheme(), "http" | "https") {
+            return Err(ConfigError {
+                variable: "AUTOSOCIAL_REPLICATE_BASE_URL",
+                message: "expected an http:// or https:// URL".into(),
+            });
+        }
+        let model = self.replicate_model.trim();
+        if model
+            .split(':')
+            .next()
+            .and_then(|m| m.split_once('/'))
+            .is_none()
+        {
+            return Err(ConfigError {
+                variable: "AUTOSOCIAL_REPLICATE_MODEL",
+                message: "expected owner/name or owner/name:version (like black-forest-labs/flux-schnell)".into(),
+            });
+        }
+        Ok(ReplicateProvider::new(ReplicateConfig {
+            base_url: self.replicate_base_url.clone(),
+            token,
+            model: model.to_owned(),
+            timeout: Duration::from_secs(60),
+            deadline: Duration::from_secs(120),
+            poll_every: Duration::from_secs(1),
+        }))
+    }
+}
+
 /// What the content jobs share in a worker.
 #[derive(Clone)]
 pub struct Content {
     pub provider: Arc<dyn Provider>,
+    /// The image generator when not the card renderer.
+    pub images: Option<Arc<ReplicateProvider>>,
     pub library: Library,
     /// Loaded where this process generates.
     pub fonts: Option<Arc<Fonts>>,
@@ -643,6 +731,8 @@ async fn release(pool: &PgPool, agency: Uuid, item: Uuid, reason: &str) -> sqlx:
 /// A card rendered and stored in the media directory.
 struct StoredCard {
     label: &'static str,
+    /// `card` or `generated` (`media_assets.purpose`).
+    purpose: &'static str,
     path: String,
     sha256: [u8; 32],
     mime: &'static str,
@@ -702,6 +792,85 @@ fn render_cards(job: CardJob) -> anyhow::Result<Vec<StoredCard>> {
         let (width, height) = size.dimensions();
         out.push(StoredCard {
             label: size.label(),
+            purpose: "card",
+            path,
+            sha256,
+            mime,
+            width,
+            height,
+            bytes: bytes.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// What the job does after a provider failure: wait out a rate limit, retry a transient
+/// failure with backoff, give up on the rest.
+fn after_provider_failure(e: ProviderError) -> Generation {
+    let reason = e.to_string();
+    match e {
+        ProviderError::RateLimited { retry_after } => Generation::Postpone {
+            after: retry_after,
+            reason,
+        },
+        ProviderError::Transient(_) => Generation::Retry {
+            after: None,
+            reason,
+        },
+        ProviderError::Refused(_)
+        | ProviderError::Malformed(_)
+        | ProviderError::Budget(_)
+        | ProviderError::Config(_) => Generation::Failed(reason),
+    }
+}
+
+/// The image prompt: the headline, the pillar and the brand's voice; no lettering, since the
+/// caption carries the words.
+pub fn image_prompt(brand: &Brand, pillar: &str, headline: &str) -> String {
+    let mut prompt = format!(
+        "A social media image for the brand \"{}\" about {pillar}: {headline}.",
+        brand.name
+    );
+    if !brand.voice.trim().is_empty() {
+        prompt.push_str(&format!(" Brand voice: {}.", brand.voice.trim()));
+    }
+    prompt.push_str(" No text, letters or logos in the image.");
+    prompt
+}
+
+/// The aspect ratio to ask for: the size's own when there is one, square when several sizes
+/// share the image (a centre crop of a square loses least to each).
+pub fn image_aspect(sizes: &[CardSize]) -> &'static str {
+    match sizes {
+        [one] => {
+            let (w, h) = one.dimensions();
+            super::replicate::aspect_ratio(w, h)
+        }
+        _ => "1:1",
+    }
+}
+
+/// Crop and scale one generated image to each size and store it like a card.
+fn store_generated(
+    picture: &image::DynamicImage,
+    sizes: &[CardSize],
+    media_dir: &std::path::Path,
+) -> anyhow::Result<Vec<StoredCard>> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        let (width, height) = size.dimensions();
+        let fitted = picture
+            .resize_to_fill(width, height, image::imageops::FilterType::Lanczos3)
+            .to_rgba8();
+        let (bytes, ext, mime) = if size.prefers_jpeg() {
+            (cards::encode_jpeg(&fitted, 90)?, "jpg", "image/jpeg")
+        } else {
+            (cards::encode_png(&fitted)?, "png", "image/png")
+        };
+        let (path, sha256) = cards::store(media_dir, &bytes, ext)?;
+        out.push(StoredCard {
+            label: size.label(),
+            purpose: "generated",
             path,
             sha256,
             mime,
@@ -869,22 +1038,8 @@ async fn prepare_and_write(
     let generated = match content.provider.generate(&request).await {
         Ok(g) => g,
         Err(e) => {
-            let reason = e.to_string();
-            release(pool, agency, item_id, &reason).await?;
-            return Ok(match e {
-                ProviderError::RateLimited { retry_after } => Generation::Postpone {
-                    after: retry_after,
-                    reason,
-                },
-                ProviderError::Transient(_) => Generation::Retry {
-                    after: None,
-                    reason,
-                },
-                ProviderError::Refused(_)
-                | ProviderError::Malformed(_)
-                | ProviderError::Budget(_)
-                | ProviderError::Config(_) => Generation::Failed(reason),
-            });
+            release(pool, agency, item_id, &e.to_string()).await?;
+            return Ok(after_provider_failure(e));
         }
     };
 
@@ -914,13 +1069,35 @@ async fn prepare_and_write(
     let passed = chosen.2.passed();
 
     // image cards, one per target size, rendered off the async threads
-    let stored = if item.content_type == ContentType::Image {
-        let mut sizes: Vec<CardSize> = Vec::new();
-        for size in platforms.iter().map(|p| CardSize::for_platform(*p)) {
-            if !sizes.contains(&size) {
-                sizes.push(size);
+    let mut sizes: Vec<CardSize> = Vec::new();
+    for size in platforms.iter().map(|p| CardSize::for_platform(*p)) {
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+    // or one generated image cropped to each size; the card when the generator refuses
+    let picture = match &content.images {
+        Some(images) if item.content_type == ContentType::Image => {
+            let prompt = image_prompt(&brand, &pillar, &generated.headline);
+            match images.generate(&prompt, image_aspect(&sizes)).await {
+                Ok(img) => Some(img),
+                Err(e) if e.is_transient() => {
+                    release(pool, agency, item_id, &e.to_string()).await?;
+                    return Ok(after_provider_failure(e));
+                }
+                Err(e) => {
+                    tracing::warn!(item = %item_id, provider = %images.name(), error = %e,
+                        "image generation failed; falling back to the brand card");
+                    None
+                }
             }
         }
+        _ => None,
+    };
+    let stored = if let Some(picture) = picture {
+        let media_dir = content.media_dir.clone();
+        tokio::task::spawn_blocking(move || store_generated(&picture, &sizes, &media_dir)).await??
+    } else if item.content_type == ContentType::Image {
         let logo = match brand.logo_media_id {
             Some(logo) => sqlx::query_scalar!(
                 "SELECT path FROM media_assets WHERE id = $1 AND agency_id = $2",
@@ -998,7 +1175,7 @@ async fn prepare_and_write(
         let media_id = sqlx::query_scalar!(
             r#"WITH ins AS (
                    INSERT INTO media_assets (id, agency_id, client_id, sha256, path, mime, width, height, bytes, purpose)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'card')
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                    ON CONFLICT (agency_id, sha256, mime) DO NOTHING
                    RETURNING id)
                SELECT id AS "id!" FROM ins
@@ -1013,7 +1190,8 @@ async fn prepare_and_write(
             card.mime,
             card.width as i32,
             card.height as i32,
-            card.bytes as i64
+            card.bytes as i64,
+            card.purpose
         )
         .fetch_one(&mut *tx)
         .await?;

@@ -6,5 +6,6 @@ pub mod generate;
 pub mod moderation;
 pub mod openai;
 pub mod provider;
+pub mod replicate;
 pub mod schedule;
 pub mod templates;
