@@ -29,11 +29,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use oauth2::basic::BasicClient;
-use oauth2::{
-    AuthType, AuthUrl, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenUrl,
-};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -41,7 +36,7 @@ use url::Url;
 
 use super::{
     AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, errors,
+    Published, Quota, TokenSet, oauth,
 };
 use crate::domain::Platform;
 
@@ -73,19 +68,6 @@ pub struct LinkedinConnector {
     version: String,
     extra_scopes: Vec<&'static str>,
 }
-
-type OAuthClient = oauth2::Client<
-    oauth2::basic::BasicErrorResponse,
-    oauth2::basic::BasicTokenResponse,
-    oauth2::basic::BasicTokenIntrospectionResponse,
-    oauth2::StandardRevocableToken,
-    oauth2::basic::BasicRevocationErrorResponse,
-    oauth2::EndpointSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointSet,
->;
 
 /// Escape text for `commentary` (LinkedIn's little text format).
 pub fn escape_commentary(text: &str) -> String {
@@ -182,19 +164,14 @@ impl LinkedinConnector {
         self.url(API, path)
     }
 
-    fn oauth(&self, app: &OAuthApp) -> OAuthClient {
-        BasicClient::new(ClientId::new(app.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                app.client_secret.expose_secret().to_owned(),
-            ))
-            // LinkedIn reads client_id and client_secret from the form body
-            .set_auth_type(AuthType::RequestBody)
-            .set_auth_uri(AuthUrl::from_url(
-                self.url(AUTH_HOST, "oauth/v2/authorization"),
-            ))
-            .set_token_uri(TokenUrl::from_url(
-                self.url(AUTH_HOST, "oauth/v2/accessToken"),
-            ))
+    fn oauth(&self, app: &OAuthApp) -> oauth::Client {
+        // LinkedIn reads client_id and client_secret from the form body
+        oauth::client(
+            app,
+            self.url(AUTH_HOST, "oauth/v2/authorization"),
+            self.url(AUTH_HOST, "oauth/v2/accessToken"),
+            oauth2::AuthType::RequestBody,
+        )
     }
 
     /// A token request: the client credentials go in the form body, as LinkedIn reads them.
@@ -206,23 +183,17 @@ impl LinkedinConnector {
         let mut form: Vec<(&str, &str)> = params.to_vec();
         form.push(("client_id", &app.client_id));
         form.push(("client_secret", app.client_secret.expose_secret()));
-        let r = self
-            .http
-            .post(self.url(AUTH_HOST, "oauth/v2/accessToken"))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        let status = r.status();
-        let body = r
-            .text()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        if !status.is_success() {
-            return Err(token_error(status.as_u16(), &body));
+        let a = super::fetch(
+            self.http
+                .post(self.url(AUTH_HOST, "oauth/v2/accessToken"))
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form),
+        )
+        .await?;
+        if !a.status.is_success() {
+            return Err(token_error(a.status.as_u16(), &a.body));
         }
-        serde_json::from_str::<TokenAnswer>(&body)
+        serde_json::from_str::<TokenAnswer>(&a.body)
             .map(TokenSet::from)
             .map_err(|e| PlatformError::Transient(format!("unreadable token answer: {e}")))
     }
@@ -339,40 +310,23 @@ impl LinkedinConnector {
 /// [`super::send_json`] for LinkedIn, keeping the error `code` (`ACCESS_DENIED`, …) in the
 /// message, which the shared classification leaves out.
 async fn send_json(request: reqwest::RequestBuilder) -> Result<(HeaderMap, Value), PlatformError> {
-    let r = request
-        .send()
-        .await
-        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-    let status = r.status();
-    let headers = r.headers().clone();
-    let body = r
-        .text()
-        .await
-        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-    if !status.is_success() {
-        let err = errors::classify(
-            Platform::Linkedin,
-            status.as_u16(),
-            &headers,
-            &body,
-            Utc::now(),
-        );
-        let code = serde_json::from_str::<Value>(&body)
+    let a = super::fetch(request).await?;
+    if !a.status.is_success() {
+        let code = serde_json::from_str::<Value>(&a.body)
             .ok()
             .and_then(|v| v["code"].as_str().map(str::to_owned));
-        return Err(match (err, code) {
+        return Err(match (a.error(Platform::Linkedin), code) {
             (PlatformError::Permanent(m), Some(code)) if !m.contains(&code) => {
                 PlatformError::Permanent(format!("{code}: {m}"))
             }
             (other, _) => other,
         });
     }
-    if body.trim().is_empty() {
-        return Ok((headers, Value::Null));
+    if a.body.trim().is_empty() {
+        return Ok((a.headers, Value::Null));
     }
-    let v = serde_json::from_str(&body)
-        .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))?;
-    Ok((headers, v))
+    let v = a.json()?;
+    Ok((a.headers, v))
 }
 
 /// LinkedIn's token answer: no `token_type` (which RFC 6749 clients insist on), `scope`
@@ -474,17 +428,13 @@ impl Connector for LinkedinConnector {
         state: &str,
         pkce_verifier: &str,
     ) -> Url {
-        let state = state.to_owned();
-        let (url, _) = self
-            .oauth(app)
-            .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
-            .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(self.scopes().into_iter().map(Scope::new))
-            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(
-                &PkceCodeVerifier::new(pkce_verifier.to_owned()),
-            ))
-            .url();
-        url
+        oauth::authorization_url(
+            &self.oauth(app),
+            redirect_uri,
+            state,
+            pkce_verifier,
+            self.scopes(),
+        )
     }
 
     fn exchange_code<'a>(

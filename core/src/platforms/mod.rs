@@ -15,6 +15,7 @@ pub mod facebook;
 pub mod instagram;
 pub mod linkedin;
 pub mod meta;
+pub mod oauth;
 pub mod sandbox;
 pub mod tiktok;
 pub mod x;
@@ -218,12 +219,35 @@ pub trait Connector: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Quota>, PlatformError>>;
 }
 
-/// Send a request and read the whole answer; a transport failure is transient, a non-success
-/// status is classified with the platform's own error format. Returns the body and headers.
-pub async fn send(
-    platform: Platform,
-    request: reqwest::RequestBuilder,
-) -> Result<(reqwest::header::HeaderMap, String), PlatformError> {
+/// A platform's whole answer.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    /// The answer classified with the platform's own error format.
+    pub fn error(&self, platform: Platform) -> PlatformError {
+        errors::classify(
+            platform,
+            self.status.as_u16(),
+            &self.headers,
+            &self.body,
+            Utc::now(),
+        )
+    }
+
+    /// The body as JSON; an unreadable body is transient.
+    pub fn json(&self) -> Result<serde_json::Value, PlatformError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))
+    }
+}
+
+/// Send a request and read the whole answer, whatever its status; a transport failure (no
+/// answer, or one cut off) is transient.
+pub async fn fetch(request: reqwest::RequestBuilder) -> Result<Answer, PlatformError> {
     let r = request
         .send()
         .await
@@ -234,16 +258,23 @@ pub async fn send(
         .text()
         .await
         .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-    if !status.is_success() {
-        return Err(errors::classify(
-            platform,
-            status.as_u16(),
-            &headers,
-            &body,
-            Utc::now(),
-        ));
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// [`fetch`], with a non-success status classified with the platform's own error format.
+pub async fn send(
+    platform: Platform,
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::header::HeaderMap, String), PlatformError> {
+    let a = fetch(request).await?;
+    if !a.status.is_success() {
+        return Err(a.error(platform));
     }
-    Ok((headers, body))
+    Ok((a.headers, a.body))
 }
 
 /// [`send`] and parse the answer as JSON.
@@ -251,10 +282,12 @@ pub async fn send_json(
     platform: Platform,
     request: reqwest::RequestBuilder,
 ) -> Result<(reqwest::header::HeaderMap, serde_json::Value), PlatformError> {
-    let (headers, body) = send(platform, request).await?;
-    let v = serde_json::from_str(&body)
-        .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))?;
-    Ok((headers, v))
+    let a = fetch(request).await?;
+    if !a.status.is_success() {
+        return Err(a.error(platform));
+    }
+    let v = a.json()?;
+    Ok((a.headers, v))
 }
 
 /// The HTTP client every connector uses: rustls, timeouts on connect and on the whole request,

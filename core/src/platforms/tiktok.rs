@@ -117,71 +117,43 @@ impl TiktokConnector {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(HeaderMap, Value), PlatformError> {
-        let r = request
-            .send()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        let status = r.status();
-        let headers = r.headers().clone();
-        let body = r
-            .text()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let a = super::fetch(request).await?;
+        let v: Value = serde_json::from_str(&a.body).unwrap_or(Value::Null);
         let code = v["error"]["code"].as_str().unwrap_or("ok");
-        if !status.is_success() || code != "ok" {
-            return Err(errors::classify(
-                Platform::Tiktok,
-                status.as_u16(),
-                &headers,
-                &body,
-                Utc::now(),
-            ));
+        if !a.status.is_success() || code != "ok" {
+            return Err(a.error(Platform::Tiktok));
         }
         if !v.is_object() {
             return Err(PlatformError::Transient(
                 "unreadable answer from TikTok".into(),
             ));
         }
-        Ok((headers, v))
+        Ok((a.headers, v))
     }
 
     /// `POST /v2/oauth/token/` (form, `client_key`): TikTok's token endpoint answers
     /// `{access_token, expires_in, open_id, refresh_token, refresh_expires_in, scope, token_type}`
     /// or `{error, error_description, log_id}`.
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenSet, PlatformError> {
-        let r = self
-            .http
-            .post(self.api_url("v2/oauth/token/"))
-            .header(CACHE_CONTROL, "no-cache")
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        let status = r.status();
-        let headers = r.headers().clone();
-        let body = r
-            .text()
-            .await
-            .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let a = super::fetch(
+            self.http
+                .post(self.api_url("v2/oauth/token/"))
+                .header(CACHE_CONTROL, "no-cache")
+                .form(form),
+        )
+        .await?;
+        let v: Value = serde_json::from_str(&a.body).unwrap_or(Value::Null);
         if let Some(error) = v["error"].as_str().filter(|e| !e.is_empty()) {
             return Err(oauth_failure(
-                status.as_u16(),
-                &headers,
-                &body,
+                a.status.as_u16(),
+                &a.headers,
+                &a.body,
                 error,
                 v["error_description"].as_str().unwrap_or_default(),
             ));
         }
-        if !status.is_success() {
-            return Err(errors::classify(
-                Platform::Tiktok,
-                status.as_u16(),
-                &headers,
-                &body,
-                Utc::now(),
-            ));
+        if !a.status.is_success() {
+            return Err(a.error(Platform::Tiktok));
         }
         token_set(&v)
     }

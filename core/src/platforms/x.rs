@@ -15,19 +15,13 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use oauth2::basic::BasicClient;
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
-};
 use reqwest::header::HeaderMap;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
 
 use super::{
     AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, classify_oauth_error, errors,
+    Published, Quota, TokenSet, oauth,
 };
 use crate::domain::Platform;
 
@@ -43,19 +37,6 @@ pub struct XConnector {
     base: Option<Url>,
     http: reqwest::Client,
 }
-
-type OAuthClient = oauth2::Client<
-    oauth2::basic::BasicErrorResponse,
-    oauth2::basic::BasicTokenResponse,
-    oauth2::basic::BasicTokenIntrospectionResponse,
-    oauth2::StandardRevocableToken,
-    oauth2::basic::BasicRevocationErrorResponse,
-    oauth2::EndpointSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointSet,
->;
 
 impl XConnector {
     /// `base == None`: X's real hosts; otherwise every path under `base` (the sandbox's `/x/`).
@@ -79,15 +60,14 @@ impl XConnector {
         .expect("static paths join")
     }
 
-    fn oauth(&self, app: &OAuthApp) -> OAuthClient {
-        BasicClient::new(ClientId::new(app.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                app.client_secret.expose_secret().to_owned(),
-            ))
-            // X wants confidential clients to authenticate with HTTP Basic at the token endpoint
-            .set_auth_type(AuthType::BasicAuth)
-            .set_auth_uri(AuthUrl::from_url(self.authorize_endpoint()))
-            .set_token_uri(TokenUrl::from_url(self.api("2/oauth2/token")))
+    fn oauth(&self, app: &OAuthApp) -> oauth::Client {
+        // X wants confidential clients to authenticate with HTTP Basic at the token endpoint
+        oauth::client(
+            app,
+            self.authorize_endpoint(),
+            self.api("2/oauth2/token"),
+            oauth2::AuthType::BasicAuth,
+        )
     }
 
     /// Upload one image with the one-shot upload and return its media id.
@@ -209,45 +189,20 @@ fn problems(v: &Value) -> String {
 /// Send, classify with X's problem format and keep the `errors[].message` details of a refused
 /// request (the problem's own `detail` is only "One or more parameters … invalid").
 async fn x_send(request: reqwest::RequestBuilder) -> Result<(HeaderMap, Value), PlatformError> {
-    let r = request
-        .send()
-        .await
-        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-    let status = r.status();
-    let headers = r.headers().clone();
-    let body = r
-        .text()
-        .await
-        .map_err(|e| PlatformError::Transient(e.without_url().to_string()))?;
-    if !status.is_success() {
-        let err = errors::classify(Platform::X, status.as_u16(), &headers, &body, Utc::now());
-        let details = serde_json::from_str::<Value>(&body)
+    let a = super::fetch(request).await?;
+    if !a.status.is_success() {
+        let details = serde_json::from_str::<Value>(&a.body)
             .map(|v| problems(&v))
             .unwrap_or_default();
-        return Err(match err {
+        return Err(match a.error(Platform::X) {
             PlatformError::Permanent(m) if !details.is_empty() && !m.contains(&details) => {
                 PlatformError::Permanent(format!("{m} ({details})"))
             }
             other => other,
         });
     }
-    let v = serde_json::from_str(&body)
-        .map_err(|e| PlatformError::Transient(format!("unreadable answer: {e}")))?;
-    Ok((headers, v))
-}
-
-fn token_set(t: &oauth2::basic::BasicTokenResponse) -> TokenSet {
-    TokenSet {
-        access_token: SecretString::from(t.access_token().secret().to_owned()),
-        refresh_token: t
-            .refresh_token()
-            .map(|r| SecretString::from(r.secret().to_owned())),
-        expires_in: t.expires_in(),
-        scopes: t
-            .scopes()
-            .map(|s| s.iter().map(|x| x.to_string()).collect())
-            .unwrap_or_default(),
-    }
+    let v = a.json()?;
+    Ok((a.headers, v))
 }
 
 fn status_url(id: &str) -> String {
@@ -284,17 +239,13 @@ impl Connector for XConnector {
         state: &str,
         pkce_verifier: &str,
     ) -> Url {
-        let state = state.to_owned();
-        let (url, _) = self
-            .oauth(app)
-            .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
-            .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(self.scopes().into_iter().map(Scope::new))
-            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(
-                &PkceCodeVerifier::new(pkce_verifier.to_owned()),
-            ))
-            .url();
-        url
+        oauth::authorization_url(
+            &self.oauth(app),
+            redirect_uri,
+            state,
+            pkce_verifier,
+            self.scopes(),
+        )
     }
 
     fn exchange_code<'a>(
@@ -305,15 +256,14 @@ impl Connector for XConnector {
         pkce_verifier: &'a str,
     ) -> BoxFuture<'a, Result<TokenSet, PlatformError>> {
         async move {
-            let t = self
-                .oauth(app)
-                .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()))
-                .exchange_code(AuthorizationCode::new(code.to_owned()))
-                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-                .request_async(&self.http)
-                .await
-                .map_err(classify_oauth_error)?;
-            Ok(token_set(&t))
+            oauth::exchange_code(
+                &self.oauth(app),
+                &self.http,
+                redirect_uri,
+                code,
+                pkce_verifier,
+            )
+            .await
         }
         .boxed()
     }
@@ -323,16 +273,7 @@ impl Connector for XConnector {
         app: &'a OAuthApp,
         refresh_token: &'a str,
     ) -> BoxFuture<'a, Result<TokenSet, PlatformError>> {
-        async move {
-            let t = self
-                .oauth(app)
-                .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
-                .request_async(&self.http)
-                .await
-                .map_err(classify_oauth_error)?;
-            Ok(token_set(&t))
-        }
-        .boxed()
+        async move { oauth::refresh(&self.oauth(app), &self.http, refresh_token).await }.boxed()
     }
 
     fn account_info<'a>(
