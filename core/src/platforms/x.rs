@@ -480,7 +480,7 @@ mod tests {
         assert_eq!(real.api("2/tweets").as_str(), "https://api.x.com/2/tweets");
         let app = OAuthApp {
             client_id: "cid".into(),
-            client_secret: SecretString::from("s".to_owned()),
+            client_secret: secrecy::SecretString::from("s".to_owned()),
         };
         let url = real.authorization_url(
             &app,
