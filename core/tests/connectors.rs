@@ -1,50 +1,14 @@
 //! Every connector's publish, find-by-marker, metrics and quota against the sandbox, which
 //! answers in each platform's own shapes and keeps a ledger of what it received.
 
+mod common;
+
+use common::{ledger, set_knobs, world};
+
 use autosocial_core::domain::Platform;
-use autosocial_core::platforms::{
-    self, AccountRef, Lookup, PlatformError, PlatformsConfig, PostRequest,
-};
+use autosocial_core::platforms::{self, AccountRef, Lookup, PlatformError, PostRequest};
 use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
-use serde_json::Value;
-
-/// A sandbox in auto-approve mode with every platform pointed at it.
-async fn world() -> (url::Url, PlatformsConfig) {
-    let base = autosocial_sandbox::spawn(Knobs {
-        auto_approve: true,
-        ..Knobs::default()
-    })
-    .await
-    .unwrap();
-    let config = PlatformsConfig::all_in_sandbox(&base, platforms::http_client());
-    (base, config)
-}
-
-async fn set_knobs(base: &url::Url, k: &Knobs) {
-    reqwest::Client::new()
-        .post(base.join("/_sandbox/knobs").unwrap())
-        .json(k)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-}
-
-async fn ledger(base: &url::Url, platform: &str) -> Vec<Value> {
-    reqwest::Client::new()
-        .get(
-            base.join(&format!("/_sandbox/ledger?platform={platform}"))
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 fn post(account: &str, text: &str, marker: &str) -> PostRequest {
     PostRequest {

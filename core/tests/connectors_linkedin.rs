@@ -3,6 +3,10 @@
 //! through the author finder, metrics from socialActions and share statistics, and the faults
 //! as LinkedIn answers them.
 
+mod common;
+
+use common::{auto_approve, get_json, set_knobs, world};
+
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
@@ -13,43 +17,6 @@ use autosocial_core::platforms::{
 use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-
-/// A 1×1 RGB PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
-    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
-    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
-    0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
-fn knobs() -> Knobs {
-    Knobs {
-        auto_approve: true,
-        ..Knobs::default()
-    }
-}
-
-async fn world() -> (url::Url, PlatformsConfig) {
-    let base = autosocial_sandbox::spawn(knobs()).await.unwrap();
-    let config = PlatformsConfig::all_in_sandbox(&base, platforms::http_client());
-    (base, config)
-}
-
-async fn set_knobs(base: &url::Url, k: &Knobs) {
-    reqwest::Client::new()
-        .post(base.join("/_sandbox/knobs").unwrap())
-        .json(k)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-}
-
-async fn get_json(url: url::Url) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
 
 async fn linkedin_ledger(base: &url::Url) -> Vec<String> {
     get_json(base.join("/_sandbox/ledger?platform=linkedin").unwrap())
@@ -78,15 +45,12 @@ async fn linkedin_posts(base: &url::Url) -> Vec<Value> {
         .collect()
 }
 
+/// Serve a PNG at `/card.png` (the console's media link stand-in).
 async fn media_server() -> url::Url {
-    let app = axum::Router::new().route(
-        "/card.png",
-        axum::routing::get(|| async { ([("content-type", "image/png")], PNG) }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url::Url::parse(&format!("http://{addr}/card.png")).unwrap()
+    common::media_server(vec![("/card.png", "image/png", common::png(1, 1))])
+        .await
+        .join("card.png")
+        .unwrap()
 }
 
 fn post(id: &str, kind: &str, text: &str) -> PostRequest {
@@ -222,7 +186,7 @@ async fn linkedin_member_with_read_permission_reconciles_and_measures() {
             &base,
             &Knobs {
                 accept_then_fail: Some(mode.into()),
-                ..knobs()
+                ..auto_approve()
             },
         )
         .await;
@@ -234,7 +198,7 @@ async fn linkedin_member_with_read_permission_reconciles_and_measures() {
             ),
             "{mode}"
         );
-        set_knobs(&base, &knobs()).await;
+        set_knobs(&base, &auto_approve()).await;
         assert!(
             matches!(
                 c.find_by_marker(&token, &lost, since).await.unwrap(),
@@ -290,11 +254,11 @@ async fn linkedin_faults_are_classified() {
     for k in [
         Knobs {
             rate_limit_rate: 1.0,
-            ..knobs()
+            ..auto_approve()
         },
         Knobs {
             quota_per_day: Some(0),
-            ..knobs()
+            ..auto_approve()
         },
     ] {
         set_knobs(&base, &k).await;
@@ -317,7 +281,7 @@ async fn linkedin_faults_are_classified() {
         &base,
         &Knobs {
             error_rate: 1.0,
-            ..knobs()
+            ..auto_approve()
         },
     )
     .await;
@@ -325,7 +289,7 @@ async fn linkedin_faults_are_classified() {
         c.publish(&token, &post(&me, "user", "down")).await,
         Err(PlatformError::Transient(_))
     ));
-    set_knobs(&base, &knobs()).await;
+    set_knobs(&base, &auto_approve()).await;
     assert!(matches!(
         c.publish("nope", &post(&me, "user", "who")).await,
         Err(PlatformError::Auth(m)) if m.contains("Invalid access token")

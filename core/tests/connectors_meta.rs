@@ -2,6 +2,10 @@
 //! (code + PKCE, long-lived exchange, Page token), publishing (feed, photos, Instagram containers
 //! with status polling), reconciliation, metrics, quota, refresh, and every fault classified.
 
+mod common;
+
+use common::{auto_approve, get_json, set_knobs, world};
+
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
@@ -12,61 +16,18 @@ use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-/// A sandbox in auto-approve mode with every platform pointed at it.
-async fn world() -> (url::Url, PlatformsConfig) {
-    let base = autosocial_sandbox::spawn(auto()).await.unwrap();
-    let config = PlatformsConfig::all_in_sandbox(&base, platforms::http_client());
-    (base, config)
-}
-
-fn auto() -> Knobs {
-    Knobs {
-        auto_approve: true,
-        ..Knobs::default()
-    }
-}
-
-async fn set_knobs(base: &url::Url, k: &Knobs) {
-    reqwest::Client::new()
-        .post(base.join("/_sandbox/knobs").unwrap())
-        .json(k)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-}
-
-async fn get_json(url: url::Url) -> Value {
-    reqwest::Client::new()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// `(endpoint, outcome)` of every request the sandbox handled for a platform, in order (without
-/// the raw `arrived` stamps the sandbox also keeps).
+/// `(endpoint, outcome)` of every request the sandbox handled for a platform, in order.
 async fn ledger(base: &url::Url, platform: &str) -> Vec<(String, String)> {
-    get_json(
-        base.join(&format!("/_sandbox/ledger?platform={platform}"))
-            .unwrap(),
-    )
+    common::handled(&common::ledger(base, platform).await)
+}
+
+/// A real PNG at `/card.png` and a text file at `/note.txt`.
+async fn media_server() -> url::Url {
+    common::media_server(vec![
+        ("/card.png", "image/png", common::png(4, 4)),
+        ("/note.txt", "text/plain", b"not an image".to_vec()),
+    ])
     .await
-    .as_array()
-    .unwrap()
-    .iter()
-    .filter(|e| e["outcome"] != "arrived")
-    .map(|e| {
-        (
-            e["endpoint"].as_str().unwrap().to_owned(),
-            e["outcome"].as_str().unwrap().to_owned(),
-        )
-    })
-    .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -84,31 +45,6 @@ async fn sandbox_posts(base: &url::Url, platform: &str) -> Vec<Value> {
         .filter(|p| p["platform"] == platform)
         .cloned()
         .collect()
-}
-
-/// A tiny server with a real PNG at `/card.png` and a text file at `/note.txt`.
-async fn media_server() -> url::Url {
-    let mut png = std::io::Cursor::new(Vec::new());
-    image::RgbImage::from_pixel(4, 4, image::Rgb([200, 40, 40]))
-        .write_to(&mut png, image::ImageFormat::Png)
-        .unwrap();
-    let png = png.into_inner();
-    let app = axum::Router::new()
-        .route(
-            "/card.png",
-            axum::routing::get(move || {
-                let png = png.clone();
-                async move { ([("content-type", "image/png")], png) }
-            }),
-        )
-        .route(
-            "/note.txt",
-            axum::routing::get(|| async { ([("content-type", "text/plain")], "not an image") }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url::Url::parse(&base).unwrap()
 }
 
 fn post(account: &str, kind: &str, text: &str) -> PostRequest {
@@ -299,7 +235,7 @@ async fn facebook_faults_are_classified() {
         &Knobs {
             rate_limit_rate: 1.0,
             retry_after_secs: 90,
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -318,7 +254,7 @@ async fn facebook_faults_are_classified() {
         base,
         &Knobs {
             error_rate: 1.0,
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -326,7 +262,7 @@ async fn facebook_faults_are_classified() {
         c.publish(token, &req).await,
         Err(PlatformError::Transient(_))
     ));
-    set_knobs(base, &auto()).await;
+    set_knobs(base, &auto_approve()).await;
     assert!(matches!(
         c.publish("not-a-token", &req).await,
         Err(PlatformError::Auth(_))
@@ -350,7 +286,7 @@ async fn facebook_faults_are_classified() {
             base,
             &Knobs {
                 accept_then_fail: Some(mode.into()),
-                ..auto()
+                ..auto_approve()
             },
         )
         .await;
@@ -363,7 +299,7 @@ async fn facebook_faults_are_classified() {
             ),
             "{mode}"
         );
-        set_knobs(base, &auto()).await;
+        set_knobs(base, &auto_approve()).await;
         assert!(
             matches!(
                 c.find_by_marker(token, &req, since).await.unwrap(),
@@ -377,7 +313,7 @@ async fn facebook_faults_are_classified() {
         base,
         &Knobs {
             fail_refresh: Some("transient".into()),
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -389,7 +325,7 @@ async fn facebook_faults_are_classified() {
         base,
         &Knobs {
             fail_refresh: Some("invalid_grant".into()),
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -493,7 +429,7 @@ async fn instagram_publishes_through_a_polled_container_and_respects_the_quota()
         base,
         &Knobs {
             quota_per_day: Some(2),
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -571,7 +507,7 @@ async fn instagram_faults_are_classified() {
         &Knobs {
             rate_limit_rate: 1.0,
             retry_after_secs: 7,
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -585,7 +521,7 @@ async fn instagram_faults_are_classified() {
         base,
         &Knobs {
             error_rate: 1.0,
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;
@@ -593,7 +529,7 @@ async fn instagram_faults_are_classified() {
         c.publish(token, &req).await,
         Err(PlatformError::Transient(_))
     ));
-    set_knobs(base, &auto()).await;
+    set_knobs(base, &auto_approve()).await;
     assert!(matches!(
         c.publish("not-a-token", &req).await,
         Err(PlatformError::Auth(_))
@@ -607,7 +543,7 @@ async fn instagram_faults_are_classified() {
             base,
             &Knobs {
                 accept_then_fail: Some(mode.into()),
-                ..auto()
+                ..auto_approve()
             },
         )
         .await;
@@ -623,7 +559,7 @@ async fn instagram_faults_are_classified() {
             ),
             "{mode}"
         );
-        set_knobs(base, &auto()).await;
+        set_knobs(base, &auto_approve()).await;
         assert!(
             matches!(
                 c.find_by_marker(token, &req, since).await.unwrap(),
@@ -637,7 +573,7 @@ async fn instagram_faults_are_classified() {
         base,
         &Knobs {
             fail_refresh: Some("invalid_grant".into()),
-            ..auto()
+            ..auto_approve()
         },
     )
     .await;

@@ -2,7 +2,9 @@
 //! `client_key`, photo Direct Post (creator info, content init, status polling), reconciliation
 //! through the video list, metrics through the video query, and every fault classified.
 
-use std::io::Cursor;
+mod common;
+
+use common::{jpeg, world};
 
 use autosocial_core::domain::Platform;
 use autosocial_core::platforms::{
@@ -11,81 +13,57 @@ use autosocial_core::platforms::{
 };
 use autosocial_sandbox::Knobs;
 use autosocial_sandbox::posts::Post;
-use axum::http::header;
 use axum::routing::get;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use url::Url;
 
-/// A sandbox in auto-approve mode with every platform pointed at it.
-async fn world() -> (Url, PlatformsConfig) {
-    let base = autosocial_sandbox::spawn(Knobs {
-        auto_approve: true,
-        ..Knobs::default()
-    })
-    .await
-    .unwrap();
-    let config = PlatformsConfig::all_in_sandbox(&base, platforms::http_client());
-    (base, config)
-}
-
+/// Knobs as given, consent approved at once.
 async fn set_knobs(base: &Url, k: Knobs) {
-    reqwest::Client::new()
-        .post(base.join("/_sandbox/knobs").unwrap())
-        .json(&Knobs {
+    common::set_knobs(
+        base,
+        &Knobs {
             auto_approve: true,
             ..k
-        })
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+        },
+    )
+    .await
 }
 
 /// The TikTok ledger entries since `since_us`, arrival stamps included.
 async fn ledger_since(base: &Url, since_us: u128) -> Vec<Value> {
-    let all: Vec<Value> = reqwest::Client::new()
-        .get(base.join("/_sandbox/ledger?platform=tiktok").unwrap())
-        .send()
+    common::ledger(base, "tiktok")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all.into_iter()
+        .into_iter()
         .filter(|e| u128::from(e["at_us"].as_u64().unwrap()) >= since_us)
         .collect()
 }
 
-/// `(endpoint, outcome)` of every TikTok request handled since `since_us` (without the
-/// sandbox's `arrived` stamps).
-async fn sequence(base: &Url, since_us: u128) -> Vec<(String, String)> {
-    ledger_since(base, since_us)
-        .await
-        .into_iter()
-        .filter(|e| e["outcome"] != "arrived")
-        .map(|e| {
-            (
-                e["endpoint"].as_str().unwrap().to_owned(),
-                e["outcome"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+async fn tiktok_posts(base: &Url) -> Vec<Post> {
+    serde_json::from_value::<Vec<Post>>(
+        common::get_json(base.join("/_sandbox/posts").unwrap()).await,
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|p| p.platform == "tiktok")
+    .collect()
 }
 
-async fn tiktok_posts(base: &Url) -> Vec<Post> {
-    reqwest::Client::new()
-        .get(base.join("/_sandbox/posts").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json::<Vec<Post>>()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| p.platform == "tiktok")
-        .collect()
+/// `(endpoint, outcome)` of every TikTok request handled since `since_us`.
+async fn sequence(base: &Url, since_us: u128) -> Vec<(String, String)> {
+    common::handled(&ledger_since(base, since_us).await)
+}
+
+/// A media host standing in for the admin's signed media URLs: a real JPEG, a PNG, and a PNG
+/// that claims to be a JPEG.
+async fn media_server() -> Url {
+    let png = common::png(16, 16);
+    common::media_server(vec![
+        ("/card.jpg", "image/jpeg", jpeg()),
+        ("/card.png", "image/png", png.clone()),
+        ("/disguised.jpg", "image/jpeg", png),
+    ])
+    .await
 }
 
 fn now_us() -> u128 {
@@ -93,48 +71,6 @@ fn now_us() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros()
-}
-
-fn jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 120]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
-        .unwrap();
-    out
-}
-
-fn png() -> Vec<u8> {
-    let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
-}
-
-/// A media host standing in for the admin's signed media URLs: a real JPEG, a PNG, and a PNG
-/// that claims to be a JPEG.
-async fn media_server() -> Url {
-    let (j, p) = (jpeg(), png());
-    let p2 = p.clone();
-    let app = axum::Router::new()
-        .route(
-            "/card.jpg",
-            get(move || async move { ([(header::CONTENT_TYPE, "image/jpeg")], j) }),
-        )
-        .route(
-            "/card.png",
-            get(move || async move { ([(header::CONTENT_TYPE, "image/png")], p) }),
-        )
-        .route(
-            "/disguised.jpg",
-            get(move || async move { ([(header::CONTENT_TYPE, "image/jpeg")], p2) }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Url::parse(&format!("http://{addr}/")).unwrap()
 }
 
 fn post(account: &str, text: &str, media: Option<(Url, &str)>) -> PostRequest {

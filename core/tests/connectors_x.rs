@@ -2,6 +2,10 @@
 //! rotating refresh tokens, text and image posts (one-shot media upload, then the post), the
 //! timeline for reconciliation, metrics, and every fault as X answers it.
 
+mod common;
+
+use common::{auto_approve, get_json, set_knobs, world};
+
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
@@ -12,41 +16,12 @@ use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-/// A 1×1 RGB PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
-    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
-    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
-    0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
-fn knobs() -> Knobs {
-    Knobs {
-        auto_approve: true,
-        ..Knobs::default()
-    }
-}
-
-async fn world() -> (url::Url, PlatformsConfig) {
-    let base = autosocial_sandbox::spawn(knobs()).await.unwrap();
-    let config = PlatformsConfig::all_in_sandbox(&base, platforms::http_client());
-    (base, config)
-}
-
-async fn set_knobs(base: &url::Url, k: &Knobs) {
-    reqwest::Client::new()
-        .post(base.join("/_sandbox/knobs").unwrap())
-        .json(k)
-        .send()
+/// Serve a PNG at `/card.png` (the console's media link stand-in).
+async fn media_server() -> url::Url {
+    common::media_server(vec![("/card.png", "image/png", common::png(1, 1))])
         .await
+        .join("card.png")
         .unwrap()
-        .error_for_status()
-        .unwrap();
-}
-
-async fn get_json(url: url::Url) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
 /// The X requests that reached the sandbox, as `endpoint:outcome`.
@@ -64,18 +39,6 @@ async fn x_ledger(base: &url::Url) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// Serve the PNG on 127.0.0.1 (the admin's media URL stand-in).
-async fn media_server() -> url::Url {
-    let app = axum::Router::new().route(
-        "/card.png",
-        axum::routing::get(|| async { ([("content-type", "image/png")], PNG) }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url::Url::parse(&format!("http://{addr}/card.png")).unwrap()
 }
 
 fn post(account: &str, text: &str) -> PostRequest {
@@ -222,7 +185,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         &Knobs {
             rate_limit_rate: 1.0,
             retry_after_secs: 7,
-            ..knobs()
+            ..auto_approve()
         },
     )
     .await;
@@ -240,7 +203,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         &base,
         &Knobs {
             error_rate: 1.0,
-            ..knobs()
+            ..auto_approve()
         },
     )
     .await;
@@ -248,7 +211,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         c.publish(&token, &post("acme", "down")).await,
         Err(PlatformError::Transient(_))
     ));
-    set_knobs(&base, &knobs()).await;
+    set_knobs(&base, &auto_approve()).await;
     assert!(matches!(
         c.publish("not-a-token", &post("acme", "who")).await,
         Err(PlatformError::Auth(m)) if m == "Unauthorized"
@@ -281,7 +244,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         &base,
         &Knobs {
             quota_per_day: Some(1),
-            ..knobs()
+            ..auto_approve()
         },
     )
     .await;
@@ -301,7 +264,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
             &base,
             &Knobs {
                 accept_then_fail: Some(mode.into()),
-                ..knobs()
+                ..auto_approve()
             },
         )
         .await;
@@ -314,7 +277,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
             ),
             "{mode}"
         );
-        set_knobs(&base, &knobs()).await;
+        set_knobs(&base, &auto_approve()).await;
         match c.find_by_marker(&token, &req, since).await.unwrap() {
             Lookup::Found(p) => assert!(p.post_id.starts_with('x')),
             other => panic!("{mode}: {other:?}"),
