@@ -27,13 +27,6 @@ fn logo() -> DynamicImage {
     DynamicImage::ImageRgba8(img)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
 fn time_ms(mut f: impl FnMut() -> anyhow::Result<()>, n: usize) -> anyhow::Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -82,7 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("rendered {} of {n}", render.len());
     }
     render.sort_by(f64::total_cmp);
-    let (median, p99) = (percentile(&render, 0.5), percentile(&render, 0.99));
+    let (median, p99) = (
+        crate::percentile(&render, 0.5),
+        crate::percentile(&render, 0.99),
+    );
 
     let png = time_ms(|| cards::encode_png(&first.image).map(drop), 20)?;
     let jpeg = time_ms(|| cards::encode_jpeg(&first.image, 90).map(drop), 20)?;
@@ -95,9 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "encode ms (median of 20): PNG {:.2} ({} KiB), JPEG q90 {:.2} ({} KiB)",
-        percentile(&png, 0.5),
+        crate::percentile(&png, 0.5),
         png_bytes / 1024,
-        percentile(&jpeg, 0.5),
+        crate::percentile(&jpeg, 0.5),
         jpeg_bytes / 1024
     );
 

@@ -2,7 +2,7 @@
 //! against the sandbox with a platform latency; exactly-once and limits checked from the
 //! sandbox's own records.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -25,59 +25,17 @@ pub struct Args {
     pub worker_bin: Option<String>,
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Peak RSS (VmHWM) in MiB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
 pub async fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.clients > 0 && a.publications >= a.clients,
         "--publications must be at least --clients"
     );
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&a.database_url)
-        .await
-        .context("connecting to DATABASE_URL")?;
     let db = "autosocial_bench_burst";
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await?;
-    let mut u = url::Url::parse(&a.database_url).context("DATABASE_URL")?;
-    u.set_path(db);
-    let url = u.to_string();
+    let (admin, url) = crate::fresh_database(&a.database_url, db).await?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect(&url)
         .await?;
-    autosocial_core::db::MIGRATOR.run(&pool).await?;
 
     let sandbox = autosocial_sandbox::spawn(Knobs {
         auto_approve: true,
@@ -104,7 +62,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     .await?;
     let per_account = a.publications / a.clients;
     let n = per_account * a.clients;
-    // due a few seconds after seeding: the workers are up and idle when the instant comes
+    // due 20 s after seeding: the workers are up and idle when the instant comes
     let due: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT now() + interval '20 seconds'")
             .fetch_one(&pool)
@@ -151,7 +109,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting worker {w} ({bin})"))?;
-        procs.push(Proc(child));
+        procs.push(crate::Proc(child));
     }
     let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
     println!(
@@ -176,7 +134,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let peaks: Vec<f64> = procs.iter().map(|p| peak_rss_mb(p.0.id())).collect();
+    let peaks: Vec<f64> = procs.iter().map(|p| crate::rss_mb(p.0.id()).1).collect();
     drop(procs);
 
     let posts = seeding::sandbox_posts(&http, &sandbox).await?;
@@ -215,8 +173,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let per_s = n as f64 / drain;
     let (p50, p99, max) = (
-        percentile(&lags, 0.5),
-        percentile(&lags, 0.99),
+        crate::percentile(&lags, 0.5),
+        crate::percentile(&lags, 0.99),
         lags.last().copied().unwrap_or(0.0),
     );
     let peak = peaks.iter().copied().fold(0.0, f64::max);

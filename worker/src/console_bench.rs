@@ -8,7 +8,7 @@
 //! The seeded database (`autosocial_bench_console`) is kept between runs and reused when it
 //! holds the same counts (`--reseed` forces a new one); migrations are applied either way.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -49,35 +49,10 @@ done = function(summary, latency, requests)
 end
 "#;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-fn with_db(url: &str, db: &str) -> anyhow::Result<String> {
-    let mut u = url::Url::parse(url).context("DATABASE_URL")?;
-    u.set_path(db);
-    Ok(u.to_string())
 }
 
 /// The seeded counts, when the database exists and was seeded completely.
@@ -356,7 +331,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "--items must be at least --clients"
     );
     let admin_bin = admin_binary(a.admin_bin.clone())?;
-    let url = with_db(&a.database_url, DB)?;
+    let url = crate::with_db(&a.database_url, DB)?;
     let server = PgPoolOptions::new()
         .max_connections(1)
         .connect(&a.database_url)
@@ -395,7 +370,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let key = autosocial_core::vault::Vault::generate_entry("bench");
     let log = std::env::temp_dir().join(format!("autosocial-console-bench-admin-{port}.log"));
-    let admin = Proc(
+    let admin = crate::Proc(
         Command::new(&admin_bin)
             .arg("serve")
             .env("DATABASE_URL", &url)

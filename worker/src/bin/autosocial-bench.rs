@@ -156,6 +156,30 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// Drop and create database `name` on the server of `server_url`, migrated; returns a pool on
+/// the server (to drop it again) and the new database's URL.
+async fn fresh_database(server_url: &str, name: &str) -> anyhow::Result<(PgPool, String)> {
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(server_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
+    let url = with_db(server_url, name)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
+    autosocial_core::db::MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    Ok((admin, url))
+}
+
 fn with_db(url: &str, db: &str) -> anyhow::Result<String> {
     let mut u = url::Url::parse(url).context("DATABASE_URL")?;
     u.set_path(db);
@@ -194,24 +218,12 @@ async fn bench_queue(
     timed_jobs: usize,
     worker_bin: Option<String>,
 ) -> anyhow::Result<()> {
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(database_url)
-        .await
-        .context("connecting to DATABASE_URL")?;
     let db = "autosocial_bench_queue";
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await?;
-    let url = with_db(database_url, db)?;
+    let (admin, url) = fresh_database(database_url, db).await?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&url)
         .await?;
-    autosocial_core::db::MIGRATOR.run(&pool).await?;
 
     let bin = worker_bin.unwrap_or_else(|| {
         let me = std::env::current_exe().expect("own path");
