@@ -89,26 +89,21 @@ pub struct Snapshot {
 /// already carries it, then the hashtags (each with one `#`).
 pub fn compose_text(caption: &str, cta: Option<&str>, hashtags: &[String]) -> String {
     let mut text = caption.trim().to_owned();
-    if let Some(cta) = cta.map(str::trim).filter(|c| !c.is_empty())
-        && !text.contains(cta)
+    let mut push_block = |block: &str| {
+        if block.is_empty() {
+            return;
+        }
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(block);
+    };
+    if let Some(cta) = cta.map(str::trim)
+        && !caption.contains(cta)
     {
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(cta);
+        push_block(cta);
     }
-    let tags: Vec<String> = hashtags
-        .iter()
-        .map(|t| t.trim().trim_start_matches('#'))
-        .filter(|t| !t.is_empty())
-        .map(|t| format!("#{t}"))
-        .collect();
-    if !tags.is_empty() {
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(&tags.join(" "));
-    }
+    push_block(&crate::content::moderation::hashtag_line(hashtags));
     text
 }
 
@@ -503,7 +498,25 @@ async fn log(
     Ok(())
 }
 
-/// The roll-up of an item's state from its publications.
+/// Nobody can know whether the platform has the post: a person decides.
+async fn to_needs_attention(
+    conn: &mut PgConnection,
+    publication: Uuid,
+    why: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE publications SET state = 'needs_attention', last_error = left($2, 4000), updated_at = now()
+         WHERE id = $1 AND state = 'publishing'",
+        publication,
+        why
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The roll-up of an item's state from its publications (`record_published` repeats this rule
+/// inside its one statement, counting the publication it records as published).
 async fn roll_up(conn: &mut PgConnection, item: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE content_items i SET state = CASE
@@ -902,14 +915,7 @@ impl Publisher {
         latency: Duration,
     ) -> anyhow::Result<Outcome> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query!(
-            "UPDATE publications SET state = 'needs_attention', last_error = left($2, 4000), updated_at = now()
-             WHERE id = $1 AND state = 'publishing'",
-            publication,
-            why
-        )
-        .execute(&mut *tx)
-        .await?;
+        to_needs_attention(&mut tx, publication, why).await?;
         log(
             &mut tx,
             l.agency,
@@ -964,14 +970,11 @@ impl Publisher {
             // `publishing`, so the next run asks first
             PlatformError::Transient(_) => {
                 if job.job.attempt >= job.job.max_attempts {
-                    sqlx::query!(
-                        "UPDATE publications SET state = 'needs_attention', last_error = left($2, 4000), updated_at = now()
-                         WHERE id = $1 AND state = 'publishing'",
-                        publication,
-                        format!("gave up after {} attempts; the platform may or may not have the post: {message}", job.job.attempt)
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    let why = format!(
+                        "gave up after {} attempts; the platform may or may not have the post: {message}",
+                        job.job.attempt
+                    );
+                    to_needs_attention(&mut tx, publication, &why).await?;
                     Outcome::Done
                 } else {
                     sqlx::query!(

@@ -106,6 +106,11 @@ impl World {
     }
 
     fn worker(&self, args: &[&str]) -> Worker {
+        self.worker_with(args, &[])
+    }
+
+    /// A worker process running publish (and refresh) jobs; `env` comes last and wins.
+    fn worker_with(&self, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut cmd = Command::new(WORKER);
         cmd.args([
             "run",
@@ -120,6 +125,8 @@ impl World {
         .env("DATABASE_URL", &self.db)
         .env("REDIS_URL", &self.redis_url)
         .env("AUTOSOCIAL_KEYS", KEY)
+        // several workers share one Postgres (max_connections 100) with the test itself
+        .env("AUTOSOCIAL_DB_MAX_CONNECTIONS", "12")
         .env("AUTOSOCIAL_SANDBOX_URL", self.sandbox.as_str())
         .env("AUTOSOCIAL_PLATFORMS_IN_SANDBOX", "true")
         .env("AUTOSOCIAL_PUBLIC_URL", "http://127.0.0.1:9/")
@@ -127,6 +134,7 @@ impl World {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+        cmd.envs(env.iter().copied());
         Worker(cmd.spawn().unwrap())
     }
 
@@ -631,19 +639,7 @@ async fn an_image_reaches_the_platform_through_a_signed_link(pool: PgPool) {
     );
     assert_eq!(w.http.get(expired).send().await.unwrap().status(), 403);
 
-    let mut cmd = Command::new(WORKER);
-    cmd.args(["run", "--kinds", "publish", "--metrics-listen"])
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .env("DATABASE_URL", &w.db)
-        .env("REDIS_URL", &w.redis_url)
-        .env("AUTOSOCIAL_KEYS", KEY)
-        .env("AUTOSOCIAL_DB_MAX_CONNECTIONS", "4")
-        .env("AUTOSOCIAL_SANDBOX_URL", w.sandbox.as_str())
-        .env("AUTOSOCIAL_PUBLIC_URL", &public)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let _worker = Worker(cmd.spawn().unwrap());
+    let _worker = w.worker_with(&[], &[("AUTOSOCIAL_PUBLIC_URL", &public)]);
     w.all_published(1, Duration::from_secs(30)).await;
     let posts: Vec<serde_json::Value> = w
         .http

@@ -199,9 +199,8 @@ pub fn compose(platform: Platform, input: &Input<'_>) -> String {
     out
 }
 
-/// `#a #b #c` from tags given with or without their `#` (as `publishing::compose_text` joins
-/// them).
-fn hashtag_line(hashtags: &[String]) -> String {
+/// `#a #b #c` from tags given with or without their `#`.
+pub fn hashtag_line(hashtags: &[String]) -> String {
     hashtags
         .iter()
         .map(|t| t.trim().trim_start_matches('#'))
