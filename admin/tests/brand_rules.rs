@@ -10,7 +10,7 @@ use std::io::Cursor;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::{Datelike, Days, NaiveDate, Utc};
-use common::{Browser, agency_id, client, state_with, user};
+use common::{Browser, account, agency_id, client, state_with, user};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -36,22 +36,6 @@ async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
     let mut b = Browser::new(state_with(pool.clone(), web).await);
     let csrf = b.logged_in(email).await;
     (b, csrf)
-}
-
-async fn account(pool: &PgPool, client: Uuid, name: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
-         SELECT $1, agency_id, id, 'sandbox', $2, $3, '\\x00', 'k1' FROM clients WHERE id = $4",
-    )
-    .bind(id)
-    .bind(format!("acct-{id}"))
-    .bind(name)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
 }
 
 /// A full brand form (as the page would post it) with `overrides` replacing fields.
@@ -112,45 +96,21 @@ fn rule_form<'a>(csrf: &'a str, overrides: &[(&'a str, &'a str)]) -> Vec<(&'a st
 
 /// POST a logo as multipart (the CSRF token in the header, like htmx sends it).
 async fn upload(
-    b: &Browser,
+    b: &mut Browser,
     uri: &str,
     csrf: &str,
     bytes: &[u8],
     filename: &str,
 ) -> (StatusCode, String) {
-    let boundary = "----autosocialtestboundary7d1f";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"logo\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    let r = b
+        .upload(
+            uri,
+            &[],
+            ("logo", filename, bytes),
+            &[("x-csrf-token", csrf)],
         )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let cookie = b
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header(header::COOKIE, cookie)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("x-csrf-token", csrf)
-        .header("sec-fetch-site", "same-origin")
-        .header("origin", "http://127.0.0.1:8080")
-        .body(Body::from(body))
-        .unwrap();
-    let res = b.app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+        .await;
+    (r.status, r.body)
 }
 
 fn png(width: u32, height: u32) -> Vec<u8> {
@@ -237,7 +197,7 @@ async fn viewers_read_brand_and_rules_only_admins_change_them(pool: PgPool) {
             .await;
         assert_eq!(created.status, expected, "{email} creating a rule");
         let (logo_status, _) = upload(
-            &b,
+            &mut b,
             &format!("/clients/{c}/brand/logo"),
             &csrf,
             &png(8, 8),
@@ -313,7 +273,7 @@ async fn another_agencys_brand_and_rules_are_not_found(pool: PgPool) {
         );
     }
     let (status, _) = upload(
-        &b,
+        &mut b,
         &format!("/clients/{mine}/brand/logo"),
         &csrf,
         &png(8, 8),
@@ -538,23 +498,23 @@ async fn logos_are_checked_then_stored_content_addressed_and_referenced(pool: Pg
         gif.extend_from_slice(&out);
         gif
     };
-    let (status, body) = upload(&b, &uri, &csrf, &gif, "logo.gif").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, &gif, "logo.gif").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("Upload a PNG, JPEG or WebP image."), "{body}");
-    let (status, body) = upload(&b, &uri, &csrf, b"just some text", "logo.png").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, b"just some text", "logo.png").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("Upload a PNG, JPEG or WebP image."), "{body}");
     let mut truncated = png(64, 64);
     truncated.truncate(truncated.len() / 2);
-    let (status, body) = upload(&b, &uri, &csrf, &truncated, "logo.png").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, &truncated, "logo.png").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("not a readable PNG"), "{body}");
     let mut oversized = png(8, 8);
     oversized.resize(2 * 1024 * 1024 + 10, 0);
-    let (status, body) = upload(&b, &uri, &csrf, &oversized, "logo.png").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, &oversized, "logo.png").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("at most 2 MB"), "{body}");
-    let (status, body) = upload(&b, &uri, &csrf, &png(4097, 1), "wide.png").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, &png(4097, 1), "wide.png").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("4097×1"), "{body}");
     let assets: i64 = sqlx::query_scalar("SELECT count(*) FROM media_assets")
@@ -565,7 +525,7 @@ async fn logos_are_checked_then_stored_content_addressed_and_referenced(pool: Pg
 
     // a good one: stored under its hash, a media_assets row, the brand points at it
     let logo = png(120, 80);
-    let (status, body) = upload(&b, &uri, &csrf, &logo, "logo.png").await;
+    let (status, body) = upload(&mut b, &uri, &csrf, &logo, "logo.png").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let digest: [u8; 32] = Sha256::digest(&logo).into();
     let hexd = hex::encode(digest);
@@ -590,7 +550,7 @@ async fn logos_are_checked_then_stored_content_addressed_and_referenced(pool: Pg
             .unwrap();
     assert_eq!(referenced, Some(id));
     // the same file again is the same asset
-    let (status, _) = upload(&b, &uri, &csrf, &logo, "again.png").await;
+    let (status, _) = upload(&mut b, &uri, &csrf, &logo, "again.png").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let assets: i64 = sqlx::query_scalar("SELECT count(*) FROM media_assets")
         .fetch_one(&pool)
@@ -737,7 +697,9 @@ async fn rules_are_validated_field_by_field(pool: PgPool) {
     );
     // an account that is not this client's
     let other = client(&pool, "Acme", "Other").await;
-    let foreign = account(&pool, other, "Other's").await.to_string();
+    let foreign = account(&pool, other, "sandbox", "Other's")
+        .await
+        .to_string();
     let r = b
         .post(&uri, &rule_form(&csrf, &[("accounts", &foreign)]))
         .await;
@@ -829,7 +791,7 @@ async fn the_slot_preview_keeps_nine_local_across_a_clock_change(pool: PgPool) {
 async fn saving_a_rule_enqueues_a_plan_and_the_plan_follows_it(pool: PgPool) {
     user(&pool, "Acme", "admin@acme.test", Role::Admin).await;
     let c = client(&pool, "Acme", "Bloom").await;
-    let acct = account(&pool, c, "Bloom sandbox").await;
+    let acct = account(&pool, c, "sandbox", "Bloom sandbox").await;
     let (mut b, csrf) = logged_in(&pool, "admin@acme.test").await;
     let acct_s = acct.to_string();
     let created = b
@@ -969,7 +931,7 @@ async fn the_demo_content_gives_each_client_a_brand_a_rule_and_a_plan(pool: PgPo
         .fetch_one(&pool)
         .await
         .unwrap();
-    account(&pool, bakery, "Bakery sandbox").await;
+    account(&pool, bakery, "sandbox", "Bakery sandbox").await;
     autosocial_admin::seed::seed_demo_content(&pool)
         .await
         .unwrap();
@@ -1025,4 +987,45 @@ async fn the_demo_content_gives_each_client_a_brand_a_rule_and_a_plan(pool: PgPo
     .await
     .unwrap();
     assert_eq!(types, vec!["image", "text"]);
+}
+
+/// Without JavaScript the form itself carries the CSRF token (multipart `_csrf` field, no
+/// header): accepted; with no token anywhere: refused before anything is stored.
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_logo_uploads_without_javascript_with_the_token_in_the_form(pool: PgPool) {
+    user(&pool, "Acme", "admin@acme.test", Role::Admin).await;
+    let c = client(&pool, "Acme", "Bloom").await;
+    let (web, _media_dir) = web();
+    let mut b = Browser::new(state_with(pool.clone(), web).await);
+    let csrf = b.logged_in("admin@acme.test").await;
+    let uri = format!("/clients/{c}/brand/logo");
+    let logo = png(32, 32);
+    let refused = b.upload(&uri, &[], ("logo", "logo.png", &logo), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let forged = b
+        .upload(
+            &uri,
+            &[("_csrf", "not-the-token")],
+            ("logo", "logo.png", &logo),
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM media_assets")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    let plain = b
+        .upload(&uri, &[("_csrf", &csrf)], ("logo", "logo.png", &logo), &[])
+        .await;
+    assert_eq!(plain.status, StatusCode::SEE_OTHER, "{}", plain.body);
+    let logo_set: bool = sqlx::query_scalar(
+        "SELECT logo_media_id IS NOT NULL FROM brand_settings WHERE client_id = $1",
+    )
+    .bind(c)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(logo_set);
 }

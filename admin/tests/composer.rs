@@ -4,40 +4,14 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
-use common::{Browser, client, state, user};
-use http_body_util::BodyExt;
+use common::{Browser, account, client, logged_in, user};
 use sqlx::PgPool;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use autosocial_core::content::cards::image;
 use autosocial_core::domain::Role;
-
-async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
-    let mut b = Browser::new(state(pool.clone()).await);
-    let csrf = b.logged_in(email).await;
-    (b, csrf)
-}
-
-async fn account(pool: &PgPool, client: Uuid, platform: &str, name: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
-         SELECT $1, agency_id, id, $2, $3, $4, '\\x00', 'k1' FROM clients WHERE id = $5",
-    )
-    .bind(id)
-    .bind(platform)
-    .bind(format!("acct-{id}"))
-    .bind(name)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
-}
 
 async fn items(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM content_items")
@@ -78,39 +52,15 @@ async fn upload(
     name: &str,
     bytes: &[u8],
 ) -> (StatusCode, String) {
-    let boundary = "----autosocial-test-boundary";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"image_file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    let r = b
+        .upload(
+            &format!("/clients/{client}/compose/upload"),
+            &[],
+            ("image_file", name, bytes),
+            &[("hx-request", "true"), ("x-csrf-token", csrf)],
         )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let cookie = b
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/clients/{client}/compose/upload"))
-        .header(header::COOKIE, cookie)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header("sec-fetch-site", "same-origin")
-        .header("hx-request", "true")
-        .header("x-csrf-token", csrf)
-        .body(Body::from(body))
-        .unwrap();
-    let res = b.app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+        .await;
+    (r.status, r.body)
 }
 
 fn compose<'a>(

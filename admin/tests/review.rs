@@ -6,34 +6,11 @@ mod common;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{Browser, agency_id, client, state, user};
+use common::{Browser, account, agency_id, client, logged_in, user};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use autosocial_core::domain::Role;
-
-async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
-    let mut b = Browser::new(state(pool.clone()).await);
-    let csrf = b.logged_in(email).await;
-    (b, csrf)
-}
-
-async fn account(pool: &PgPool, client: Uuid, platform: &str, name: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
-         SELECT $1, agency_id, id, $2, $3, $4, '\\x00', 'k1' FROM clients WHERE id = $5",
-    )
-    .bind(id)
-    .bind(platform)
-    .bind(format!("acct-{id}"))
-    .bind(name)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
-}
 
 const BLOCKED_MODERATION: &str = r#"{"reasons":[{"platform":"x","rule":"length","message":"X allows 280 characters as X counts them; this post has 300"}]}"#;
 

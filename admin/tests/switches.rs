@@ -4,17 +4,11 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Browser, agency_id, client, state, user};
+use common::{agency_id, client, logged_in, user};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use autosocial_core::domain::Role;
-
-async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
-    let mut b = Browser::new(state(pool.clone()).await);
-    let csrf = b.logged_in(email).await;
-    (b, csrf)
-}
 
 async fn engaged(pool: &PgPool) -> Vec<(Uuid, String)> {
     sqlx::query_as(

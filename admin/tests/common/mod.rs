@@ -35,6 +35,31 @@ pub async fn user(pool: &PgPool, agency: &str, email: &str, role: Role) -> Uuid 
         .unwrap()
 }
 
+/// Log in as `email` (created beforehand) and return the browser and its CSRF token.
+pub async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
+    let mut b = Browser::new(state(pool.clone()).await);
+    let csrf = b.logged_in(email).await;
+    (b, csrf)
+}
+
+/// An account on `platform` for `client` (a placeholder ciphertext: nothing here decrypts it).
+pub async fn account(pool: &PgPool, client: Uuid, platform: &str, name: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
+         SELECT $1, agency_id, id, $2, $3, $4, '\\x00', 'k1' FROM clients WHERE id = $5",
+    )
+    .bind(id)
+    .bind(platform)
+    .bind(format!("acct-{id}"))
+    .bind(name)
+    .bind(client)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
 pub async fn agency_id(pool: &PgPool, name: &str) -> Uuid {
     sqlx::query_scalar("SELECT id FROM agencies WHERE name = $1")
         .bind(name)
@@ -100,15 +125,6 @@ impl Browser {
         extra: &[(&str, &str)],
     ) -> Response {
         let mut req = Request::builder().method(method).uri(uri);
-        if !self.cookies.is_empty() {
-            let cookie = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            req = req.header(header::COOKIE, cookie);
-        }
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
@@ -123,12 +139,22 @@ impl Browser {
             }
             None => Body::empty(),
         };
-        let res = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// Send a request with this browser's cookies, keeping the cookies it sets.
+    pub async fn send(&mut self, mut req: Request<Body>) -> Response {
+        if !self.cookies.is_empty() && !req.headers().contains_key(header::COOKIE) {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req.headers_mut()
+                .insert(header::COOKIE, cookie.parse().unwrap());
+        }
+        let res = self.app.clone().oneshot(req).await.unwrap();
         for sc in res.headers().get_all(header::SET_COOKIE) {
             let sc = sc.to_str().unwrap();
             let (pair, attrs) = sc.split_once(';').unwrap_or((sc, ""));
@@ -148,6 +174,49 @@ impl Browser {
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
+    }
+
+    /// POST a multipart form with `fields` and one file, the way a page of ours would
+    /// (same-origin headers); `extra` adds headers (htmx sends the CSRF token as one).
+    pub async fn upload(
+        &mut self,
+        uri: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+        extra: &[(&str, &str)],
+    ) -> Response {
+        let boundary = "----autosocial-test-boundary-7d1f";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        let (field, filename, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("sec-fetch-site", "same-origin")
+            .header("origin", "http://127.0.0.1:8080");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Body::from(body)).unwrap()).await
     }
 
     pub async fn get(&mut self, uri: &str) -> Response {
