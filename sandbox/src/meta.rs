@@ -994,6 +994,22 @@ fn not_the_page(who: &Caller, page: &str) -> Option<Response> {
     }
 }
 
+/// A post-creating request on a Page: the knobs' faults, then a Page token for that Page.
+async fn admit_page(
+    sb: &Sandbox,
+    ctx: &Ctx,
+    endpoint: &str,
+    who: Option<Caller>,
+    page: &str,
+) -> Result<(), Response> {
+    let who = admit(sb, ctx, endpoint, who.as_ref(), true).await?;
+    if let Some(r) = not_the_page(&who, page) {
+        refused(sb, ctx, endpoint, who.account(), "forbidden");
+        return Err(r);
+    }
+    Ok(())
+}
+
 async fn fb_feed(
     sb: &Sandbox,
     ctx: &Ctx,
@@ -1001,12 +1017,7 @@ async fn fb_feed(
     who: Option<Caller>,
     p: &HashMap<String, String>,
 ) -> Response {
-    let who = match admit(sb, ctx, "feed.create", who.as_ref(), true).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if let Some(r) = not_the_page(&who, page) {
-        refused(sb, ctx, "feed.create", who.account(), "forbidden");
+    if let Err(r) = admit_page(sb, ctx, "feed.create", who, page).await {
         return r;
     }
     let message = p.get("message").cloned().unwrap_or_default();
@@ -1043,12 +1054,7 @@ async fn fb_photo(
     who: Option<Caller>,
     p: &HashMap<String, String>,
 ) -> Response {
-    let who = match admit(sb, ctx, "photos.create", who.as_ref(), true).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if let Some(r) = not_the_page(&who, page) {
-        refused(sb, ctx, "photos.create", who.account(), "forbidden");
+    if let Err(r) = admit_page(sb, ctx, "photos.create", who, page).await {
         return r;
     }
     let Some(url) = p.get("url").filter(|u| !u.is_empty()) else {
