@@ -66,19 +66,11 @@ impl AppState {
 /// redirect may lead, so it names the authorization origins of the platforms this deployment
 /// can connect: the Connect forms answer with a redirect to the platform.
 fn csp(platforms: &autosocial_core::platforms::PlatformsConfig) -> HeaderValue {
-    let mut origins = std::collections::BTreeSet::new();
-    let redirect = url::Url::parse("https://127.0.0.1/").expect("static URL");
-    for p in autosocial_core::domain::Platform::ALL {
-        if let Some(c) = autosocial_core::platforms::connector(*p, platforms) {
-            let app = autosocial_core::platforms::OAuthApp {
-                client_id: "x".into(),
-                client_secret: secrecy::SecretString::from(String::new()),
-            };
-            // a PKCE verifier must be 43 to 128 characters
-            let url = c.authorization_url(&app, &redirect, "s", &"v".repeat(43));
-            origins.insert(url.origin().ascii_serialization());
-        }
-    }
+    let origins: std::collections::BTreeSet<String> = autosocial_core::domain::Platform::ALL
+        .iter()
+        .filter_map(|p| autosocial_core::platforms::connector(*p, platforms))
+        .map(|c| c.authorization_endpoint().origin().ascii_serialization())
+        .collect();
     let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
     HeaderValue::from_str(&format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

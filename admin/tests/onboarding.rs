@@ -561,7 +561,8 @@ async fn one_link_connects_two_different_platforms(pool: PgPool) {
         .unwrap();
     let client_id = client(&pool, "Acme", "Bakery").await;
     let mut web = WebArgs::for_tests();
-    web.platforms.sandbox_url = Some(sandbox().await);
+    let sandbox_base = sandbox().await;
+    web.platforms.sandbox_url = Some(sandbox_base.clone());
     web.platforms.platforms_in_sandbox = true;
     let state = state_with(pool.clone(), web).await;
     let vault = state.vault.clone();
@@ -581,6 +582,13 @@ async fn one_link_connects_two_different_platforms(pool: PgPool) {
         "{}",
         page.body
     );
+    // the Connect forms redirect to the platform: the page's policy allows that origin
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    let allowed = format!(
+        "form-action 'self' {}",
+        sandbox_base.origin().ascii_serialization()
+    );
+    assert!(csp.contains(&allowed), "{csp}");
     for platform in ["x", "linkedin"] {
         let callback = authorize_on(&mut c, &token, platform).await;
         let r = c.get(&callback).await;

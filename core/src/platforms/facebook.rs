@@ -126,6 +126,10 @@ impl Connector for FacebookConnector {
         None
     }
 
+    fn authorization_endpoint(&self) -> Url {
+        self.graph.dialog()
+    }
+
     fn authorization_url(
         &self,
         app: &OAuthApp,

@@ -137,6 +137,10 @@ impl Connector for InstagramConnector {
         None
     }
 
+    fn authorization_endpoint(&self) -> Url {
+        self.graph.dialog()
+    }
+
     fn authorization_url(
         &self,
         app: &OAuthApp,

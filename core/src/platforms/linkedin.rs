@@ -168,7 +168,7 @@ impl LinkedinConnector {
         // LinkedIn reads client_id and client_secret from the form body
         oauth::client(
             app,
-            self.url(AUTH_HOST, "oauth/v2/authorization"),
+            self.authorization_endpoint(),
             self.url(AUTH_HOST, "oauth/v2/accessToken"),
             oauth2::AuthType::RequestBody,
         )
@@ -419,6 +419,10 @@ impl Connector for LinkedinConnector {
 
     fn issuer(&self) -> Option<String> {
         None
+    }
+
+    fn authorization_endpoint(&self) -> Url {
+        self.url(AUTH_HOST, "oauth/v2/authorization")
     }
 
     fn authorization_url(

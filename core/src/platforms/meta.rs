@@ -77,6 +77,11 @@ impl Graph {
         self.on(GRAPH_HOST, segments)
     }
 
+    /// The Facebook Login dialog.
+    pub fn dialog(&self) -> Url {
+        self.on(FACEBOOK_WWW, &["dialog", "oauth"])
+    }
+
     /// The Facebook Login dialog with our state, scopes and the S256 challenge of `pkce_verifier`.
     pub fn authorization_url(
         &self,
@@ -89,7 +94,7 @@ impl Graph {
         let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(
             &oauth2::PkceCodeVerifier::new(pkce_verifier.to_owned()),
         );
-        let mut url = self.on(FACEBOOK_WWW, &["dialog", "oauth"]);
+        let mut url = self.dialog();
         url.query_pairs_mut()
             .append_pair("client_id", &app.client_id)
             .append_pair("redirect_uri", redirect_uri.as_str())

@@ -164,6 +164,9 @@ pub trait Connector: Send + Sync {
     fn platform(&self) -> Platform;
     /// Scopes needed for publishing and metrics, and nothing more.
     fn scopes(&self) -> Vec<String>;
+    /// The platform's authorization endpoint (without parameters); the console's policy lets
+    /// its Connect forms redirect to this origin.
+    fn authorization_endpoint(&self) -> Url;
     /// Where to send the person to authorize: our state and the S256 challenge of `pkce_verifier`.
     fn authorization_url(
         &self,

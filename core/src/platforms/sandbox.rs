@@ -32,7 +32,7 @@ impl SandboxConnector {
     fn oauth(&self, app: &OAuthApp) -> oauth::Client {
         oauth::client(
             app,
-            self.endpoint("/oauth/authorize"),
+            self.authorization_endpoint(),
             self.endpoint("/oauth/token"),
             oauth2::AuthType::BasicAuth,
         )
@@ -50,6 +50,10 @@ impl Connector for SandboxConnector {
 
     fn issuer(&self) -> Option<String> {
         Some(self.base.origin().ascii_serialization())
+    }
+
+    fn authorization_endpoint(&self) -> Url {
+        self.endpoint("/oauth/authorize")
     }
 
     fn authorization_url(

@@ -486,6 +486,10 @@ impl Connector for TiktokConnector {
         None
     }
 
+    fn authorization_endpoint(&self) -> Url {
+        self.web.join("v2/auth/authorize/").expect("static path")
+    }
+
     fn authorization_url(
         &self,
         app: &OAuthApp,
@@ -496,7 +500,7 @@ impl Connector for TiktokConnector {
         let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
             pkce_verifier.to_owned(),
         ));
-        let mut url = self.web.join("v2/auth/authorize/").expect("static path");
+        let mut url = self.authorization_endpoint();
         url.query_pairs_mut()
             .append_pair("client_key", &app.client_id)
             .append_pair("response_type", "code")

@@ -232,6 +232,10 @@ impl Connector for XConnector {
         None
     }
 
+    fn authorization_endpoint(&self) -> Url {
+        self.authorize_endpoint()
+    }
+
     fn authorization_url(
         &self,
         app: &OAuthApp,
