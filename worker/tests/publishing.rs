@@ -294,6 +294,7 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPoo
     let mut workers = [w.worker(&args), w.worker(&args), w.worker(&args)];
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut victim = 0;
+    let mut kills = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let done = count(
@@ -312,7 +313,12 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPoo
         // SIGKILL: no chance to finish, release or record anything
         workers[victim] = w.worker(&args);
         victim = (victim + 1) % workers.len();
+        kills += 1;
     }
+    assert!(
+        kills >= 3,
+        "only {kills} workers were killed before the burst ended"
+    );
     assert_eq!(w.audit(&ids).await, clean(ids.len()));
 }
 
@@ -326,12 +332,13 @@ async fn terminated_database_connections_are_survived(pool: PgPool) {
         },
     )
     .await;
+    // 10 per account: the smoothing (burst 5, then 1/s) spreads the burst over seconds
     let fleet = w.fleet("Pg faults", 100).await;
-    let ids = w.due_now(&fleet, 5).await;
+    let ids = w.due_now(&fleet, 10).await;
     let _a = w.worker(&["--concurrency", "30"]);
     let _b = w.worker(&["--concurrency", "30"]);
     let db_name = w.db.rsplit('/').next().unwrap().to_owned();
-    for _ in 0..3 {
+    for round in 0..3 {
         wait_until(
             &w.pool,
             "SELECT least(count(*), 1) FROM publications WHERE state = 'published'",
@@ -349,6 +356,17 @@ async fn terminated_database_connections_are_survived(pool: PgPool) {
         .await
         .unwrap();
         assert!(killed > 0, "the workers had connections to terminate");
+        if round == 0 {
+            let done = count(
+                &w.pool,
+                "SELECT count(*) FROM publications WHERE state = 'published'",
+            )
+            .await;
+            assert!(
+                done < ids.len() as i64,
+                "the burst was over before the fault"
+            );
+        }
     }
     w.all_published(ids.len(), Duration::from_secs(90)).await;
     assert_eq!(w.audit(&ids).await, clean(ids.len()));
@@ -380,6 +398,15 @@ async fn a_redis_outage_exceeds_no_limit_and_publishing_resumes_by_itself(pool: 
     )
     .await;
     redis.stop();
+    let done = count(
+        &w.pool,
+        "SELECT count(*) FROM publications WHERE state = 'published'",
+    )
+    .await;
+    assert!(
+        done < ids.len() as i64,
+        "the burst was over before Redis stopped"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     redis.restart();
     w.all_published(ids.len(), Duration::from_secs(90)).await;
@@ -502,7 +529,7 @@ async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPoo
     let w = World::new(
         pool,
         Knobs {
-            latency_ms: 30,
+            latency_ms: 100,
             ..Knobs::default()
         },
     )
@@ -513,12 +540,34 @@ async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPoo
         .unwrap();
     let _a = w.worker(&["--concurrency", "20"]);
     let _b = w.worker(&["--concurrency", "20"]);
+    let published = |ids: Vec<Uuid>| {
+        let pool = w.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM publications WHERE state = 'published' AND id = ANY($1)",
+            )
+            .bind(ids)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
     let mut all = Vec::new();
+    let mut mid_burst = 0;
     for trial in 0..20 {
-        let ids = w.due_now(&fleet, 1).await;
+        // 120 posts at 100 ms each through 40 slots: a burst of several rounds
+        let ids = w.due_now(&fleet, 2).await;
         all.extend(ids.iter().copied());
-        // let the burst get going, then engage in the middle of it
-        tokio::time::sleep(Duration::from_millis(150 + 20 * trial)).await;
+        // engage once the burst is under way (a little later each trial)
+        let started = Instant::now();
+        while published(ids.clone()).await == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "trial {trial} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10 * trial)).await;
         let switch = killswitch::engage(
             &w.pool,
             Some(&redis),
@@ -533,6 +582,9 @@ async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPoo
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_micros();
+        if published(ids.clone()).await < ids.len() as i64 {
+            mid_burst += 1;
+        }
         tokio::time::sleep(Duration::from_millis(400)).await;
         let late: Vec<serde_json::Value> = w
             .ledger(&format!(
@@ -552,6 +604,22 @@ async fn nothing_reaches_the_platform_after_a_kill_switch_is_engaged(pool: PgPoo
             .unwrap();
         w.all_published(all.len(), Duration::from_secs(30)).await;
     }
+    assert!(
+        mid_burst >= 15,
+        "only {mid_burst} of 20 engages came in the middle of a burst"
+    );
+    // the ledger's arrival stamps name the publish requests the check above looks for
+    let arrivals = w
+        .ledger("platform=sandbox&outcome=arrived")
+        .await
+        .into_iter()
+        .filter(|e| e["endpoint"] == "POST /v1/posts")
+        .count();
+    assert!(
+        arrivals >= all.len(),
+        "{arrivals} publish arrivals for {} posts",
+        all.len()
+    );
     assert_eq!(w.audit(&all).await, clean(all.len()));
 }
 
