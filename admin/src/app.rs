@@ -225,6 +225,7 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{id}/edit", post(items::edit))
         .route("/items/{id}/reject", post(items::reject))
         .route("/items/{id}/regenerate", post(items::regenerate))
+        .route("/items/{id}/cancel", post(items::cancel))
         .route(
             "/items/{id}/publications/{publication}/reschedule",
             post(items::reschedule),

@@ -756,3 +756,83 @@ async fn the_queue_pages_by_keyset_filters_and_answers_htmx_with_a_partial(pool:
     );
     let _ = agency_id(&pool, "Acme").await;
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn cancelling_an_approved_item_cancels_its_posts_and_their_jobs(pool: PgPool) {
+    let (c, x, li) = acme(&pool).await;
+    let item = pending_item(&pool, c, &[x, li], false, slot()).await;
+    let (mut viewer, viewer_csrf) = logged_in(&pool, "viewer@acme.test").await;
+    let (mut b, csrf) = logged_in(&pool, "reviewer@acme.test").await;
+    let back = format!("/items/{item}");
+    let r = b
+        .post(
+            &format!("/items/{item}/approve"),
+            &[("_csrf", &csrf), ("back", &back)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        b.get(&back)
+            .await
+            .body
+            .contains("Cancel the scheduled posts")
+    );
+    let denied = viewer
+        .post(
+            &format!("/items/{item}/cancel"),
+            &[("_csrf", &viewer_csrf), ("back", &back)],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    let r = b
+        .post(
+            &format!("/items/{item}/cancel"),
+            &[("_csrf", &csrf), ("back", &back)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(item_state(&pool, item).await, "cancelled");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM publications WHERE item_id = $1 AND state = 'cancelled'",
+            item
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM jobs j JOIN publications p ON j.unique_key = 'publish:' || p.id
+             WHERE p.item_id = $1 AND j.state <> 'cancelled'",
+            item
+        )
+        .await,
+        0,
+        "no publish job is left to run"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM audit_log WHERE action = 'item.cancel' AND target_id = $1::text",
+            item
+        )
+        .await,
+        1
+    );
+    // only approved items can be cancelled
+    let again = b
+        .post(
+            &format!("/items/{item}/cancel"),
+            &[("_csrf", &csrf), ("back", &back)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        again.body.contains("only approved items can be cancelled"),
+        "{}",
+        again.body
+    );
+}

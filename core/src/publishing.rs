@@ -1118,7 +1118,6 @@ impl Publisher {
 }
 
 /// How often published posts are measured, and for how long after publishing.
-pub const METRICS_KIND: &str = "sync_metrics";
 pub const METRICS_EVERY: Duration = Duration::from_secs(1800);
 const METRICS_WINDOW_DAYS: i32 = 14;
 const METRICS_BATCH: i64 = 200;

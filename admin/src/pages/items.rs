@@ -660,6 +660,12 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                             }
                         }
                     }
+                    @if item.state == "approved" {
+                        form method="post" action={ "/items/" (id) "/cancel" } data-hx-post=[hx("cancel")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                            (form_basics(user, opts.back))
+                            button.danger type="submit" { "Cancel the scheduled posts" }
+                        }
+                    }
                     @if regenerable {
                         form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
                             (form_basics(user, opts.back))
@@ -1304,6 +1310,47 @@ pub async fn reject(
         Ok(Notice::Done("Rejected.".into())),
     )
     .await
+}
+
+/// `POST /items/{id}/cancel`: an approved item's posts that have not gone out are cancelled
+/// with their publish jobs (what already went out stays).
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: Reviewer,
+    htmx: Htmx,
+    Path(id): Path<Uuid>,
+    Form(f): Form<BackForm>,
+) -> AppResult<Response> {
+    let agency = user.agency_id;
+    let item = load_one(&state, agency, id).await?;
+    if item.state != "approved" {
+        let m = format!(
+            "This item is {}; only approved items can be cancelled.",
+            state_label(&item.state).to_lowercase()
+        );
+        return answer(&state, &user, htmx, id, &f.back, Err(refused(m))).await;
+    }
+    let mut tx = state.pool.begin().await?;
+    let cancelled = publishing::cancel_item(&mut tx, agency, id).await?;
+    audit::append(
+        &mut tx,
+        &user.actor(),
+        Entry::new(Some(agency), "item.cancel")
+            .target("content_item", id)
+            .details(serde_json::json!({ "publications": cancelled })),
+    )
+    .await?;
+    tx.commit().await?;
+    let notice = if cancelled == 0 {
+        Err(refused(
+            "Nothing was left to cancel: the posts are going out or have gone out.",
+        ))
+    } else {
+        Ok(Notice::Done(format!(
+            "Cancelled {cancelled} scheduled post(s)."
+        )))
+    };
+    answer(&state, &user, htmx, id, &f.back, notice).await
 }
 
 #[derive(Debug, Deserialize, Default)]
