@@ -370,6 +370,20 @@ async fn a_state_change_reaches_its_own_agencys_stream_and_no_other(pool: PgPool
         read_until(&mut my_stream, "event:", Duration::from_millis(1000)).await,
         None
     );
+    // nor does a post going out (that commit must wait for the disk, and a notifying commit
+    // would hold every other one up): pages see it on their next refresh, and its result live
+    sqlx::query(
+        "UPDATE publications SET state = 'publishing', attempt_id = gen_random_uuid(), marker = 'as-marker-1'
+         WHERE id = $1",
+    )
+    .bind(p)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        read_until(&mut my_stream, "event:", Duration::from_millis(1000)).await,
+        None
+    );
     // an item's state change is an event too
     let it = item(&pool, acme, bakery, "pending_review").await;
     let got = read_until(&mut my_stream, &it.to_string(), Duration::from_secs(5))

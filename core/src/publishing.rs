@@ -668,8 +668,12 @@ impl Publisher {
         action: &str,
         latency: Duration,
     ) -> anyhow::Result<()> {
-        // one statement: the publication, its log row and the item's roll-up (the roll-up
-        // counts this publication as published: a CTE's sibling sees the old row)
+        // One statement: the publication, its log row and the item's roll-up (the roll-up
+        // counts this publication as published: a CTE's sibling sees the old row). Committed
+        // without waiting for the disk: it notifies the console (which serialises commits), and
+        // should the database lose it in a crash, the publication is still `publishing` with
+        // this attempt, and the job (whose completion is flushed later, in log order) runs
+        // again and finds the post by its marker.
         let updated = sqlx::query_scalar!(
             r#"WITH p AS (
                    UPDATE publications SET state = 'published', platform_post_id = left($3, 300),
@@ -696,7 +700,7 @@ impl Publisher {
                    FROM s
                    WHERE i.id = $10 AND EXISTS (SELECT 1 FROM p)
                      AND i.state IN ('approved', 'partially_published', 'failed', 'published'))
-               SELECT count(*) AS "n!" FROM p"#,
+               SELECT count(*) AS "n!" FROM p WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"#,
             publication,
             attempt,
             p.post_id,

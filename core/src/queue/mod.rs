@@ -326,27 +326,33 @@ pub async fn retry_or_fail(
     Ok(again.unwrap_or(false))
 }
 
-/// Run again after `delay` without counting the attempt (a rate limit said "not yet"; nothing
-/// was attempted).
-pub async fn postpone(
+/// Run these jobs again after their delays without counting the attempt (a rate limit said
+/// "not yet"; nothing was attempted), in one statement. Committed without waiting for the disk:
+/// the statement notifies (which serialises commits), and if the database loses it in a crash
+/// the jobs are still this worker's and come back when their leases expire.
+pub async fn postpone_many(
     pool: &PgPool,
     worker: &str,
-    id: i64,
-    delay: Duration,
-    reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE jobs SET state = 'available', run_at = now() + make_interval(secs => $3), attempts = greatest(attempts - 1, 0),
-                last_error = left($4, 4000), locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
-        id,
-        worker,
-        delay.as_secs_f64(),
-        reason
+    jobs: &[(i64, Duration, String)],
+) -> sqlx::Result<u64> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
+    let delays: Vec<f64> = jobs.iter().map(|j| j.1.as_secs_f64()).collect();
+    let reasons: Vec<&str> = jobs.iter().map(|j| j.2.as_str()).collect();
+    Ok(sqlx::query!(
+        "UPDATE jobs j SET state = 'available', run_at = now() + make_interval(secs => p.delay),
+                attempts = greatest(j.attempts - 1, 0), last_error = left(p.reason, 4000),
+                locked_by = NULL, locked_until = NULL
+         FROM unnest($1::int8[], $2::float8[], $3::text[]) AS p(id, delay, reason)
+         WHERE j.id = p.id AND j.locked_by = $4 AND j.state = 'running'
+           AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+        &ids,
+        &delays,
+        &reasons as &[&str],
+        worker
     )
     .execute(pool)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected())
 }
 
 /// Fail at once (a permanent error), keeping the reason.

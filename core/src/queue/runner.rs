@@ -539,7 +539,8 @@ fn spawn_job(
     });
 }
 
-/// Records outcomes: completions in batches, the rest one by one; then frees the capacity.
+/// Records outcomes: completions and postponements in batches, the rest one by one; frees the
+/// capacity.
 #[allow(clippy::too_many_arguments)]
 async fn finisher(
     cfg: RunnerConfig,
@@ -561,6 +562,7 @@ async fn finisher(
             }
         }
         let mut done_ids = Vec::new();
+        let mut postponed = Vec::new();
         for f in batch.drain(..) {
             let label = KindLabel {
                 kind: f.kind.clone(),
@@ -592,7 +594,8 @@ async fn finisher(
                     record_retry(&pool, w, &f, delay, &format!("{e:#}"), &metrics, &label).await
                 }
                 (Ok(Outcome::Postpone { delay, reason }), None) => {
-                    super::postpone(&pool, w, f.id, *delay, reason).await
+                    postponed.push((f.id, *delay, reason.clone()));
+                    Ok(())
                 }
                 (Ok(Outcome::Fail(reason)), None) => {
                     metrics.failed.get_or_create(&label).inc();
@@ -614,6 +617,12 @@ async fn finisher(
                 tracing::error!(job = f.id, error = %e, "recording a job outcome failed");
             }
             forget(&inflight, &metrics, f.id, &f.kind);
+        }
+        if !postponed.is_empty()
+            && let Err(e) = super::postpone_many(&pool, &cfg.worker_id, &postponed).await
+        {
+            // the leases will expire and the rescuer will return the jobs
+            tracing::error!(error = %e, jobs = postponed.len(), "recording postponements failed");
         }
         if !done_ids.is_empty() {
             let mut tries = 0;
@@ -666,8 +675,23 @@ fn forget(inflight: &Mutex<InFlight>, metrics: &Metrics, id: i64, kind: &str) {
     }
 }
 
-/// LISTEN for new work; any notification wakes the claimer (a burst folds into one wake-up).
+/// How long until the job a notification announces is due: `"<kind> <seconds>"` (seconds from
+/// the database's `now()`); a bare kind (older senders) means now.
+fn due_in(payload: &str) -> Duration {
+    payload
+        .split_once(' ')
+        .and_then(|(_, secs)| secs.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::ZERO, |s| {
+            Duration::from_secs_f64(s.min(86_400.0))
+        })
+}
+
+/// LISTEN for new work. A job due now wakes the claimer at once (a burst folds into one
+/// wake-up); one due later wakes it when its time comes, unless an earlier wake-up is pending
+/// anyway (the claimer reads the next due time itself after every claim).
 async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
+    let mut pending: Option<tokio::time::Instant> = None;
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -683,12 +707,30 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
         // anything enqueued while we were not listening
         wake.notify_one();
         loop {
+            let timer = async {
+                match pending {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 n = listener.try_recv() => match n {
-                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(Some(n)) => {
+                        let due = due_in(n.payload());
+                        if due < Duration::from_millis(2) {
+                            wake.notify_one();
+                        } else {
+                            let at = tokio::time::Instant::now() + due;
+                            pending = Some(pending.map_or(at, |p| p.min(at)));
+                        }
+                    }
                     Ok(None) => { wake.notify_one(); } // reconnected: notifications may have been lost
                     Err(e) => { tracing::warn!(error = %e, "LISTEN connection lost"); break; }
                 },
+                _ = timer => {
+                    pending = None;
+                    wake.notify_one();
+                }
                 _ = stop.cancelled() => return,
             }
         }
@@ -757,6 +799,17 @@ async fn rescuer(cfg: RunnerConfig, pool: PgPool, wake: Arc<Notify>, stop: Cance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notification_says_when_its_job_is_due() {
+        assert_eq!(due_in("publish 0"), Duration::ZERO);
+        assert_eq!(due_in("publish 1.5"), Duration::from_millis(1500));
+        // older senders name only the kind; garbage counts as now
+        assert_eq!(due_in("publish"), Duration::ZERO);
+        assert_eq!(due_in("publish soon"), Duration::ZERO);
+        assert_eq!(due_in("publish -3"), Duration::ZERO);
+        assert_eq!(due_in("publish NaN"), Duration::ZERO);
+    }
 
     #[test]
     fn backoff_grows_exponentially_up_to_the_cap_with_full_jitter() {
