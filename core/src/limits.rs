@@ -45,7 +45,27 @@ impl Rate {
     fn tolerance(&self) -> Duration {
         self.interval * (self.burst - 1)
     }
+    /// How far ahead a slot may be held for a request ([`Smoother::reserve`]): a whole burst's
+    /// worth, and at least half a minute. Farther than that it is asked to come back later, so
+    /// a flood of requests (that may yet be cancelled) does not book the bucket for hours.
+    pub fn horizon(&self) -> Duration {
+        (self.interval * self.burst).max(Duration::from_secs(30))
+    }
 }
+
+/// What a bucket answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Go now.
+    Now,
+    /// The next free slot is held for the holder: ask again after this long and it is granted.
+    Reserved(Duration),
+    /// Nothing is held: ask again after this long.
+    Wait(Duration),
+}
+
+/// How long a reserved slot stays claimable after its time (a busy fleet may come late).
+const RESERVATION_GRACE: Duration = Duration::from_secs(600);
 
 /// How long a switch between Redis and Postgres pauses this process's grants: longer than the
 /// time the other processes need to notice the same change (their probes run every
@@ -55,22 +75,46 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Redis must answer this long before the fleet trusts it again.
 const PROBATION: Duration = Duration::from_secs(3);
 
+/// GCRA in Redis, by Redis's clock. KEYS[1] is the bucket; with KEYS[2] (a holder's
+/// reservation) a request that must wait takes the next free slot for itself when it lies within
+/// the horizon, and that holder's next call at or after the slot is granted without charging the
+/// bucket again (the reservation is single-use). Returns 0 (granted), a positive wait (the slot
+/// is reserved: come back then) or a negative wait (nothing reserved: ask again then). Right after
+/// a backend switch (`start_full`) reservations made before it are void.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local start_full = tonumber(ARGV[3])
+local horizon = tonumber(ARGV[4])
+local grace = tonumber(ARGV[5])
+-- right after a backend switch the bucket starts full and no earlier reservation counts
+if start_full > 0 and KEYS[2] then redis.call('DEL', KEYS[2]) end
+local held = start_full == 0 and KEYS[2] and redis.call('GET', KEYS[2])
+if held then
+  held = tonumber(held)
+  if now >= held then
+    redis.call('DEL', KEYS[2])
+    return 0
+  end
+  return held - now
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if start_full > 0 then tat = math.max(tat, now + start_full) end
 tat = math.max(tat, now)
 local allow_at = tat - tolerance
-local ttl = math.ceil(tat - now + interval + 1000)
 if now < allow_at then
-  redis.call('SET', KEYS[1], tat, 'PX', ttl)
-  return allow_at - now
+  local wait = allow_at - now
+  if KEYS[2] and wait <= horizon then
+    redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + 2 * interval + 1000))
+    redis.call('SET', KEYS[2], allow_at, 'PX', wait + grace)
+    return wait
+  end
+  redis.call('SET', KEYS[1], tat, 'PX', math.ceil(tat - now + interval + 1000))
+  return -wait
 end
-redis.call('SET', KEYS[1], tat + interval, 'PX', ttl)
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + interval + 1000))
 return 0
 "#;
 
@@ -188,19 +232,43 @@ impl Smoother {
 
     /// Take one request's worth from `key`'s bucket, or learn how long to wait.
     pub async fn try_acquire(&self, key: &str, rate: Rate) -> Result<(), Duration> {
-        use governor::clock::{Clock, DefaultClock};
-        // this process first: cheap, and it keeps a burst inside one process from reaching Redis
-        if let Err(not_until) = self.local_limiter(key, rate).check() {
-            return Err(not_until.wait_time_from(DefaultClock::default().now()));
+        match self.acquire(key, rate, None).await {
+            Grant::Now => Ok(()),
+            Grant::Reserved(wait) | Grant::Wait(wait) => Err(wait),
         }
-        let (backend, start_full) = {
-            let mut m = self.mode.lock().expect("mode lock");
+    }
+
+    /// Like [`Smoother::try_acquire`], but a `holder` that must wait gets the next free slot held
+    /// for it (when it lies within [`Rate::horizon`]): asking again after the wait, it is granted
+    /// without queueing behind the others that were turned away meanwhile. Many requests turned
+    /// away at once thus come back once each, at their own slot, instead of all together again
+    /// and again. Reservations live in Redis; on the Postgres fallback every request is a plain
+    /// [`Smoother::try_acquire`].
+    pub async fn reserve(&self, key: &str, rate: Rate, holder: &str) -> Grant {
+        self.acquire(key, rate, Some(holder)).await
+    }
+
+    async fn acquire(&self, key: &str, rate: Rate, holder: Option<&str>) -> Grant {
+        use governor::clock::{Clock, DefaultClock};
+        let backend = {
+            let m = self.mode.lock().expect("mode lock");
             let now = Instant::now();
             if now < m.quiet_until {
-                return Err(m.quiet_until - now);
+                return Grant::Wait(m.quiet_until - now);
             }
-            let first = m.switched && m.seen.insert(key.to_owned());
-            (m.backend, first)
+            m.backend
+        };
+        // This process first: cheap, and it keeps a burst inside one process from reaching the
+        // shared bucket. Not for reservations in Redis: a request turned away here would never
+        // get its slot there.
+        if (holder.is_none() || backend == Backend::Postgres)
+            && let Err(not_until) = self.local_limiter(key, rate).check()
+        {
+            return Grant::Wait(not_until.wait_time_from(DefaultClock::default().now()));
+        }
+        let start_full = {
+            let mut m = self.mode.lock().expect("mode lock");
+            m.switched && m.seen.insert(key.to_owned())
         };
         let full = if start_full {
             rate.interval * rate.burst
@@ -210,31 +278,48 @@ impl Smoother {
         match backend {
             Backend::Redis => {
                 let redis = self.redis.as_ref().expect("Redis backend has a client");
-                let bucket = format!("autosocial:rl:{key}");
+                // one hash slot for a bucket and its reservations (Redis Cluster)
+                let bucket = format!("autosocial:rl:{{{key}}}");
+                let mut keys = vec![bucket.clone()];
+                if let Some(h) = holder {
+                    keys.push(format!("{bucket}:held:{h}"));
+                }
+                let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
                 let args = vec![
-                    rate.interval.as_millis() as i64,
-                    rate.tolerance().as_millis() as i64,
-                    full.as_millis() as i64,
+                    ms(rate.interval),
+                    ms(rate.tolerance()),
+                    ms(full),
+                    ms(rate.horizon()),
+                    ms(RESERVATION_GRACE),
                 ];
                 match self
                     .script
-                    .evalsha_with_reload::<i64, _, _>(redis, vec![bucket], args)
+                    .evalsha_with_reload::<i64, _, _>(redis, keys, args)
                     .await
                 {
-                    Ok(0) => Ok(()),
-                    Ok(wait_ms) => Err(Duration::from_millis(wait_ms.max(1) as u64)),
+                    Ok(0) => Grant::Now,
+                    Ok(wait_ms) if wait_ms > 0 => Grant::Reserved(Duration::from_millis(wait_ms as u64)),
+                    Ok(wait_ms) => {
+                        let wait = Duration::from_millis(wait_ms.unsigned_abs().max(1));
+                        // beyond the horizon: come back when a slot can be held
+                        Grant::Wait(match holder {
+                            Some(_) => wait.saturating_sub(rate.horizon()).max(rate.interval),
+                            None => wait,
+                        })
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "Redis rate bucket unavailable; using Postgres");
                         self.switch(Backend::Postgres);
-                        Err(SWITCH_PAUSE)
+                        Grant::Wait(SWITCH_PAUSE)
                     }
                 }
             }
             Backend::Postgres => match pg_gcra(&self.pool, key, rate, full).await {
-                Ok(r) => r,
+                Ok(Ok(())) => Grant::Now,
+                Ok(Err(wait)) => Grant::Wait(wait),
                 Err(e) => {
                     tracing::warn!(error = %e, "Postgres rate bucket unavailable; waiting");
-                    Err(Duration::from_secs(1))
+                    Grant::Wait(Duration::from_secs(1))
                 }
             },
         }

@@ -21,7 +21,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::domain::Platform;
-use crate::limits::{self, Rate, Smoother};
+use crate::limits::{self, Grant, Rate, Smoother};
 use crate::platforms::{
     self, AccountRef, Lookup, MediaRef, PlatformError, PlatformsConfig, PostRequest, Published,
 };
@@ -725,6 +725,39 @@ impl Publisher {
         let publication: Uuid =
             serde_json::from_value(job.job.payload["publication_id"].clone())
                 .map_err(|e| anyhow::anyhow!("payload without publication_id: {e}"))?;
+        // The account's posting rate first, from the job's scope: a post that must wait costs
+        // no database read. One turned away holds the next free slot (its job id is the holder)
+        // and comes back once, at that slot.
+        let (Some(account), Some(platform)) = (job.job.scope.account_id, job.job.scope.platform)
+        else {
+            return Ok(Outcome::Fail(
+                "publish job without an account scope (kill switches could not cover it)".into(),
+            ));
+        };
+        match self
+            .smoother
+            .reserve(
+                &smoothing_key(account),
+                smoothing(platform),
+                &job.job.id.to_string(),
+            )
+            .await
+        {
+            Grant::Now => {}
+            Grant::Reserved(delay) => {
+                return Ok(Outcome::Postpone {
+                    delay,
+                    reason: "waiting for the account's next posting slot (held for this post)"
+                        .into(),
+                });
+            }
+            Grant::Wait(delay) => {
+                return Ok(Outcome::Postpone {
+                    delay,
+                    reason: "smoothing the account's posting rate".into(),
+                });
+            }
+        }
         let Some(l) = self.load(publication).await? else {
             return Ok(Outcome::Done);
         };
@@ -760,15 +793,11 @@ impl Publisher {
             Ok(p) => p,
             Err(b) => return Ok(b.into()),
         };
-        if let Err(wait) = self
-            .smoother
-            .try_acquire(&smoothing_key(l.account), smoothing(l.platform))
-            .await
-        {
-            return Ok(Outcome::Postpone {
-                delay: wait,
-                reason: "smoothing the account's posting rate".into(),
-            });
+        if l.account != account {
+            return Ok(Outcome::Fail(format!(
+                "publish job scoped to account {account} but its publication belongs to {}",
+                l.account
+            )));
         }
 
         // move to publishing with a fresh attempt id and the marker, within the quotas

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use autosocial_core::audit::Actor;
 use autosocial_core::domain::Platform;
 use autosocial_core::killswitch::{self, Gate, Target};
-use autosocial_core::limits::{Rate, Smoother};
+use autosocial_core::limits::{Grant, Rate, Smoother};
 use autosocial_core::queue::runner::{
     Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
 };
@@ -809,6 +809,76 @@ async fn acquire_within(smoother: &Smoother, rate: Rate, within: Duration) {
             }
         }
     }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn requests_turned_away_together_each_hold_their_own_later_slot(pool: PgPool) {
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL");
+    let client = autosocial_core::redis::connect(&redis_url.into())
+        .await
+        .unwrap();
+    let smoother = Smoother::new(pool.clone(), Some(client));
+    let key = format!("test:{}", Uuid::now_v7());
+    let rate = Rate::per(5, Duration::from_secs(1)).with_burst(2);
+    let mut granted_now = 0;
+    let mut held = Vec::new();
+    for h in 0..6 {
+        match smoother.reserve(&key, rate, &format!("h{h}")).await {
+            Grant::Now => granted_now += 1,
+            Grant::Reserved(wait) => held.push((h, wait)),
+            Grant::Wait(w) => panic!("within the horizon a slot is held, not {w:?}"),
+        }
+    }
+    assert_eq!(granted_now, 2, "the burst goes at once");
+    // one slot each, one interval apart
+    let waits: Vec<u128> = held.iter().map(|(_, w)| w.as_millis()).collect();
+    for (i, w) in waits.iter().enumerate() {
+        let expected = 200 * (i as u128 + 1);
+        assert!(
+            w.abs_diff(expected) <= 60,
+            "holder {i} waits about {expected} ms, not {w}: {waits:?}"
+        );
+    }
+    // the held slots are taken: an unreserved request waits behind all of them
+    let plain = smoother.try_acquire(&key, rate).await.unwrap_err();
+    assert!(plain >= Duration::from_millis(850), "{plain:?}");
+    // asking early keeps the slot (it does not take another one)
+    let (first, first_wait) = held[0];
+    match smoother.reserve(&key, rate, &format!("h{first}")).await {
+        Grant::Reserved(w) => assert!(w <= first_wait, "{w:?} > {first_wait:?}"),
+        other => panic!("early: {other:?}"),
+    }
+    // each comes back once, at its slot, and goes
+    let t0 = Instant::now();
+    for (h, wait) in &held {
+        tokio::time::sleep_until((t0 + *wait + Duration::from_millis(20)).into()).await;
+        assert_eq!(
+            smoother.reserve(&key, rate, &format!("h{h}")).await,
+            Grant::Now,
+            "holder {h} at its slot"
+        );
+    }
+    // a reservation is used once
+    assert_ne!(
+        smoother.reserve(&key, rate, &format!("h{first}")).await,
+        Grant::Now,
+        "a used slot does not grant twice"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn without_redis_nothing_is_held_and_the_bucket_still_limits(pool: PgPool) {
+    let smoother = Smoother::new(pool.clone(), None);
+    let rate = Rate::per(5, Duration::from_secs(1)).with_burst(2);
+    let mut answers = Vec::new();
+    for h in 0..4 {
+        answers.push(smoother.reserve("k", rate, &format!("h{h}")).await);
+    }
+    assert_eq!(&answers[..2], &[Grant::Now, Grant::Now]);
+    assert!(
+        answers[2..].iter().all(|g| matches!(g, Grant::Wait(_))),
+        "{answers:?}"
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
