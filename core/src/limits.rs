@@ -298,7 +298,9 @@ impl Smoother {
                     .await
                 {
                     Ok(0) => Grant::Now,
-                    Ok(wait_ms) if wait_ms > 0 => Grant::Reserved(Duration::from_millis(wait_ms as u64)),
+                    Ok(wait_ms) if wait_ms > 0 => {
+                        Grant::Reserved(Duration::from_millis(wait_ms as u64))
+                    }
                     Ok(wait_ms) => {
                         let wait = Duration::from_millis(wait_ms.unsigned_abs().max(1));
                         // beyond the horizon: come back when a slot can be held

@@ -682,9 +682,7 @@ fn due_in(payload: &str) -> Duration {
         .split_once(' ')
         .and_then(|(_, secs)| secs.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::ZERO, |s| {
-            Duration::from_secs_f64(s.min(86_400.0))
-        })
+        .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.min(86_400.0)))
 }
 
 /// LISTEN for new work. A job due now wakes the claimer at once (a burst folds into one
