@@ -364,33 +364,6 @@ async fn pg_gcra(
     Ok(result)
 }
 
-/// The fewest posts `account` may still make in any of its platform's quota windows (the
-/// agency's overrides first), counting what is being published right now; `None` when the
-/// platform has no quota. A cheap read without locks: callers that are far from every limit
-/// need not serialise on the account (see `publishing`).
-pub async fn quota_headroom(
-    conn: &mut PgConnection,
-    agency: Uuid,
-    account: Uuid,
-    platform: &str,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        r#"SELECT min(coalesce(o.max_posts, l.max_posts) - (
-                   (SELECT count(*) FROM publications WHERE account_id = $2 AND state = 'publishing')
-                 + (SELECT count(*) FROM publications WHERE account_id = $2
-                      AND published_at > now() - make_interval(secs => l.window_seconds::float8))))
-           FROM platform_limits l
-           LEFT JOIN platform_limit_overrides o
-             ON o.agency_id = $1 AND o.platform = l.platform AND o.window_seconds = l.window_seconds
-           WHERE l.platform = $3"#,
-        agency,
-        account,
-        platform
-    )
-    .fetch_one(&mut *conn)
-    .await
-}
-
 /// How long until one more post on `account` stays within every quota of its platform (the
 /// agency's overrides first), counting what is published in each window and what is being
 /// published right now. `None` = it may go now. Call it inside the transaction that marks the

@@ -447,6 +447,13 @@ pub struct Publisher {
     pub media_ttl: Duration,
 }
 
+/// A publication as [`Publisher::start`] found it, and whether it moved it to `publishing`.
+struct Started {
+    moved: bool,
+    headroom: Option<i64>,
+    loaded: Loaded,
+}
+
 struct Loaded {
     state: String,
     agency: Uuid,
@@ -549,41 +556,125 @@ fn status_of(e: &PlatformError) -> (&'static str, Option<i32>) {
 }
 
 impl Publisher {
-    async fn load(&self, publication: Uuid) -> anyhow::Result<Option<Loaded>> {
+    /// Read the publication with its account and client and, in the same statement, move it to
+    /// `publishing` with a fresh attempt id and its marker when nothing stands in the way: the
+    /// account is the job's, client and account are active, and the account is far from every
+    /// quota of its platform (more headroom than `margin`). Far from every quota, concurrent
+    /// posts of the account cannot overshoot, so no lock is needed; near one, the caller
+    /// serialises on the account (see [`Publisher::run`]).
+    async fn start(
+        &self,
+        publication: Uuid,
+        account: Uuid,
+        attempt: Uuid,
+        marker: &str,
+        margin: i64,
+    ) -> anyhow::Result<Option<Started>> {
         let Some(r) = sqlx::query!(
-            r#"SELECT p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform AS "platform: Platform",
-                      p.snapshot, p.marker, p.attempt_id, p.updated_at,
-                      a.status AS account_status, a.platform_account_id, a.account_kind, a.access_token_ct,
-                      c.status AS client_status
-               FROM publications p
-               JOIN social_accounts a ON a.id = p.account_id
-               JOIN clients c ON c.id = p.client_id
-               WHERE p.id = $1"#,
-            publication
+            r#"WITH cur AS (
+                   SELECT p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform, p.snapshot,
+                          p.marker, p.attempt_id, p.updated_at,
+                          a.status AS account_status, a.platform_account_id, a.account_kind, a.access_token_ct,
+                          c.status AS client_status,
+                          -- the fewest posts the account may still make in any quota window of its
+                          -- platform (the agency's overrides first), counting what is going out now;
+                          -- NULL when the platform has no quota
+                          (SELECT min(coalesce(o.max_posts, l.max_posts) - (
+                                      (SELECT count(*) FROM publications WHERE account_id = p.account_id AND state = 'publishing')
+                                    + (SELECT count(*) FROM publications WHERE account_id = p.account_id
+                                         AND published_at > now() - make_interval(secs => l.window_seconds::float8))))
+                           FROM platform_limits l
+                           LEFT JOIN platform_limit_overrides o
+                             ON o.agency_id = p.agency_id AND o.platform = l.platform AND o.window_seconds = l.window_seconds
+                           WHERE l.platform = p.platform) AS headroom
+                   FROM publications p
+                   JOIN social_accounts a ON a.id = p.account_id
+                   JOIN clients c ON c.id = p.client_id
+                   WHERE p.id = $1),
+               moved AS (
+                   UPDATE publications p SET state = 'publishing', attempt_id = $3, attempts = p.attempts + 1,
+                          marker = coalesce(p.marker, $4), held_reason = NULL, updated_at = now()
+                   FROM cur
+                   WHERE p.id = $1 AND p.state IN ('scheduled', 'publishing', 'held')
+                     AND cur.account_id = $2 AND cur.client_status = 'active' AND cur.account_status = 'active'
+                     AND (cur.headroom IS NULL OR cur.headroom > $5)
+                   RETURNING p.id)
+               SELECT cur.state AS "state!", cur.agency_id AS "agency_id!", cur.client_id AS "client_id!",
+                      cur.account_id AS "account_id!", cur.item_id AS "item_id!", cur.platform AS "platform!: Platform",
+                      cur.snapshot AS "snapshot!", cur.marker, cur.attempt_id, cur.updated_at AS "updated_at!",
+                      cur.account_status AS "account_status!", cur.platform_account_id AS "platform_account_id!",
+                      cur.account_kind AS "account_kind!", cur.access_token_ct AS "access_token_ct!",
+                      cur.client_status AS "client_status!", cur.headroom,
+                      EXISTS (SELECT 1 FROM moved) AS "moved!"
+               FROM cur"#,
+            publication,
+            account,
+            attempt,
+            marker,
+            margin
         )
         .fetch_optional(&self.pool)
         .await?
         else {
             return Ok(None);
         };
-        Ok(Some(Loaded {
-            state: r.state,
-            agency: r.agency_id,
-            client: r.client_id,
-            account: r.account_id,
-            item: r.item_id,
-            platform: r.platform,
-            snapshot: serde_json::from_value(r.snapshot)?,
-            marker: r.marker,
-            earlier_attempt: r.attempt_id.map(|_| r.updated_at),
-            account_status: r.account_status,
-            account_ref: AccountRef {
-                platform_account_id: r.platform_account_id,
-                kind: r.account_kind,
+        Ok(Some(Started {
+            moved: r.moved,
+            headroom: r.headroom,
+            loaded: Loaded {
+                state: r.state,
+                agency: r.agency_id,
+                client: r.client_id,
+                account: r.account_id,
+                item: r.item_id,
+                platform: r.platform,
+                snapshot: serde_json::from_value(r.snapshot)?,
+                marker: r.marker,
+                earlier_attempt: r.attempt_id.map(|_| r.updated_at),
+                account_status: r.account_status,
+                account_ref: AccountRef {
+                    platform_account_id: r.platform_account_id,
+                    kind: r.account_kind,
+                },
+                access_ct: r.access_token_ct,
+                client_status: r.client_status,
             },
-            access_ct: r.access_token_ct,
-            client_status: r.client_status,
         }))
+    }
+
+    /// Near a quota: serialise on the account's row across the fleet, check the quotas exactly
+    /// and move the publication to `publishing` in that transaction. `Err` is how long to wait.
+    async fn start_near_quota(
+        &self,
+        publication: Uuid,
+        l: &Loaded,
+        attempt: Uuid,
+        marker: &str,
+    ) -> anyhow::Result<Result<bool, Duration>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!(
+            "SELECT id FROM social_accounts WHERE id = $1 FOR UPDATE",
+            l.account
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(wait) =
+            limits::quota_wait(&mut tx, l.agency, l.account, l.platform.as_str()).await?
+        {
+            return Ok(Err(wait));
+        }
+        let moved = sqlx::query!(
+            "UPDATE publications SET state = 'publishing', attempt_id = $2, attempts = attempts + 1,
+                    marker = coalesce(marker, $3), held_reason = NULL, updated_at = now()
+             WHERE id = $1 AND state IN ('scheduled', 'publishing', 'held')",
+            publication,
+            attempt,
+            marker
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(moved.rows_affected() > 0))
     }
 
     /// Park a publication until its account or client can post again.
@@ -758,102 +849,74 @@ impl Publisher {
                 });
             }
         }
-        let Some(l) = self.load(publication).await? else {
-            return Ok(Outcome::Done);
-        };
-        if !matches!(l.state.as_str(), "scheduled" | "publishing" | "held") {
-            return Ok(Outcome::Done);
-        }
-        if l.client_status != "active" {
-            return self
-                .hold(
-                    publication,
-                    &l,
-                    &format!("the client is {}", l.client_status),
-                )
-                .await;
-        }
-        if l.account_status != "active" {
-            let reason = if l.account_status == "needs_reconnect" {
-                "the account needs reconnecting".to_owned()
-            } else {
-                format!("the account is {}", l.account_status)
-            };
-            return self.hold(publication, &l, &reason).await;
-        }
-        let Some(connector) = platforms::connector(l.platform, &self.platforms) else {
+        let Some(connector) = platforms::connector(platform, &self.platforms) else {
             return Ok(Outcome::RetryIn {
                 delay: Duration::from_secs(60),
-                reason: format!("no connector configured for {}", l.platform),
+                reason: format!("no connector configured for {platform}"),
             });
         };
-
         // a kill switch over this scope: park the job, nothing leaves
         let permit = match job.permit().await {
             Ok(p) => p,
             Err(b) => return Ok(b.into()),
         };
-        if l.account != account {
-            return Ok(Outcome::Fail(format!(
-                "publish job scoped to account {account} but its publication belongs to {}",
-                l.account
-            )));
-        }
 
         // move to publishing with a fresh attempt id and the marker, within the quotas
         let attempt = Uuid::now_v7();
-        let marker = l
-            .marker
-            .clone()
-            .unwrap_or_else(|| format!("as{}", publication.simple()));
-        // Far from every quota (more headroom than the smoothing lets through at once, twice
-        // over), concurrent posts of the account cannot overshoot: no lock. Near a limit, the
-        // account's row serialises the check and the move to `publishing` across the fleet.
-        let mut conn = self.pool.acquire().await?;
-        let headroom =
-            limits::quota_headroom(&mut conn, l.agency, l.account, l.platform.as_str()).await?;
-        let margin = 2 * i64::from(smoothing(l.platform).burst) + 2;
-        let mut tx = if headroom.is_none_or(|h| h > margin) {
-            None
-        } else {
-            drop(conn);
-            let mut tx = self.pool.begin().await?;
-            sqlx::query!(
-                "SELECT id FROM social_accounts WHERE id = $1 FOR UPDATE",
-                l.account
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some(wait) =
-                limits::quota_wait(&mut tx, l.agency, l.account, l.platform.as_str()).await?
-            {
-                return Ok(Outcome::Postpone {
-                    delay: wait,
-                    reason: format!("the account's {} quota is used up", l.platform),
-                });
-            }
-            conn = self.pool.acquire().await?;
-            Some(tx)
-        };
-        let moved = sqlx::query!(
-            "UPDATE publications SET state = 'publishing', attempt_id = $2, attempts = attempts + 1,
-                    marker = $3, held_reason = NULL, updated_at = now()
-             WHERE id = $1 AND state IN ('scheduled', 'publishing', 'held')",
-            publication,
-            attempt,
-            marker
-        )
-        .execute(match tx.as_mut() {
-            Some(tx) => &mut **tx,
-            None => &mut *conn,
-        })
-        .await?;
-        if let Some(tx) = tx {
-            tx.commit().await?;
-        }
-        drop(conn);
-        if moved.rows_affected() == 0 {
+        let fresh_marker = format!("as{}", publication.simple());
+        let margin = 2 * i64::from(smoothing(platform).burst) + 2;
+        let Some(Started {
+            moved,
+            headroom,
+            loaded: l,
+        }) = self
+            .start(publication, account, attempt, &fresh_marker, margin)
+            .await?
+        else {
             return Ok(Outcome::Done);
+        };
+        let marker = l.marker.clone().unwrap_or(fresh_marker);
+        if !moved {
+            if !matches!(l.state.as_str(), "scheduled" | "publishing" | "held") {
+                return Ok(Outcome::Done);
+            }
+            if l.account != account {
+                return Ok(Outcome::Fail(format!(
+                    "publish job scoped to account {account} but its publication belongs to {}",
+                    l.account
+                )));
+            }
+            if l.client_status != "active" {
+                drop(permit);
+                let reason = format!("the client is {}", l.client_status);
+                return self.hold(publication, &l, &reason).await;
+            }
+            if l.account_status != "active" {
+                drop(permit);
+                let reason = if l.account_status == "needs_reconnect" {
+                    "the account needs reconnecting".to_owned()
+                } else {
+                    format!("the account is {}", l.account_status)
+                };
+                return self.hold(publication, &l, &reason).await;
+            }
+            if headroom.is_none_or(|h| h > margin) {
+                // nothing stood in the way but the row changed meanwhile: another run has it
+                return Ok(Outcome::Done);
+            }
+            match self
+                .start_near_quota(publication, &l, attempt, &marker)
+                .await?
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(Outcome::Done),
+                Err(wait) => {
+                    return Ok(Outcome::Postpone {
+                        delay: wait,
+                        reason: format!("the account's {} quota is used up", l.platform),
+                    });
+                }
+            }
         }
 
         let row = l.account.to_string();

@@ -486,16 +486,24 @@ async fn platform_refusals_wait_retry_or_fail_as_the_platform_says(pool: PgPool)
     w.knobs(Knobs::default()).await;
     w.all_published(2, Duration::from_secs(30)).await;
 
-    // a refusal on the merits fails at once, with the platform's message kept
-    let refused = w
-        .due_now(
-            &Fleet {
-                agency: fleet.agency,
-                accounts: fleet.accounts[..1].to_vec(),
-            },
-            1,
-        )
-        .await;
+    // a refusal on the merits fails at once, with the platform's message kept (due in a
+    // moment: the worker must not take it before its text is emptied)
+    let soon: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now() + interval '2 seconds'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    let refused = seeding::due_publications(
+        &w.pool,
+        &Fleet {
+            agency: fleet.agency,
+            accounts: fleet.accounts[..1].to_vec(),
+        },
+        1,
+        soon,
+    )
+    .await
+    .unwrap();
     sqlx::query(
         "UPDATE publications SET snapshot = jsonb_set(snapshot, '{text}', '\"\"') WHERE id = $1",
     )
