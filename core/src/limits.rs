@@ -75,12 +75,14 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// Redis must answer this long before the fleet trusts it again.
 const PROBATION: Duration = Duration::from_secs(3);
 
-/// GCRA in Redis, by Redis's clock. KEYS[1] is the bucket; with KEYS[2] (a holder's
-/// reservation) a request that must wait takes the next free slot for itself when it lies within
-/// the horizon, and that holder's next call at or after the slot is granted without charging the
-/// bucket again (the reservation is single-use). Returns 0 (granted), a positive wait (the slot
-/// is reserved: come back then) or a negative wait (nothing reserved: ask again then). Right after
-/// a backend switch (`start_full`) reservations made before it are void.
+/// GCRA in Redis, by Redis's clock. KEYS[1] is the bucket, KEYS[2] its generation; with
+/// KEYS[3] (a holder's reservation) a request that must wait takes the next free slot for itself
+/// when it lies within the horizon, and that holder's next call at or after the slot is granted
+/// without charging the bucket again (the reservation is single-use). Returns 0 (granted), a
+/// positive wait (the slot is reserved: come back then) or a negative wait (nothing reserved: ask
+/// again then). A call right after a backend switch (`start_full`) fills the bucket and starts a
+/// new generation: every reservation made before it is void, since the other backend granted
+/// meanwhile without knowing of them.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -89,16 +91,23 @@ local tolerance = tonumber(ARGV[2])
 local start_full = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
--- right after a backend switch the bucket starts full and no earlier reservation counts
-if start_full > 0 and KEYS[2] then redis.call('DEL', KEYS[2]) end
-local held = start_full == 0 and KEYS[2] and redis.call('GET', KEYS[2])
+local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if start_full > 0 then
+  gen = gen + 1
+  redis.call('SET', KEYS[2], gen, 'PX', horizon + grace)
+end
+local held = KEYS[3] and redis.call('GET', KEYS[3])
 if held then
-  held = tonumber(held)
-  if now >= held then
-    redis.call('DEL', KEYS[2])
-    return 0
+  local at, made_in = string.match(held, '^(%d+):(%d+)$')
+  if at and tonumber(made_in) == gen then
+    at = tonumber(at)
+    if now >= at then
+      redis.call('DEL', KEYS[3])
+      return 0
+    end
+    return at - now
   end
-  return held - now
+  redis.call('DEL', KEYS[3])
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if start_full > 0 then tat = math.max(tat, now + start_full) end
@@ -106,9 +115,10 @@ tat = math.max(tat, now)
 local allow_at = tat - tolerance
 if now < allow_at then
   local wait = allow_at - now
-  if KEYS[2] and wait <= horizon then
+  if KEYS[3] and wait <= horizon then
     redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + 2 * interval + 1000))
-    redis.call('SET', KEYS[2], allow_at, 'PX', wait + grace)
+    redis.call('SET', KEYS[3], allow_at .. ':' .. gen, 'PX', wait + grace)
+    redis.call('SET', KEYS[2], gen, 'PX', horizon + grace)
     return wait
   end
   redis.call('SET', KEYS[1], tat, 'PX', math.ceil(tat - now + interval + 1000))
@@ -280,7 +290,7 @@ impl Smoother {
                 let redis = self.redis.as_ref().expect("Redis backend has a client");
                 // one hash slot for a bucket and its reservations (Redis Cluster)
                 let bucket = format!("autosocial:rl:{{{key}}}");
-                let mut keys = vec![bucket.clone()];
+                let mut keys = vec![bucket.clone(), format!("{bucket}:gen")];
                 if let Some(h) = holder {
                     keys.push(format!("{bucket}:held:{h}"));
                 }

@@ -867,6 +867,64 @@ async fn requests_turned_away_together_each_hold_their_own_later_slot(pool: PgPo
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn slots_held_before_a_switch_to_postgres_and_back_are_void(pool: PgPool) {
+    // Redis stops answering without losing its data (CLIENT PAUSE): meanwhile Postgres grants,
+    // knowing nothing of the slots held in Redis, so those must not be honoured afterwards
+    let redis = PrivateRedis::start();
+    let client = autosocial_core::redis::connect(&redis.url().into())
+        .await
+        .unwrap();
+    let smoother = Smoother::new(pool.clone(), Some(client.clone()));
+    let stop = CancellationToken::new();
+    tokio::spawn(smoother.clone().probe(stop.clone()));
+    let rate = Rate::per(1, Duration::from_secs(2)).with_burst(1);
+    assert_eq!(smoother.reserve("k", rate, "first").await, Grant::Now);
+    let Grant::Reserved(wait) = smoother.reserve("k", rate, "second").await else {
+        panic!("the second holds the next slot");
+    };
+    assert!(wait <= Duration::from_secs(2));
+    let _: String = fred::interfaces::ClientLike::custom(
+        &client,
+        fred::cmd!("CLIENT"),
+        vec!["PAUSE".to_owned(), "1500".to_owned()],
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while smoother.on_redis() {
+        assert!(Instant::now() < deadline, "the pause is noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !smoother.on_redis() {
+        assert!(
+            Instant::now() < deadline,
+            "back on Redis after it answered for a while"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the slot's time has long passed, but it was held before the switch: whoever asks first
+    // after the switch (once its pause is over), every earlier slot is void
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match smoother.reserve("k", rate, "third").await {
+            Grant::Wait(pause) => {
+                assert!(Instant::now() < deadline, "the switch's pause ends");
+                tokio::time::sleep(pause).await;
+            }
+            Grant::Reserved(_) => break,
+            Grant::Now => panic!("the bucket starts full after a switch"),
+        }
+    }
+    let second = smoother.reserve("k", rate, "second").await;
+    assert!(
+        !matches!(second, Grant::Now),
+        "a slot held before the switch is void: {second:?}"
+    );
+    stop.cancel();
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn without_redis_nothing_is_held_and_the_bucket_still_limits(pool: PgPool) {
     let smoother = Smoother::new(pool.clone(), None);
     let rate = Rate::per(5, Duration::from_secs(1)).with_burst(2);
