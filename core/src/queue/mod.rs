@@ -286,11 +286,17 @@ pub async fn next_due_in(pool: &PgPool, kinds: &[&str]) -> sqlx::Result<Option<D
     Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
+// Statements that change several of one worker's running jobs lock them in id order first
+// (`mine`): the heartbeat renews the leases of jobs the finisher is completing or postponing at
+// the same moment, and two multi-row updates that lock in different orders deadlock.
+
 /// Mark jobs done (only those this worker still holds).
 pub async fn complete(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<u64> {
     Ok(sqlx::query!(
-        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
-         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+        "WITH mine AS MATERIALIZED (
+             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $2 AND state = 'running' ORDER BY id FOR UPDATE)
+         UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+         WHERE id = ANY(ARRAY(SELECT id FROM mine))",
         ids,
         worker
     )
@@ -339,11 +345,13 @@ pub async fn postpone_many(
     let delays: Vec<f64> = jobs.iter().map(|j| j.1.as_secs_f64()).collect();
     let reasons: Vec<&str> = jobs.iter().map(|j| j.2.as_str()).collect();
     Ok(sqlx::query!(
-        "UPDATE jobs j SET state = 'available', run_at = now() + make_interval(secs => p.delay),
+        "WITH mine AS MATERIALIZED (
+             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $4 AND state = 'running' ORDER BY id FOR UPDATE)
+         UPDATE jobs j SET state = 'available', run_at = now() + make_interval(secs => p.delay),
                 attempts = greatest(j.attempts - 1, 0), last_error = left(p.reason, 4000),
                 locked_by = NULL, locked_until = NULL
          FROM unnest($1::int8[], $2::float8[], $3::text[]) AS p(id, delay, reason)
-         WHERE j.id = p.id AND j.locked_by = $4 AND j.state = 'running'
+         WHERE j.id = p.id AND j.id = ANY(ARRAY(SELECT id FROM mine))
            AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         &ids,
         &delays,
@@ -398,19 +406,6 @@ pub async fn hold(pool: &PgPool, worker: &str, id: i64, reason: &str) -> sqlx::R
     Ok(held.unwrap_or(false))
 }
 
-/// Give back jobs claimed but never started (shutdown): available again, attempt not counted.
-pub async fn release(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<u64> {
-    Ok(sqlx::query!(
-        "UPDATE jobs SET state = 'available', attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL
-         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
-        ids,
-        worker
-    )
-    .execute(pool)
-    .await?
-    .rows_affected())
-}
-
 /// What a heartbeat learned about one running job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseState {
@@ -427,8 +422,10 @@ pub async fn renew(
     lease: Duration,
 ) -> sqlx::Result<Vec<LeaseState>> {
     let rows = sqlx::query!(
-        "UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'
+        "WITH mine AS MATERIALIZED (
+             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $2 AND state = 'running' ORDER BY id FOR UPDATE)
+         UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+         WHERE id = ANY(ARRAY(SELECT id FROM mine))
          RETURNING id, cancel_requested",
         ids,
         worker,

@@ -618,30 +618,40 @@ async fn finisher(
             }
             forget(&inflight, &metrics, f.id, &f.kind);
         }
-        if !postponed.is_empty()
-            && let Err(e) = super::postpone_many(&pool, &cfg.worker_id, &postponed).await
-        {
-            // the leases will expire and the rescuer will return the jobs
-            tracing::error!(error = %e, jobs = postponed.len(), "recording postponements failed");
+        if !postponed.is_empty() {
+            persist("postponements", postponed.len(), || {
+                super::postpone_many(&pool, &cfg.worker_id, &postponed)
+            })
+            .await;
         }
         if !done_ids.is_empty() {
-            let mut tries = 0;
-            loop {
-                match super::complete(&pool, &cfg.worker_id, &done_ids).await {
-                    Ok(_) => break,
-                    Err(e) if tries < 5 => {
-                        tries += 1;
-                        tracing::warn!(error = %e, "recording completions failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, jobs = done_ids.len(), "could not record completions; leases will expire");
-                        break;
-                    }
-                }
-            }
+            persist("completions", done_ids.len(), || {
+                super::complete(&pool, &cfg.worker_id, &done_ids)
+            })
+            .await;
         }
         wake.notify_one();
+    }
+}
+
+/// Write a batch of outcomes, retrying a few times (a lost connection, a deadlock); when it
+/// cannot be written the leases expire and the rescuer returns the jobs: at-least-once.
+async fn persist<F, Fut>(what: &str, jobs: usize, write: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<u64>>,
+{
+    for tries in 1..=6u64 {
+        match write().await {
+            Ok(_) => return,
+            Err(e) if tries < 6 => {
+                tracing::warn!(error = %e, jobs, "recording {what} failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs, "could not record {what}; leases will expire")
+            }
+        }
     }
 }
 
