@@ -72,14 +72,14 @@ async fn start_worker(
             .build(pool.clone(), smoother.clone(), true)
             .expect("the shipped templates and fonts"),
     );
-    let publisher = autosocial_core::publishing::Publisher {
-        pool: pool.clone(),
-        vault: state.vault.clone(),
-        platforms: state.platforms.clone(),
-        smoother: Arc::new(smoother),
-        public_url: Some(public_url),
-        media_ttl: Duration::from_secs(3600),
-    };
+    let publisher = autosocial_core::publishing::Publisher::new(
+        pool.clone(),
+        state.vault.clone(),
+        state.platforms.clone(),
+        Arc::new(smoother),
+        Some(public_url),
+        Duration::from_secs(3600),
+    );
     let gate = Gate::new(pool.clone(), Duration::from_millis(1500));
     gate.refresh().await.expect("kill switches readable");
     tokio::spawn(gate.clone().keep_fresh(stop.clone()));

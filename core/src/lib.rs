@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod batch;
 pub mod config;
 pub mod content;
 pub mod db;

@@ -20,6 +20,7 @@ use sqlx::{PgConnection, PgPool};
 use url::Url;
 use uuid::Uuid;
 
+use crate::batch::Batcher;
 use crate::domain::Platform;
 use crate::limits::{self, Grant, Rate, Smoother};
 use crate::platforms::{
@@ -445,6 +446,7 @@ pub struct Publisher {
     /// The admin's public URL, for signed media URLs; without it image posts fail permanently.
     pub public_url: Option<Url>,
     pub media_ttl: Duration,
+    records: Arc<Batcher<Record, bool>>,
 }
 
 /// A publication as [`Publisher::start`] found it, and whether it moved it to `publishing`.
@@ -522,7 +524,7 @@ async fn to_needs_attention(
     Ok(())
 }
 
-/// The roll-up of an item's state from its publications (`record_published` repeats this rule
+/// The roll-up of an item's state from its publications (`record_batch` repeats this rule
 /// inside its one statement, counting the publication it records as published).
 async fn roll_up(conn: &mut PgConnection, item: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
@@ -555,7 +557,119 @@ fn status_of(e: &PlatformError) -> (&'static str, Option<i32>) {
     }
 }
 
+/// A post the platform has, to be recorded.
+struct Record {
+    publication: Uuid,
+    attempt: Uuid,
+    agency: Uuid,
+    post_id: String,
+    url: Option<String>,
+    request_id: Option<String>,
+    /// `publish`, or `reconcile` when an earlier attempt's post was found.
+    action: String,
+    latency_ms: i32,
+}
+
+/// How many posts one recording statement takes at most, and how many such statements a
+/// process runs at once.
+const RECORD_BATCH: usize = 200;
+const RECORD_PARALLEL: usize = 4;
+
+/// Record posts the platform has, in one statement: each publication published (if its attempt
+/// still holds it), its post log row, and its item's roll-up (counting the publications of this
+/// statement as published: a CTE's sibling sees the old rows). Committed without waiting for
+/// the disk: it notifies the console (which serialises commits), and should the database lose
+/// it in a crash, each publication is still `publishing` with its attempt, and its job (whose
+/// completion is flushed later, in log order) runs again and finds the post by its marker.
+/// Answers, for each record, whether its attempt still held the publication.
+async fn record_batch(pool: PgPool, records: Vec<Record>) -> anyhow::Result<Vec<bool>> {
+    let col = |f: fn(&Record) -> Uuid| records.iter().map(f).collect::<Vec<_>>();
+    let (publications, attempts, agencies) = (
+        col(|r| r.publication),
+        col(|r| r.attempt),
+        col(|r| r.agency),
+    );
+    let post_ids: Vec<&str> = records.iter().map(|r| r.post_id.as_str()).collect();
+    let urls: Vec<Option<&str>> = records.iter().map(|r| r.url.as_deref()).collect();
+    let request_ids: Vec<Option<&str>> = records.iter().map(|r| r.request_id.as_deref()).collect();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    let latencies: Vec<i32> = records.iter().map(|r| r.latency_ms).collect();
+    let updated = sqlx::query_scalar!(
+        r#"WITH r AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[])
+                   AS r(publication, attempt, agency, post_id, url, request_id, action, latency_ms)),
+           p AS (
+               UPDATE publications pub SET state = 'published', platform_post_id = left(r.post_id, 300),
+                      platform_post_url = left(r.url, 2000), published_at = now(), last_error = NULL,
+                      held_reason = NULL, updated_at = now()
+               FROM r
+               WHERE pub.id = r.publication AND pub.attempt_id = r.attempt AND pub.state = 'publishing'
+               RETURNING pub.id, pub.item_id),
+           g AS (
+               INSERT INTO post_logs (agency_id, publication_id, attempt_id, action, outcome, request_id, status_code, latency_ms)
+               SELECT r.agency, r.publication, r.attempt, r.action,
+                      CASE WHEN r.action = 'reconcile' THEN 'found' ELSE 'published' END,
+                      left(r.request_id, 300), 200, r.latency_ms
+               FROM r),
+           s AS (
+               SELECT pub.item_id, count(*) AS total,
+                      count(*) FILTER (WHERE pub.state = 'published' OR pub.id IN (SELECT id FROM p)) AS published,
+                      count(*) FILTER (WHERE pub.state IN ('scheduled', 'held', 'publishing', 'needs_attention')
+                                         AND pub.id NOT IN (SELECT id FROM p)) AS open
+               FROM publications pub
+               WHERE pub.item_id IN (SELECT item_id FROM p) AND pub.state <> 'cancelled'
+               GROUP BY pub.item_id),
+           i AS (
+               UPDATE content_items i SET state = CASE
+                      WHEN s.open > 0 THEN i.state
+                      WHEN s.published = s.total THEN 'published'
+                      WHEN s.published > 0 THEN 'partially_published'
+                      ELSE i.state END,
+                    updated_at = now()
+               FROM s
+               WHERE i.id = s.item_id AND i.state IN ('approved', 'partially_published', 'failed', 'published'))
+           SELECT id AS "id!" FROM p WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"#,
+        &publications,
+        &attempts,
+        &agencies,
+        &post_ids as &[&str],
+        &urls as &[Option<&str>],
+        &request_ids as &[Option<&str>],
+        &actions as &[&str],
+        &latencies,
+    )
+    .fetch_all(&pool)
+    .await?;
+    let updated: std::collections::HashSet<Uuid> = updated.into_iter().collect();
+    Ok(publications.iter().map(|p| updated.contains(p)).collect())
+}
+
 impl Publisher {
+    pub fn new(
+        pool: PgPool,
+        vault: Arc<Vault>,
+        platforms: Arc<PlatformsConfig>,
+        smoother: Arc<Smoother>,
+        public_url: Option<Url>,
+        media_ttl: Duration,
+    ) -> Publisher {
+        let records = {
+            let pool = pool.clone();
+            Batcher::new(RECORD_BATCH, RECORD_PARALLEL, move |batch| {
+                record_batch(pool.clone(), batch)
+            })
+        };
+        Publisher {
+            pool,
+            vault,
+            platforms,
+            smoother,
+            public_url,
+            media_ttl,
+            records: Arc::new(records),
+        }
+    }
+
     /// Read the publication with its account and client and, in the same statement, move it to
     /// `publishing` with a fresh attempt id and its marker when nothing stands in the way: the
     /// account is the job's, client and account are active, and the account is far from every
@@ -564,6 +678,7 @@ impl Publisher {
     /// serialises on the account (see [`Publisher::run`]).
     async fn start(
         &self,
+        conn: &mut PgConnection,
         publication: Uuid,
         account: Uuid,
         attempt: Uuid,
@@ -613,7 +728,7 @@ impl Publisher {
             marker,
             margin
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(conn)
         .await?
         else {
             return Ok(None);
@@ -749,7 +864,8 @@ impl Publisher {
         })
     }
 
-    /// Record a post the platform has: published, with its log row, and the item's roll-up.
+    /// Record a post the platform has: published, with its log row, and the item's roll-up
+    /// (in one statement with the other posts this process is recording right now).
     async fn record_published(
         &self,
         publication: Uuid,
@@ -759,53 +875,20 @@ impl Publisher {
         action: &str,
         latency: Duration,
     ) -> anyhow::Result<()> {
-        // One statement: the publication, its log row and the item's roll-up (the roll-up
-        // counts this publication as published: a CTE's sibling sees the old row). Committed
-        // without waiting for the disk: it notifies the console (which serialises commits), and
-        // should the database lose it in a crash, the publication is still `publishing` with
-        // this attempt, and the job (whose completion is flushed later, in log order) runs
-        // again and finds the post by its marker.
-        let updated = sqlx::query_scalar!(
-            r#"WITH p AS (
-                   UPDATE publications SET state = 'published', platform_post_id = left($3, 300),
-                          platform_post_url = left($4, 2000), published_at = now(), last_error = NULL,
-                          held_reason = NULL, updated_at = now()
-                   WHERE id = $1 AND attempt_id = $2 AND state = 'publishing'
-                   RETURNING id),
-               g AS (
-                   INSERT INTO post_logs (agency_id, publication_id, attempt_id, action, outcome, request_id, status_code, latency_ms)
-                   VALUES ($5, $1, $2, $6, $7, left($8, 300), 200, $9)),
-               s AS (
-                   SELECT count(*) AS total,
-                          count(*) FILTER (WHERE state = 'published' OR id = $1) AS published,
-                          count(*) FILTER (WHERE state = 'failed' AND id <> $1) AS failed,
-                          count(*) FILTER (WHERE state IN ('scheduled', 'held', 'publishing', 'needs_attention') AND id <> $1) AS open
-                   FROM publications WHERE item_id = $10 AND state <> 'cancelled'),
-               i AS (
-                   UPDATE content_items i SET state = CASE
-                          WHEN s.open > 0 THEN i.state
-                          WHEN s.published = s.total THEN 'published'
-                          WHEN s.published > 0 THEN 'partially_published'
-                          ELSE i.state END,
-                        updated_at = now()
-                   FROM s
-                   WHERE i.id = $10 AND EXISTS (SELECT 1 FROM p)
-                     AND i.state IN ('approved', 'partially_published', 'failed', 'published'))
-               SELECT count(*) AS "n!" FROM p WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"#,
-            publication,
-            attempt,
-            p.post_id,
-            p.url,
-            l.agency,
-            action,
-            if action == "reconcile" { "found" } else { "published" },
-            p.request_id,
-            latency.as_millis().min(i32::MAX as u128) as i32,
-            l.item,
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if updated == 0 {
+        let updated = self
+            .records
+            .call(Record {
+                publication,
+                attempt,
+                agency: l.agency,
+                post_id: p.post_id.clone(),
+                url: p.url.clone(),
+                request_id: p.request_id.clone(),
+                action: action.to_owned(),
+                latency_ms: latency.as_millis().min(i32::MAX as u128) as i32,
+            })
+            .await?;
+        if !updated {
             tracing::warn!(%publication, "published, but another attempt took the publication over meanwhile");
         }
         Ok(())
@@ -816,15 +899,31 @@ impl Publisher {
         let publication: Uuid =
             serde_json::from_value(job.job.payload["publication_id"].clone())
                 .map_err(|e| anyhow::anyhow!("payload without publication_id: {e}"))?;
-        // The account's posting rate first, from the job's scope: a post that must wait costs
-        // no database read. One turned away holds the next free slot (its job id is the holder)
-        // and comes back once, at that slot.
+        // Everything before the database from the job's scope: a post that must wait reads
+        // nothing there.
         let (Some(account), Some(platform)) = (job.job.scope.account_id, job.job.scope.platform)
         else {
             return Ok(Outcome::Fail(
                 "publish job without an account scope (kill switches could not cover it)".into(),
             ));
         };
+        let Some(connector) = platforms::connector(platform, &self.platforms) else {
+            return Ok(Outcome::RetryIn {
+                delay: Duration::from_secs(60),
+                reason: format!("no connector configured for {platform}"),
+            });
+        };
+        // a kill switch over this scope: park the job, nothing leaves
+        let permit = match job.permit().await {
+            Ok(p) => p,
+            Err(b) => return Ok(b.into()),
+        };
+        // The account's posting rate. The platform sees the post when it arrives, so as little
+        // as possible lies between the grant and the request: the connection for the move to
+        // `publishing` is taken first (a busy pool is waited for before the grant, not after).
+        // One turned away holds the next free slot (its job id is the holder) and comes back
+        // once, at that slot.
+        let mut conn = self.pool.acquire().await?;
         match self
             .smoother
             .reserve(
@@ -849,17 +948,6 @@ impl Publisher {
                 });
             }
         }
-        let Some(connector) = platforms::connector(platform, &self.platforms) else {
-            return Ok(Outcome::RetryIn {
-                delay: Duration::from_secs(60),
-                reason: format!("no connector configured for {platform}"),
-            });
-        };
-        // a kill switch over this scope: park the job, nothing leaves
-        let permit = match job.permit().await {
-            Ok(p) => p,
-            Err(b) => return Ok(b.into()),
-        };
 
         // move to publishing with a fresh attempt id and the marker, within the quotas
         let attempt = Uuid::now_v7();
@@ -870,11 +958,19 @@ impl Publisher {
             headroom,
             loaded: l,
         }) = self
-            .start(publication, account, attempt, &fresh_marker, margin)
+            .start(
+                &mut conn,
+                publication,
+                account,
+                attempt,
+                &fresh_marker,
+                margin,
+            )
             .await?
         else {
             return Ok(Outcome::Done);
         };
+        drop(conn);
         let marker = l.marker.clone().unwrap_or(fresh_marker);
         if !moved {
             if !matches!(l.state.as_str(), "scheduled" | "publishing" | "held") {

@@ -340,14 +340,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let ctx = kinds::Context {
         content,
-        publisher: autosocial_core::publishing::Publisher {
-            pool: pool.clone(),
-            vault: vault.clone(),
-            platforms: platforms.clone(),
-            smoother: Arc::new(smoother),
-            public_url: args.public_url.clone(),
-            media_ttl: Duration::from_secs(args.media_url_ttl_secs),
-        },
+        publisher: autosocial_core::publishing::Publisher::new(
+            pool.clone(),
+            vault.clone(),
+            platforms.clone(),
+            Arc::new(smoother),
+            args.public_url.clone(),
+            Duration::from_secs(args.media_url_ttl_secs),
+        ),
         pool: pool.clone(),
         redis: redis.clone(),
         vault,

@@ -205,14 +205,14 @@ async fn approved_posts_go_out_once_each_with_a_post_log(pool: PgPool) {
     // and their engagement is read back from the platform
     let gate = autosocial_core::killswitch::Gate::new(w.pool.clone(), Duration::from_secs(2));
     gate.refresh().await.unwrap();
-    let publisher = autosocial_core::publishing::Publisher {
-        pool: w.pool.clone(),
-        vault: vault(),
-        platforms: Arc::new(w.config.clone()),
-        smoother: Arc::new(autosocial_core::limits::Smoother::new(w.pool.clone(), None)),
-        public_url: None,
-        media_ttl: Duration::from_secs(60),
-    };
+    let publisher = autosocial_core::publishing::Publisher::new(
+        w.pool.clone(),
+        vault(),
+        Arc::new(w.config.clone()),
+        Arc::new(autosocial_core::limits::Smoother::new(w.pool.clone(), None)),
+        None,
+        Duration::from_secs(60),
+    );
     let measured = autosocial_core::publishing::sync_metrics(&publisher, &gate)
         .await
         .unwrap();
