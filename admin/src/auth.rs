@@ -36,6 +36,9 @@ pub struct CurrentUser {
     pub role: Role,
     pub csrf_token: String,
     pub ip: Option<IpAddr>,
+    /// Whether any kill switch covering the agency (its own or a global one) is engaged: the
+    /// layout reads them for its banner only then (read with the session, one round trip).
+    pub switches_engaged: bool,
 }
 
 impl CurrentUser {
@@ -246,7 +249,10 @@ pub async fn session_user(
     let idle = i32::try_from(state.web.session_idle_minutes).unwrap_or(60);
     let row = sqlx::query!(
         r#"SELECT s.user_id, s.agency_id, a.name AS agency_name, u.email::text AS "email!", m.role AS "role: Role",
-                  s.csrf_token, (s.last_seen_at < now() - interval '60 seconds') AS "stale!"
+                  s.csrf_token, (s.last_seen_at < now() - interval '60 seconds') AS "stale!",
+                  EXISTS (SELECT 1 FROM kill_switches k
+                          WHERE k.disengaged_at IS NULL AND (k.agency_id = s.agency_id OR k.agency_id IS NULL))
+                      AS "switches_engaged!"
            FROM sessions s
            JOIN memberships m ON m.agency_id = s.agency_id AND m.user_id = s.user_id
            JOIN users u ON u.id = s.user_id
@@ -276,6 +282,7 @@ pub async fn session_user(
         role: row.role,
         csrf_token: row.csrf_token,
         ip,
+        switches_engaged: row.switches_engaged,
     }))
 }
 

@@ -106,11 +106,17 @@ tokio::task_local! {
 }
 
 /// Middleware for the console (inside `require_session`): read the engaged switches for the
-/// banner. Skipped for htmx partials, which carry no header.
+/// banner. Skipped for htmx partials, which carry no header, and when the session's lookup
+/// found none engaged.
 pub async fn switch_banner(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let partial =
         req.headers().contains_key("hx-request") && !req.headers().contains_key("hx-boosted");
-    let agency = req.extensions().get::<CurrentUser>().map(|u| u.agency_id);
+    // the session's lookup said whether any switch is engaged: most pages need not ask again
+    let agency = req
+        .extensions()
+        .get::<CurrentUser>()
+        .filter(|u| u.switches_engaged)
+        .map(|u| u.agency_id);
     match agency {
         Some(agency) if !partial => {
             let engaged = match crate::pages::switches::engaged_for(&state.pool, agency).await {

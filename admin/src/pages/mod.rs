@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod brand;
 pub mod calendar;
+pub mod client_filter;
 pub mod client_tabs;
 pub mod clients;
 pub mod composer;
