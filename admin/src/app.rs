@@ -21,7 +21,7 @@ use crate::auth::{self, LoginThrottle};
 use crate::config::WebArgs;
 use crate::error::AppError;
 use crate::pages::{
-    audit, calendar, client_filter, client_tabs, clients, composer, dashboard, fleet,
+    account, audit, calendar, client_filter, client_tabs, clients, composer, dashboard, fleet,
     items, layout, live, login, onboarding, review, settings, switches,
 };
 use crate::{csrf, statics};
@@ -271,6 +271,11 @@ pub fn router(state: AppState) -> Router {
         .route("/fleet/jobs/{id}/discard", post(fleet::discard))
         .route("/audit", get(audit::list))
         .route("/logout", post(login::logout))
+        .route("/account/agency", post(account::switch_agency))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
         // the kill-switch banner of every page (needs the session's agency)
         .layer(middleware::from_fn_with_state(
             state.clone(),

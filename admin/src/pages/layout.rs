@@ -31,6 +31,7 @@ pub enum Nav {
     Switches,
     Audit,
     Settings,
+    Account,
     None,
 }
 
@@ -85,6 +86,8 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                         }
                     }
                     span.who { (user.email) " · " (user.agency_name) " · " (user.role.as_str()) }
+                    @if user.agencies.len() > 1 { (agency_switcher(user)) }
+                    a href="/account/password" aria-current=[current(Nav::Account)] { "Password" }
                     form method="post" action="/logout" {
                         input type="hidden" name=(crate::csrf::FIELD) value=(user.csrf_token);
                         button.link type="submit" { "Log out" }
@@ -95,6 +98,23 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                 }
                 main #main { (content) }
             }
+        }
+    }
+}
+
+/// The agency switcher of a person with several memberships: a plain form (works without
+/// JavaScript), checked again on the server (`pages::account::switch_agency`).
+fn agency_switcher(user: &CurrentUser) -> Markup {
+    html! {
+        form.switcher method="post" action="/account/agency" {
+            input type="hidden" name=(crate::csrf::FIELD) value=(user.csrf_token);
+            label.visually-hidden for="switch-agency" { "Agency" }
+            select #switch-agency name="agency" {
+                @for a in &user.agencies {
+                    option value=(a.id) selected[a.id == user.agency_id] { (a.name) }
+                }
+            }
+            button.link type="submit" { "Switch agency" }
         }
     }
 }

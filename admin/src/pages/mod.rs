@@ -1,5 +1,6 @@
 //! Pages: a full page wraps a partial; htmx requests get only the partial.
 
+pub mod account;
 pub mod audit;
 pub mod brand;
 pub mod calendar;
