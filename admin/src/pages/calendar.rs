@@ -47,9 +47,11 @@ pub const DETAIL_MAX: i64 = 400;
 /// Publications per page of a day's list.
 pub const DAY_PAGE: i64 = 100;
 /// How long the agency-wide per-day counts are served as counted, and served stale (while
-/// recounted) at most.
-pub const COUNTS_TTL: Duration = Duration::from_secs(10);
-const COUNTS_STALE_MAX: Duration = Duration::from_secs(30);
+/// recounted) at most. A busy agency's month is ~100,000 publications to count; an overview of
+/// thousands of posts a day is as useful half a minute old (the page says when it was counted),
+/// and each day's own list is always read live.
+pub const COUNTS_TTL: Duration = Duration::from_secs(30);
+const COUNTS_STALE_MAX: Duration = Duration::from_secs(60);
 
 /// Per-day counts of an agency-wide range: key (agency, first instant, end).
 pub type CountsCache =
@@ -355,7 +357,7 @@ fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -603,9 +603,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
         item.state.as_str(),
         "pending_review" | "rejected" | "planned"
     );
-    let hx_target = format!("#{dom}");
     let hx = |action: &str| opts.queue.then(|| format!("/items/{id}/{action}"));
-    let hx_target = opts.queue.then_some(hx_target.as_str());
     let hx_swap = opts.queue.then_some("outerHTML");
     let edit = opts.edit;
     let platforms: Vec<Platform> = {
@@ -615,7 +613,9 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
     };
     let custom_text = item.chosen_variant.is_none() || item.variants.is_empty();
     html! {
-        article.review-card id=(dom) data-review-item tabindex="-1" aria-labelledby={ (dom) "-title" } {
+        // on the queue every form of the card swaps the card (one declaration, inherited)
+        article.review-card id=(dom) data-review-item tabindex="-1" aria-labelledby={ (dom) "-title" }
+            "data-hx-target_inherited"=[opts.queue.then_some("this")] "data-hx-swap_inherited"=[hx_swap] {
             header.review-head {
                 @if opts.queue && reviewer && pending {
                     div.checkbox.pick {
@@ -695,7 +695,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
             @if reviewer {
                 div.item-actions {
                     @if pending {
-                        form method="post" action={ "/items/" (id) "/approve" } data-hx-post=[hx("approve")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/approve" } data-hx-post=[hx("approve")] {
                             (form_basics(user, opts.back))
                             @if !item.variants.is_empty() {
                                 fieldset.variant-choice {
@@ -740,7 +740,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                     @if pending {
                         details data-section="reject" open[opts.reject_error.is_some()] {
                             summary { "Reject" }
-                            form method="post" action={ "/items/" (id) "/reject" } data-hx-post=[hx("reject")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
+                            form method="post" action={ "/items/" (id) "/reject" } data-hx-post=[hx("reject")] novalidate {
                                 (form_basics(user, opts.back))
                                 label for={ (dom) "-reason" } { "Why is it rejected?" }
                                 textarea id={ (dom) "-reason" } name="reason" rows="2" maxlength="2000" required
@@ -754,13 +754,13 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                         }
                     }
                     @if item.state == "approved" {
-                        form method="post" action={ "/items/" (id) "/cancel" } data-hx-post=[hx("cancel")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/cancel" } data-hx-post=[hx("cancel")] {
                             (form_basics(user, opts.back))
                             button.danger type="submit" { "Cancel the scheduled posts" }
                         }
                     }
                     @if regenerable {
-                        form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] {
                             (form_basics(user, opts.back))
                             button.secondary type="submit" { "Regenerate" }
                         }
