@@ -999,6 +999,19 @@ mod tests {
     }
 
     #[test]
+    fn counts_have_thousands_separators_and_days_step_by_one() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(step(View::Day, d("2026-03-31"), true), d("2026-04-01"));
+        assert_eq!(
+            span(View::Day, d("2026-03-31")),
+            (d("2026-03-31"), d("2026-03-31"))
+        );
+    }
+
+    #[test]
     fn a_month_is_whole_weeks_from_monday() {
         let g = grid(View::Month, d("2026-03-18"));
         assert_eq!(g[0][0], d("2026-02-23"));
