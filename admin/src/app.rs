@@ -21,8 +21,8 @@ use crate::auth::{self, LoginThrottle};
 use crate::config::WebArgs;
 use crate::error::AppError;
 use crate::pages::{
-    audit, calendar, client_tabs, clients, composer, dashboard, fleet, items, layout, live, login,
-    onboarding, review, settings, switches,
+    account, audit, calendar, client_filter, client_tabs, clients, composer, dashboard, fleet,
+    items, layout, live, login, onboarding, review, settings, switches,
 };
 use crate::{csrf, statics};
 
@@ -38,6 +38,10 @@ pub struct AppState {
     pub live: Arc<crate::pages::live::Hub>,
     /// The Content-Security-Policy header, built once from the platforms configured.
     pub csp: HeaderValue,
+    /// The dashboard's figures per agency, counted at most every few seconds.
+    pub dashboard: Arc<dashboard::FiguresCache>,
+    /// The agency-wide calendar's per-day counts, likewise.
+    pub calendar_counts: Arc<calendar::CountsCache>,
 }
 
 impl AppState {
@@ -58,6 +62,8 @@ impl AppState {
             csp: csp(&platforms),
             platforms,
             live: Arc::default(),
+            dashboard: dashboard::figures_cache(),
+            calendar_counts: calendar::counts_cache(),
         }
     }
 }
@@ -157,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/live/events", get(live::events))
         .route("/clients", get(clients::list).post(clients::create))
         .route("/clients/new", get(clients::new_form))
+        .route("/clients/suggest", get(client_filter::suggest))
         .route("/clients/{id}", get(clients::show).post(clients::update))
         .route("/clients/{id}/edit", get(clients::edit_form))
         .route("/clients/{id}/status", post(clients::set_status))
@@ -223,6 +230,7 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{id}", get(items::show))
         .route("/items/{id}/approve", post(items::approve))
         .route("/items/{id}/edit", post(items::edit))
+        .route("/items/{id}/edit-form", get(items::edit_form_fragment))
         .route("/items/{id}/reject", post(items::reject))
         .route("/items/{id}/regenerate", post(items::regenerate))
         .route("/items/{id}/cancel", post(items::cancel))
@@ -263,6 +271,11 @@ pub fn router(state: AppState) -> Router {
         .route("/fleet/jobs/{id}/discard", post(fleet::discard))
         .route("/audit", get(audit::list))
         .route("/logout", post(login::logout))
+        .route("/account/agency", post(account::switch_agency))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
         // the kill-switch banner of every page (needs the session's agency)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -26,7 +26,8 @@ use crate::app::AppState;
 use crate::config::WebArgs;
 use crate::error::{AppError, AppResult};
 
-/// The logged-in person, for the agency the session was opened in.
+/// The logged-in person, for the agency the session is in (the oldest membership at login;
+/// another one after switching, see `pages::account`).
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user_id: Uuid,
@@ -36,6 +37,18 @@ pub struct CurrentUser {
     pub role: Role,
     pub csrf_token: String,
     pub ip: Option<IpAddr>,
+    /// Every agency the person belongs to (the current one included), by name.
+    pub agencies: Vec<AgencyChoice>,
+    /// Whether any kill switch covering the agency (its own or a global one) is engaged: the
+    /// layout reads them for its banner only then (read with the session, one round trip).
+    pub switches_engaged: bool,
+}
+
+/// One of the person's agencies, for the header's switcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyChoice {
+    pub id: Uuid,
+    pub name: String,
 }
 
 impl CurrentUser {
@@ -246,11 +259,19 @@ pub async fn session_user(
     let idle = i32::try_from(state.web.session_idle_minutes).unwrap_or(60);
     let row = sqlx::query!(
         r#"SELECT s.user_id, s.agency_id, a.name AS agency_name, u.email::text AS "email!", m.role AS "role: Role",
-                  s.csrf_token, (s.last_seen_at < now() - interval '60 seconds') AS "stale!"
+                  s.csrf_token, (s.last_seen_at < now() - interval '60 seconds') AS "stale!",
+                  ms.ids AS "agency_ids!: Vec<Uuid>", ms.names AS "agency_names!: Vec<String>",
+                  EXISTS (SELECT 1 FROM kill_switches k
+                          WHERE k.disengaged_at IS NULL AND (k.agency_id = s.agency_id OR k.agency_id IS NULL))
+                      AS "switches_engaged!"
            FROM sessions s
            JOIN memberships m ON m.agency_id = s.agency_id AND m.user_id = s.user_id
            JOIN users u ON u.id = s.user_id
            JOIN agencies a ON a.id = s.agency_id
+           CROSS JOIN LATERAL (
+               SELECT array_agg(a2.id ORDER BY a2.name, a2.id) AS ids, array_agg(a2.name ORDER BY a2.name, a2.id) AS names
+               FROM memberships m2 JOIN agencies a2 ON a2.id = m2.agency_id
+               WHERE m2.user_id = s.user_id) ms
            WHERE s.id_hash = $1 AND s.expires_at > now()
              AND s.last_seen_at > now() - make_interval(mins => $2)
              AND u.disabled_at IS NULL"#,
@@ -276,6 +297,13 @@ pub async fn session_user(
         role: row.role,
         csrf_token: row.csrf_token,
         ip,
+        agencies: row
+            .agency_ids
+            .into_iter()
+            .zip(row.agency_names)
+            .map(|(id, name)| AgencyChoice { id, name })
+            .collect(),
+        switches_engaged: row.switches_engaged,
     }))
 }
 

@@ -34,12 +34,20 @@
     card.scrollIntoView({ block: "nearest" });
   }
 
+  function focusField(details) {
+    var field = details.querySelector("textarea, input:not([type=hidden])");
+    if (field) field.focus();
+    return field !== null;
+  }
+
   function openSection(card, name) {
     var details = card.querySelector("details[data-section='" + name + "']");
     if (!details) return;
     details.open = true;
-    var field = details.querySelector("textarea, input:not([type=hidden])");
-    if (field) field.focus();
+    // the edit form is loaded when its section opens: focus it once it is there
+    if (!focusField(details)) {
+      details.addEventListener("htmx:afterSettle", function () { focusField(details); }, { once: true });
+    }
   }
 
   document.addEventListener("keydown", function (event) {

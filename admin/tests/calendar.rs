@@ -388,3 +388,160 @@ async fn the_form_moves_the_publication_and_its_job(pool: PgPool) {
     let r = o.get(&format!("/calendar?view=week&date={date}")).await;
     assert!(!r.body.contains("Weekend offer"));
 }
+
+/// `n` approved items of `client` with one scheduled publication each, spread over three UTC
+/// days from `day` (n/3 a day).
+async fn busy(pool: &PgPool, agency: Uuid, client: Uuid, acct: Uuid, day: DateTime<Utc>, n: i64) {
+    sqlx::query(
+        "WITH i AS (
+             INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
+             SELECT gen_random_uuid(), $1, $2, 'manual', 'approved',
+                    $3::timestamptz + (g % 3) * interval '1 day' + g * interval '1 minute', 'text', 'Busy post ' || g, now()
+             FROM generate_series(1, $4) g
+             RETURNING id, slot_at)
+         INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot)
+         SELECT gen_random_uuid(), $1, $2, i.id, $5, 'sandbox', 'scheduled', i.slot_at, '{}' FROM i",
+    )
+    .bind(agency)
+    .bind(client)
+    .bind(day)
+    .bind(n)
+    .bind(acct)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_busy_agency_month_shows_counts_per_day_and_each_day_lists_its_posts(pool: PgPool) {
+    use autosocial_admin::pages::calendar::{DAY_PAGE, DETAIL_MAX};
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    user(&pool, "Other", "owner@other.test", Role::Owner).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    let a = account(&pool, acme, bakery).await;
+    let day = Utc.with_ymd_and_hms(2031, 5, 10, 0, 0, 0).unwrap();
+    let per_day = DETAIL_MAX / 2 + 10;
+    busy(&pool, acme, bakery, a, day, per_day * 3).await;
+    let quiet = client(&pool, "Acme", "Quiet").await;
+    let qa = account(&pool, acme, quiet).await;
+    scheduled_item(
+        &pool,
+        acme,
+        quiet,
+        qa,
+        day + TimeDelta::days(5),
+        "Quiet news",
+    )
+    .await;
+
+    let mut b = Browser::new(state(pool.clone()).await);
+    b.logged_in("viewer@acme.test").await;
+    let r = b.get("/calendar?view=month&date=2031-05-01").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(&format!("More than {DETAIL_MAX} posts")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Counts as of"));
+    assert!(
+        !r.body.contains("Busy post"),
+        "no post details in the month"
+    );
+    let tenth = cell(&r.body, "2031-05-10");
+    assert!(
+        tenth.contains(&format!("<strong>{per_day}</strong> posts")),
+        "{tenth}"
+    );
+    assert!(tenth.contains(&format!("{per_day} scheduled")), "{tenth}");
+    assert!(
+        tenth.contains("href=\"/calendar?view=day&amp;date=2031-05-10\""),
+        "{tenth}"
+    );
+    let fifteenth = cell(&r.body, "2031-05-15");
+    assert!(
+        fifteenth.contains("<strong>1</strong> post<"),
+        "{fifteenth}"
+    );
+    assert!(!cell(&r.body, "2031-05-14").contains("<strong>"));
+    // the week is counted too
+    let w = b.get("/calendar?view=week&date=2031-05-10").await;
+    assert!(cell(&w.body, "2031-05-10").contains(&format!("{per_day} scheduled")));
+
+    // a day lists its posts, a page at a time, earliest first
+    let d = b.get("/calendar?view=day&date=2031-05-10").await;
+    assert_eq!(d.status, StatusCode::OK);
+    assert!(d.body.contains("Saturday 10 May 2031"));
+    let listed = |body: &str| body.matches("<li class=\"entry\">").count() as i64;
+    assert_eq!(listed(&d.body), DAY_PAGE);
+    assert!(
+        d.body.contains("Bakery"),
+        "agency-wide entries name the client"
+    );
+    // the later pages, by their links, until the day is complete
+    let later = |body: &str| {
+        body.split("rel=\"next\" href=\"")
+            .nth(2)
+            .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+    };
+    let (mut seen, mut pages, mut page) = (listed(&d.body), 1, d);
+    while let Some(next) = later(&page.body) {
+        assert!(next.contains("after="), "{next}");
+        page = b.get(&next).await;
+        assert!(page.body.contains("First posts of the day"));
+        seen += listed(&page.body);
+        pages += 1;
+        assert!(pages < 10, "the pages end");
+    }
+    assert!(!page.body.contains("Later posts"));
+    assert_eq!(seen, per_day, "every post of the day, once");
+    assert_eq!(pages, (per_day + DAY_PAGE - 1) / DAY_PAGE);
+
+    // filtered by a client, and on a client's own page, the month is complete
+    let f = b
+        .get(&format!(
+            "/calendar?view=month&date=2031-05-01&client={quiet}"
+        ))
+        .await;
+    assert!(cell(&f.body, "2031-05-15").contains("Quiet news"));
+    let own = b
+        .get(&format!(
+            "/clients/{bakery}/calendar?view=month&date=2031-05-01"
+        ))
+        .await;
+    assert_eq!(own.body.matches("Busy post").count() as i64, per_day * 3);
+
+    // another agency counts only its own
+    let mut o = Browser::new(state(pool.clone()).await);
+    o.logged_in("owner@other.test").await;
+    let r = o.get("/calendar?view=month&date=2031-05-01").await;
+    assert!(!r.body.contains("posts</a>") && !r.body.contains("Busy post"));
+    assert!(
+        r.body
+            .contains("Nothing scheduled or published in this period.")
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_calendar_filter_takes_a_typed_client_name(pool: PgPool) {
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    let a = account(&pool, acme, bakery).await;
+    let slot = Utc.with_ymd_and_hms(2031, 5, 10, 8, 0, 0).unwrap();
+    scheduled_item(&pool, acme, bakery, a, slot, "Rolls").await;
+    let mut b = Browser::new(state(pool.clone()).await);
+    b.logged_in("viewer@acme.test").await;
+    let r = b
+        .get("/calendar?view=month&date=2031-05-01&client_name=bake")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("<h1>Calendar · Bakery</h1>"), "{}", r.body);
+    assert!(r.body.contains("Europe/Berlin"));
+    assert!(
+        r.body.contains(&format!("client={bakery}")),
+        "links carry the id"
+    );
+    assert!(!r.body.contains("<select id=\"client\""));
+}

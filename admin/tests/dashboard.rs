@@ -391,3 +391,51 @@ async fn a_state_change_reaches_its_own_agencys_stream_and_no_other(pool: PgPool
         .expect("the new item's event");
     assert!(got.contains("\"kind\":\"item\""), "{got}");
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn figures_are_shared_for_a_few_seconds_and_a_live_change_recounts_them(pool: PgPool) {
+    user(&pool, "Acme", "viewer@acme.test", Role::Viewer).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    item(&pool, acme, bakery, "pending_review").await;
+    // one admin process: the dashboard and the live page share its cache and its LISTEN
+    let st = state(pool.clone()).await;
+    let mut b = Browser::new(st.clone());
+    b.logged_in("viewer@acme.test").await;
+    let mut live_page = Browser::new(st);
+    live_page.logged_in("viewer@acme.test").await;
+    let r = b.get("/").await;
+    assert_eq!(figure(&r.body, "pending-review"), "1");
+    assert!(
+        r.body.contains("Figures as of"),
+        "the page says when it counted"
+    );
+
+    // counted a moment ago: the same figures (no live page listens yet)
+    item(&pool, acme, bakery, "pending_review").await;
+    let r = b.get("/").await;
+    assert_eq!(figure(&r.body, "pending-review"), "1");
+
+    // once a live page listens, a change is recounted at once: the refresh it triggers is exact
+    let mut stream = open_stream(&live_page).await;
+    assert!(
+        read_until(&mut stream, ": connected", Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    let it = item(&pool, acme, bakery, "pending_review").await;
+    assert!(
+        read_until(&mut stream, &it.to_string(), Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    let frag = b
+        .request(
+            axum::http::Method::GET,
+            "/dashboard/live",
+            None,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert_eq!(figure(&frag.body, "pending-review"), "3");
+}

@@ -836,3 +836,144 @@ async fn cancelling_an_approved_item_cancels_its_posts_and_their_jobs(pool: PgPo
         again.body
     );
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_client_filter_is_a_name_field_with_suggestions_and_works_without_javascript(
+    pool: PgPool,
+) {
+    let (c, x, _) = acme(&pool).await;
+    let florist = client(&pool, "Acme", "Florist <Rosa>").await;
+    let fl2 = client(&pool, "Acme", "Florist Lily").await;
+    let fx = account(&pool, florist, "facebook", "Rosa page").await;
+    let lx = account(&pool, fl2, "facebook", "Lily page").await;
+    user(&pool, "Other", "owner@other.test", Role::Owner).await;
+    client(&pool, "Other", "Florist Foreign").await;
+    let bakery_item = pending_item(&pool, c, &[x], false, slot()).await;
+    let rosa_item = pending_item(&pool, florist, &[fx], false, slot()).await;
+    let lily_item = pending_item(&pool, fl2, &[lx], false, slot()).await;
+    let shown = |body: &str, id: Uuid| body.contains(&format!("id=\"item-{id}\""));
+    let (mut b, _) = logged_in(&pool, "reviewer@acme.test").await;
+
+    // no list of every client on the page: a text field with a datalist filled by htmx
+    let page = b.get("/review").await;
+    assert!(!page.body.contains(&format!("<option value=\"{c}\"")));
+    assert!(page.body.contains("name=\"client_name\""));
+    assert!(page.body.contains("list=\"f-client-suggestions\""));
+    assert!(page.body.contains("data-hx-get=\"/clients/suggest\""));
+
+    // suggestions: the agency's own clients whose names contain the text, escaped
+    let s = b.get("/clients/suggest?client_name=flor").await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert!(
+        s.body.contains("<option value=\"Florist &lt;Rosa&gt;\">"),
+        "{}",
+        s.body
+    );
+    assert!(s.body.contains("<option value=\"Florist Lily\">"));
+    assert!(!s.body.contains("Foreign") && !s.body.contains("Bakery"));
+    assert_eq!(b.get("/clients/suggest?client_name=").await.body, "");
+    assert_eq!(
+        b.get("/clients/suggest?client_name=%25").await.body,
+        "",
+        "% is literal"
+    );
+
+    // the plain form: an exact name, or the one client whose name contains the text
+    for typed in ["Florist <Rosa>", "rosa"] {
+        let r = b
+            .get(&format!(
+                "/review?client_name={}",
+                url::form_urlencoded::byte_serialize(typed.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(shown(&r.body, rosa_item), "{typed}");
+        assert!(
+            !shown(&r.body, bakery_item) && !shown(&r.body, lily_item),
+            "{typed}"
+        );
+        assert!(
+            r.body.contains("value=\"Florist &lt;Rosa&gt;\""),
+            "the field names the client"
+        );
+    }
+    // several matches: links to choose from, every item meanwhile
+    let r = b.get("/review?client_name=florist").await;
+    assert!(r.body.contains("Several clients match"));
+    assert!(
+        r.body
+            .contains(&format!("href=\"/review?client={florist}\""))
+    );
+    assert!(r.body.contains(&format!("href=\"/review?client={fl2}\"")));
+    assert!(!r.body.contains("Foreign"));
+    assert!(shown(&r.body, bakery_item) && shown(&r.body, rosa_item));
+    // nothing matches (another agency's client is nothing): said, every item shown
+    let r = b.get("/review?client_name=Foreign").await;
+    assert!(r.body.contains("No client’s name contains “Foreign”"));
+    assert!(shown(&r.body, bakery_item));
+    // an empty field is every client; links and paging keep the resolved id
+    let r = b.get("/review?client_name=&platform=facebook").await;
+    assert!(shown(&r.body, rosa_item) && shown(&r.body, lily_item) && !shown(&r.body, bakery_item));
+    let r = b
+        .get("/review?client_name=Florist+Lily&platform=facebook")
+        .await;
+    assert!(shown(&r.body, lily_item) && !shown(&r.body, rosa_item));
+    assert!(
+        r.body.contains(&format!(
+            "name=\"back\" value=\"/review?client={fl2}&amp;platform=facebook\""
+        )),
+        "{}",
+        r.body
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_queue_loads_a_cards_edit_form_when_it_is_opened(pool: PgPool) {
+    let (c, x, _) = acme(&pool).await;
+    let item = pending_item(&pool, c, &[x], false, slot()).await;
+    let (mut b, _) = logged_in(&pool, "reviewer@acme.test").await;
+    let queue = b.get("/review").await;
+    // the card's edit section: fetched by htmx on opening; without JavaScript, the post's page
+    assert!(queue.body.contains(&format!(
+        "data-hx-get=\"/items/{item}/edit-form?back=%2Freview\""
+    )));
+    assert!(
+        queue
+            .body
+            .contains(&format!("href=\"/items/{item}#item-{item}-caption\""))
+    );
+    assert!(!queue.body.contains(&format!("id=\"item-{item}-caption\"")));
+    let page = b.get(&format!("/items/{item}")).await;
+    assert!(
+        page.body.contains(&format!("id=\"item-{item}-caption\"")),
+        "the item page has the form"
+    );
+    let frag = b
+        .request(
+            axum::http::Method::GET,
+            &format!("/items/{item}/edit-form?back=%2Freview"),
+            None,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert_eq!(frag.status, StatusCode::OK);
+    assert!(!frag.body.contains("<html"));
+    assert!(
+        frag.body
+            .contains(&format!("data-hx-post=\"/items/{item}/edit\""))
+    );
+    assert!(frag.body.contains("name=\"back\" value=\"/review\""));
+    assert!(frag.body.contains("Balanced caption"));
+    // a viewer may not edit; another agency's item does not exist
+    let (mut v, _) = logged_in(&pool, "viewer@acme.test").await;
+    assert_eq!(
+        v.get(&format!("/items/{item}/edit-form")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    user(&pool, "Other", "owner@other.test", Role::Owner).await;
+    let (mut o, _) = logged_in(&pool, "owner@other.test").await;
+    assert_eq!(
+        o.get(&format!("/items/{item}/edit-form")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

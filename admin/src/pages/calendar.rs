@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -34,17 +35,44 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::pages::client_filter;
 use crate::pages::layout::{Htmx, Nav, respond};
 
-/// Publications shown at most in one view (a month of a large agency without a client filter).
+/// Publications shown at most in one month or week view (a client's own calendar is complete
+/// far below this; it only guards against a runaway).
 const MAX_SHOWN: i64 = 3000;
-/// Clients offered in the filter; beyond that, a client's own calendar is one click from its page.
-const FILTER_CLIENTS: i64 = 500;
+/// Agency-wide, a month or week with more publications than this shows per-day counts, each
+/// day opening its own list: a large agency has thousands of posts a day.
+pub const DETAIL_MAX: i64 = 400;
+/// Publications per page of a day's list.
+pub const DAY_PAGE: i64 = 100;
+/// How long the agency-wide per-day counts are served as counted, and served stale (while
+/// recounted) at most. A busy agency's month is ~100,000 publications to count; an overview of
+/// thousands of posts a day is as useful half a minute old (the page says when it was counted),
+/// and each day's own list is always read live.
+pub const COUNTS_TTL: Duration = Duration::from_secs(30);
+const COUNTS_STALE_MAX: Duration = Duration::from_secs(60);
+
+/// Per-day counts of an agency-wide range: key (agency, first instant, end).
+pub type CountsCache =
+    crate::cache::TtlCache<(Uuid, DateTime<Utc>, DateTime<Utc>), BTreeMap<NaiveDate, DayCounts>>;
+
+pub fn counts_cache() -> std::sync::Arc<CountsCache> {
+    std::sync::Arc::new(CountsCache::new(COUNTS_TTL, COUNTS_STALE_MAX, 1000))
+}
+
+/// One day's publications by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    pub total: i64,
+    pub by_state: Vec<(PublicationState, i64)>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Month,
     Week,
+    Day,
 }
 
 impl View {
@@ -52,6 +80,7 @@ impl View {
         match self {
             View::Month => "month",
             View::Week => "week",
+            View::Day => "day",
         }
     }
 }
@@ -63,17 +92,23 @@ pub struct CalendarQuery {
     /// Any day of the month or week shown (local), `YYYY-MM-DD`.
     #[serde(default)]
     date: String,
-    /// Agency-wide calendar filtered by a client (empty: all clients).
+    /// Agency-wide calendar filtered by a client's id (empty: all clients).
     #[serde(default)]
     client: String,
+    /// The client's name as typed in the filter form (wins over `client`).
+    #[serde(default)]
+    client_name: Option<String>,
+    /// A day's list: publications after this one.
+    #[serde(default)]
+    after: String,
 }
 
 impl CalendarQuery {
     fn view(&self) -> View {
-        if self.view == "week" {
-            View::Week
-        } else {
-            View::Month
+        match self.view.as_str() {
+            "week" => View::Week,
+            "day" => View::Day,
+            _ => View::Month,
         }
     }
 }
@@ -96,7 +131,7 @@ pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
 pub fn grid(view: View, anchor: NaiveDate) -> Vec<[NaiveDate; 7]> {
     let monday = |d: NaiveDate| d - TimeDelta::days(i64::from(d.weekday().num_days_from_monday()));
     let (start, weeks) = match view {
-        View::Week => (monday(anchor), 1),
+        View::Week | View::Day => (monday(anchor), 1),
         View::Month => {
             let first = anchor.with_day(1).expect("day 1 exists");
             let last = first + Months::new(1) - TimeDelta::days(1);
@@ -110,6 +145,17 @@ pub fn grid(view: View, anchor: NaiveDate) -> Vec<[NaiveDate; 7]> {
         .collect()
 }
 
+/// The first and last local day a view covers.
+fn span(view: View, anchor: NaiveDate) -> (NaiveDate, NaiveDate) {
+    match view {
+        View::Day => (anchor, anchor),
+        _ => {
+            let weeks = grid(view, anchor);
+            (weeks[0][0], weeks[weeks.len() - 1][6])
+        }
+    }
+}
+
 /// Where prev/next go from `anchor`.
 fn step(view: View, anchor: NaiveDate, forward: bool) -> NaiveDate {
     match (view, forward) {
@@ -117,6 +163,8 @@ fn step(view: View, anchor: NaiveDate, forward: bool) -> NaiveDate {
         (View::Week, false) => anchor - TimeDelta::days(7),
         (View::Month, true) => anchor.with_day(1).expect("day 1") + Months::new(1),
         (View::Month, false) => anchor.with_day(1).expect("day 1") - Months::new(1),
+        (View::Day, true) => anchor + TimeDelta::days(1),
+        (View::Day, false) => anchor - TimeDelta::days(1),
     }
 }
 
@@ -233,29 +281,112 @@ async fn client_zone(state: &AppState, agency: Uuid, client: Uuid) -> AppResult<
     ))
 }
 
-async fn render(
+/// How many of the range's publications there are, counted up to `cap + 1` (cheap: it stops).
+async fn probe(
     state: &AppState,
-    user: &CurrentUser,
-    scope: Scope,
-    q: &CalendarQuery,
-    refusal: Option<&Refusal>,
-) -> AppResult<(String, Markup)> {
-    let (client_name, tz) = match scope.client() {
-        Some(c) => {
-            let (n, tz) = client_zone(state, user.agency_id, c).await?;
-            (Some(n), tz)
+    agency: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    cap: i64,
+) -> AppResult<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM (
+               SELECT 1 FROM publications
+               WHERE agency_id = $1 AND scheduled_at >= $2 AND scheduled_at < $3 AND state <> 'cancelled'
+               LIMIT $4) x"#,
+        agency,
+        from,
+        to,
+        cap + 1
+    )
+    .fetch_one(&state.pool)
+    .await?)
+}
+
+/// The agency's publications per UTC day and state in [from, to) (cached for [`COUNTS_TTL`]).
+async fn day_counts(
+    state: &AppState,
+    agency: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> AppResult<crate::cache::Cached<BTreeMap<NaiveDate, DayCounts>>> {
+    let pool = state.pool.clone();
+    state
+        .calendar_counts
+        .get_or_compute((agency, from, to), 0, move || async move {
+            let rows = sqlx::query!(
+                r#"SELECT (scheduled_at AT TIME ZONE 'UTC')::date AS "day!", state AS "state: PublicationState",
+                          count(*) AS "n!"
+                   FROM publications
+                   WHERE agency_id = $1 AND scheduled_at >= $2 AND scheduled_at < $3 AND state <> 'cancelled'
+                   GROUP BY 1, 2"#,
+                agency,
+                from,
+                to
+            )
+            .fetch_all(&pool)
+            .await?;
+            let mut days: BTreeMap<NaiveDate, DayCounts> = BTreeMap::new();
+            for r in rows {
+                let d = days.entry(r.day).or_default();
+                d.total += r.n;
+                d.by_state.push((r.state, r.n));
+            }
+            for d in days.values_mut() {
+                d.by_state.sort_by_key(|(s, _)| state_order(*s));
+            }
+            Ok::<_, AppError>(days)
+        })
+        .await
+}
+
+fn state_order(s: PublicationState) -> u8 {
+    match s {
+        PublicationState::Scheduled => 0,
+        PublicationState::Held => 1,
+        PublicationState::Publishing => 2,
+        PublicationState::Published => 3,
+        PublicationState::Failed => 4,
+        PublicationState::NeedsAttention => 5,
+        PublicationState::Cancelled => 6,
+    }
+}
+
+/// "12,345"
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
         }
-        None => (None, chrono_tz::UTC),
-    };
-    let view = q.view();
-    let now = Utc::now();
-    let today = now.with_timezone(&tz).date_naive();
-    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d").unwrap_or(today);
-    let weeks = grid(view, anchor);
-    let first = weeks[0][0];
-    let last = weeks[weeks.len() - 1][6];
-    let from = local_midnight(tz, first);
-    let to = local_midnight(tz, last + TimeDelta::days(1));
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// What a month or week shows in its cells.
+enum Cells {
+    /// Every post (a client's calendar, or a quiet agency).
+    Entries(BTreeMap<NaiveDate, Vec<CalEntry>>),
+    /// Per-day counts (a busy agency, all clients).
+    Counts(crate::cache::Cached<BTreeMap<NaiveDate, DayCounts>>),
+}
+
+/// The publications of a scope in [from, to), as entries per local day; at most `limit` rows,
+/// after the publication `after` (a day's next page). Returns the entries, whether more
+/// followed, and the last publication's id (the next page's cursor).
+#[allow(clippy::too_many_arguments)]
+async fn entries(
+    state: &AppState,
+    agency: Uuid,
+    client: Option<Uuid>,
+    tz: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> AppResult<(BTreeMap<NaiveDate, Vec<CalEntry>>, bool, Option<Uuid>)> {
     let rows = sqlx::query_as!(
         Pub,
         r#"SELECT p.id, p.item_id, c.name AS client_name, p.platform AS "platform: Platform",
@@ -266,19 +397,25 @@ async fn render(
            JOIN clients c ON c.id = p.client_id AND c.agency_id = p.agency_id
            WHERE p.agency_id = $1 AND ($2::uuid IS NULL OR p.client_id = $2)
              AND p.scheduled_at >= $3 AND p.scheduled_at < $4 AND p.state <> 'cancelled'
-           ORDER BY p.scheduled_at, p.item_id, p.platform
+             AND ($6::uuid IS NULL OR (p.scheduled_at, p.item_id, p.platform, p.id) > (
+                 SELECT a.scheduled_at, a.item_id, a.platform, a.id FROM publications a
+                 WHERE a.id = $6 AND a.agency_id = $1))
+           ORDER BY p.scheduled_at, p.item_id, p.platform, p.id
            LIMIT $5"#,
-        user.agency_id,
-        scope.client(),
+        agency,
+        client,
         from,
         to,
-        MAX_SHOWN + 1
+        limit + 1,
+        after
     )
     .fetch_all(&state.pool)
     .await?;
-    let truncated = rows.len() as i64 > MAX_SHOWN;
+    let more = rows.len() as i64 > limit;
+    let mut last = None;
     let mut days: BTreeMap<NaiveDate, Vec<CalEntry>> = BTreeMap::new();
-    for p in rows.into_iter().take(MAX_SHOWN as usize) {
+    for p in rows.into_iter().take(limit as usize) {
+        last = Some(p.id);
         let day = p.scheduled_at.with_timezone(&tz).date_naive();
         let entries = days.entry(day).or_default();
         match entries.iter_mut().find(|e| e.item_id == p.item_id) {
@@ -293,19 +430,84 @@ async fn render(
             }),
         }
     }
-    let clients = match scope {
-        Scope::Agency(_) => sqlx::query!(
-            "SELECT id, name FROM clients WHERE agency_id = $1 AND status <> 'archived' ORDER BY lower(name), id LIMIT $2",
-            user.agency_id,
-            FILTER_CLIENTS
-        )
-        .fetch_all(&state.pool)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.name))
-        .collect(),
-        Scope::Client(_) => Vec::new(),
+    Ok((days, more, last))
+}
+
+async fn render(
+    state: &AppState,
+    user: &CurrentUser,
+    scope: Scope,
+    q: &CalendarQuery,
+    refusal: Option<&Refusal>,
+) -> AppResult<(String, Markup)> {
+    // agency-wide, the client filter comes from the query (an id from links, or a typed name)
+    let (scope, filter) = match scope {
+        Scope::Agency(_) => {
+            let r =
+                client_filter::resolve(state, user.agency_id, &q.client, q.client_name.as_deref())
+                    .await?;
+            (Scope::Agency(r.client()), Some(r))
+        }
+        Scope::Client(c) => (Scope::Client(c), None),
     };
+    let (client_name, tz) = match scope.client() {
+        Some(c) => {
+            let (n, tz) = client_zone(state, user.agency_id, c).await?;
+            (Some(n), tz)
+        }
+        None => (None, chrono_tz::UTC),
+    };
+    let view = q.view();
+    let now = Utc::now();
+    let today = now.with_timezone(&tz).date_naive();
+    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d").unwrap_or(today);
+    let (first, last) = span(view, anchor);
+    let from = local_midnight(tz, first);
+    let to = local_midnight(tz, last + TimeDelta::days(1));
+    let after = Uuid::from_str(q.after.trim()).ok();
+
+    // a day: its list, a page at a time; a month or week: every post, or (a busy agency, all
+    // clients) the counts per day
+    let mut truncated = false;
+    let mut day_more: Option<Uuid> = None;
+    let cells = if view == View::Day {
+        let (days, more, last_id) = entries(
+            state,
+            user.agency_id,
+            scope.client(),
+            tz,
+            from,
+            to,
+            after,
+            DAY_PAGE,
+        )
+        .await?;
+        day_more = if more { last_id } else { None };
+        Cells::Entries(days)
+    } else if scope.client().is_none()
+        && probe(state, user.agency_id, from, to, DETAIL_MAX).await? > DETAIL_MAX
+    {
+        Cells::Counts(day_counts(state, user.agency_id, from, to).await?)
+    } else {
+        let (days, more, _) = entries(
+            state,
+            user.agency_id,
+            scope.client(),
+            tz,
+            from,
+            to,
+            None,
+            MAX_SHOWN,
+        )
+        .await?;
+        truncated = more;
+        Cells::Entries(days)
+    };
+    let empty = match &cells {
+        Cells::Entries(d) => d.is_empty(),
+        Cells::Counts(c) => c.value.is_empty(),
+    };
+
     let can_move = user.role.allows(Role::Reviewer);
     let zone_name = format!(
         "{} ({})",
@@ -320,6 +522,7 @@ async fn render(
             first.format("%d %b"),
             last.format("%d %b %Y")
         ),
+        View::Day => anchor.format("%A %d %B %Y").to_string(),
     };
     let title = match &client_name {
         Some(n) => format!("Calendar · {n}"),
@@ -333,67 +536,103 @@ async fn render(
         tz,
         refusal,
     };
+    let (prev_label, next_label) = match view {
+        View::Month => ("← Previous month", "Next month →"),
+        View::Week => ("← Previous week", "Next week →"),
+        View::Day => ("← Previous day", "Next day →"),
+    };
     let body = html! {
         @if let Scope::Client(c) = scope {
             (crate::pages::client_tabs::nav(c, crate::pages::client_tabs::Tab::Calendar))
         }
         h1 { (title) }
         p.hint { "Times in " strong { (zone_name) } "." @if client_name.is_none() { " Filter by a client to see its own timezone." } }
-        @if let Scope::Agency(selected) = scope {
-            form.toolbar method="get" action="/calendar" {
+        @if let Some(filter) = &filter {
+            form.toolbar method="get" action="/calendar" role="search" {
                 input type="hidden" name="view" value=(view.as_str());
                 input type="hidden" name="date" value=(anchor.to_string());
-                div {
-                    label for="client" { "Client" }
-                    select #client name="client" {
-                        option value="" selected[selected.is_none()] { "All clients (UTC)" }
-                        @for (id, name) in &clients {
-                            option value=(id) selected[selected == Some(*id)] { (name) }
-                        }
-                    }
-                }
+                div.grow { (client_filter::field("client", filter, "All clients (UTC)")) }
                 button.secondary type="submit" { "Show" }
             }
+            (client_filter::outcome(filter, |id| Scope::Agency(Some(id)).url(view, anchor)))
         }
         nav.calendar-nav aria-label="Calendar navigation" {
-            a.button.secondary rel="prev" href=(scope.url(view, step(view, anchor, false))) {
-                @match view { View::Month => "← Previous month", View::Week => "← Previous week" }
-            }
+            a.button.secondary rel="prev" href=(scope.url(view, step(view, anchor, false))) { (prev_label) }
             a.button.secondary href=(scope.url(view, today)) { "Today" }
-            a.button.secondary rel="next" href=(scope.url(view, step(view, anchor, true))) {
-                @match view { View::Month => "Next month →", View::Week => "Next week →" }
-            }
+            a.button.secondary rel="next" href=(scope.url(view, step(view, anchor, true))) { (next_label) }
             span.views {
                 a href=(scope.url(View::Month, anchor)) aria-current=[(view == View::Month).then_some("page")] { "Month" }
                 " · "
                 a href=(scope.url(View::Week, anchor)) aria-current=[(view == View::Week).then_some("page")] { "Week" }
+                " · "
+                a href=(scope.url(View::Day, anchor)) aria-current=[(view == View::Day).then_some("page")] { "Day" }
             }
         }
         @if let Some(r) = refusal {
             p.alert role="alert" { "Nothing was changed: " (r.message) }
         }
         @if truncated {
-            p.alert role="status" { "Only the first " (MAX_SHOWN) " posts are shown. Filter by a client to see all of its posts." }
+            p.alert role="status" { "Only the first " (MAX_SHOWN) " posts are shown. Open a day to see all of its posts." }
         }
-        table class={ "calendar " (view.as_str()) } {
-            caption { (heading) }
-            thead { tr { @for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] { th scope="col" { (d) } } } }
-            tbody {
-                @for week in &weeks {
-                    tr {
-                        @for day in week {
-                            @let outside = view == View::Month && day.month() != anchor.month();
-                            td class={ @if *day == today { "today " } @if outside { "outside" } }
-                                aria-current=[(*day == today).then_some("date")] {
-                                div.day-number {
-                                    time datetime=(day.to_string()) {
-                                        @match view { View::Month => (day.day()), View::Week => (day.format("%a %d %b")) }
-                                    }
-                                    @if *day == today { span.visually-hidden { " (today)" } }
-                                }
-                                @if let Some(entries) = days.get(day) {
-                                    ul.entries {
-                                        @for e in entries { (entry(&ctx, e, can_move, client_name.is_none())) }
+        @if let Cells::Counts(c) = &cells {
+            p.hint {
+                "More than " (DETAIL_MAX) " posts in this period: each day shows how many, open a day for its posts or filter by a client. "
+                "Counts as of " time datetime=(c.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (c.at.format("%H:%M:%S")) " UTC" } "."
+            }
+        }
+        @match view {
+            View::Day => {
+                section.day-list aria-labelledby="day-heading" {
+                    h2 #day-heading { (heading) @if anchor == today { " (today)" } }
+                    @if let Cells::Entries(days) = &cells {
+                        @if let Some(entries) = days.get(&anchor) {
+                            ul.entries {
+                                @for e in entries { (entry(&ctx, e, can_move, client_name.is_none())) }
+                            }
+                        }
+                    }
+                    @if after.is_some() || day_more.is_some() {
+                        nav.pager aria-label="Pages of this day" {
+                            @if after.is_some() { a href=(scope.url(view, anchor)) { "First posts of the day" } }
+                            @if let Some(last) = day_more {
+                                " " a rel="next" href={ (scope.url(view, anchor)) "&after=" (last) } { "Later posts" }
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                table class={ "calendar " (view.as_str()) } {
+                    caption { (heading) }
+                    thead { tr { @for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] { th scope="col" { (d) } } } }
+                    tbody {
+                        @for week in &grid(view, anchor) {
+                            tr {
+                                @for day in week {
+                                    @let outside = view == View::Month && day.month() != anchor.month();
+                                    td class={ @if *day == today { "today " } @if outside { "outside" } }
+                                        aria-current=[(*day == today).then_some("date")] {
+                                        div.day-number {
+                                            a href=(scope.url(View::Day, *day)) {
+                                                time datetime=(day.to_string()) {
+                                                    @match view { View::Week => (day.format("%a %d %b")), _ => (day.day()) }
+                                                }
+                                                span.visually-hidden { " " (day.format("%B")) ": the day's posts" }
+                                            }
+                                            @if *day == today { span.visually-hidden { " (today)" } }
+                                        }
+                                        @match &cells {
+                                            Cells::Entries(days) => {
+                                                @if let Some(entries) = days.get(day) {
+                                                    ul.entries {
+                                                        @for e in entries { (entry(&ctx, e, can_move, client_name.is_none())) }
+                                                    }
+                                                }
+                                            }
+                                            Cells::Counts(c) => {
+                                                @if let Some(n) = c.value.get(day) { (day_count(scope, *day, n)) }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -402,11 +641,25 @@ async fn render(
                 }
             }
         }
-        @if days.is_empty() {
+        @if empty {
             p.empty { "Nothing scheduled or published in this period." }
         }
     };
     Ok((title, body))
+}
+
+/// A day's counts in a busy agency's month or week: the total (a link to the day) and by state.
+fn day_count(scope: Scope, day: NaiveDate, n: &DayCounts) -> Markup {
+    html! {
+        div.day-count {
+            a href=(scope.url(View::Day, day)) { strong { (thousands(n.total)) } " post" @if n.total != 1 { "s" } }
+            ul.pubs {
+                @for (s, count) in &n.by_state {
+                    li class={ "pub " (s.as_str()) } { (thousands(*count)) " " (state_label(*s)) }
+                }
+            }
+        }
+    }
 }
 
 /// What every reschedule form carries to come back to the same view.
@@ -573,6 +826,8 @@ impl RescheduleForm {
                     Scope::Agency(Some(c)) => c.to_string(),
                     _ => String::new(),
                 },
+                client_name: None,
+                after: String::new(),
             },
         ))
     }
@@ -741,6 +996,19 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn counts_have_thousands_separators_and_days_step_by_one() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(step(View::Day, d("2026-03-31"), true), d("2026-04-01"));
+        assert_eq!(
+            span(View::Day, d("2026-03-31")),
+            (d("2026-03-31"), d("2026-03-31"))
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use maud::{Markup, html};
 use serde::Deserialize;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use autosocial_core::audit::{self, Entry};
@@ -88,7 +89,10 @@ pub struct Image {
 }
 
 fn reasons_of(moderation: &serde_json::Value) -> Vec<Reason> {
-    serde_json::from_value(moderation["reasons"].clone()).unwrap_or_default()
+    match moderation.get("reasons") {
+        Some(r) if !r.is_null() => serde_json::from_value(r.clone()).unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// The client's zone; a stored zone that does not parse (it cannot: onboarding validates it)
@@ -99,6 +103,33 @@ pub fn zone(name: &str) -> Tz {
 
 /// Load items of the agency by id, in the order given; ids that are not the agency's are
 /// left out.
+/// A variant, target or image as the item query aggregates it (JSON).
+#[derive(Debug, Deserialize)]
+struct VariantRow {
+    kind: String,
+    caption: String,
+    moderation_status: String,
+    moderation: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetRow {
+    id: Uuid,
+    platform: Platform,
+    display_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImageRow {
+    size_label: String,
+    path: String,
+    width: i32,
+    height: i32,
+}
+
+/// The agency's items with these ids (in the order given; unknown or foreign ids are left out),
+/// with their variants, target accounts and images: one query, so a page of the review queue
+/// costs one round trip for its items however many it shows.
 pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec<Item>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -106,7 +137,26 @@ pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec
     let rows = sqlx::query!(
         r#"SELECT i.id, i.client_id, c.name AS client_name, c.timezone, i.state, i.source, i.slot_at,
                   i.chosen_variant, i.caption, i.hashtags, i.cta, i.link_url, i.moderation_status,
-                  i.moderation, i.rejection_reason, i.pillar, i.generation_error
+                  i.moderation, i.rejection_reason, i.pillar, i.generation_error,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('kind', v.kind, 'caption', v.caption,
+                                       'moderation_status', v.moderation_status, 'moderation', v.moderation)
+                                   ORDER BY array_position(ARRAY['conservative', 'balanced', 'bold'], v.kind))
+                            FROM content_variants v WHERE v.item_id = i.id AND v.agency_id = i.agency_id),
+                           '[]') AS "variants!: Json<Vec<VariantRow>>",
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('id', a.id, 'platform', a.platform,
+                                       'display_name', a.display_name)
+                                   ORDER BY a.platform, a.display_name, a.id)
+                            FROM content_item_targets t
+                            JOIN social_accounts a ON a.id = t.account_id AND a.agency_id = t.agency_id
+                            WHERE t.item_id = i.id AND t.agency_id = i.agency_id),
+                           '[]') AS "targets!: Json<Vec<TargetRow>>",
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('size_label', m.size_label, 'path', a.path,
+                                       'width', a.width, 'height', a.height)
+                                   ORDER BY m.size_label)
+                            FROM content_item_media m
+                            JOIN media_assets a ON a.id = m.media_id AND a.agency_id = m.agency_id
+                            WHERE m.item_id = i.id AND m.agency_id = i.agency_id),
+                           '[]') AS "images!: Json<Vec<ImageRow>>"
            FROM content_items i JOIN clients c ON c.id = i.client_id AND c.agency_id = i.agency_id
            WHERE i.agency_id = $1 AND i.id = ANY($2)"#,
         agency,
@@ -114,59 +164,6 @@ pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut variants: HashMap<Uuid, Vec<Variant>> = HashMap::new();
-    for v in sqlx::query!(
-        "SELECT item_id, kind, caption, moderation_status, moderation FROM content_variants
-         WHERE agency_id = $1 AND item_id = ANY($2)
-         ORDER BY item_id, array_position(ARRAY['conservative', 'balanced', 'bold'], kind)",
-        agency,
-        ids
-    )
-    .fetch_all(&state.pool)
-    .await?
-    {
-        variants.entry(v.item_id).or_default().push(Variant {
-            kind: v.kind,
-            caption: v.caption,
-            moderation_status: v.moderation_status,
-            reasons: reasons_of(&v.moderation),
-        });
-    }
-    let mut targets: HashMap<Uuid, Vec<Target>> = HashMap::new();
-    for t in sqlx::query!(
-        r#"SELECT t.item_id, a.id, a.platform AS "platform: Platform", a.display_name
-           FROM content_item_targets t JOIN social_accounts a ON a.id = t.account_id AND a.agency_id = t.agency_id
-           WHERE t.agency_id = $1 AND t.item_id = ANY($2) ORDER BY a.platform, a.display_name, a.id"#,
-        agency,
-        ids
-    )
-    .fetch_all(&state.pool)
-    .await?
-    {
-        targets.entry(t.item_id).or_default().push(Target {
-            account_id: t.id,
-            platform: t.platform,
-            display_name: t.display_name,
-        });
-    }
-    let mut images: HashMap<Uuid, Vec<Image>> = HashMap::new();
-    for m in sqlx::query!(
-        "SELECT m.item_id, m.size_label, a.path, a.width, a.height
-         FROM content_item_media m JOIN media_assets a ON a.id = m.media_id AND a.agency_id = m.agency_id
-         WHERE m.agency_id = $1 AND m.item_id = ANY($2) ORDER BY m.size_label",
-        agency,
-        ids
-    )
-    .fetch_all(&state.pool)
-    .await?
-    {
-        images.entry(m.item_id).or_default().push(Image {
-            label: m.size_label,
-            path: m.path,
-            width: m.width,
-            height: m.height,
-        });
-    }
     let mut by_id: HashMap<Uuid, Item> = rows
         .into_iter()
         .map(|r| {
@@ -188,9 +185,38 @@ pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec
                 rejection_reason: r.rejection_reason,
                 pillar: r.pillar,
                 generation_error: r.generation_error,
-                variants: variants.remove(&r.id).unwrap_or_default(),
-                targets: targets.remove(&r.id).unwrap_or_default(),
-                images: images.remove(&r.id).unwrap_or_default(),
+                variants: r
+                    .variants
+                    .0
+                    .into_iter()
+                    .map(|v| Variant {
+                        reasons: reasons_of(&v.moderation),
+                        kind: v.kind,
+                        caption: v.caption,
+                        moderation_status: v.moderation_status,
+                    })
+                    .collect(),
+                targets: r
+                    .targets
+                    .0
+                    .into_iter()
+                    .map(|t| Target {
+                        account_id: t.id,
+                        platform: t.platform,
+                        display_name: t.display_name,
+                    })
+                    .collect(),
+                images: r
+                    .images
+                    .0
+                    .into_iter()
+                    .map(|m| Image {
+                        label: m.size_label,
+                        path: m.path,
+                        width: m.width,
+                        height: m.height,
+                    })
+                    .collect(),
             };
             (r.id, item)
         })
@@ -470,6 +496,101 @@ fn form_basics(user: &CurrentUser, back: &str) -> Markup {
     }
 }
 
+/// The edit form of an item's card (also `GET /items/{id}/edit-form`, which the queue loads
+/// when its Edit section is opened).
+fn edit_form(user: &CurrentUser, item: &Item, opts: &CardOpts<'_>) -> Markup {
+    let id = item.id;
+    let dom = format!("item-{id}");
+    let hx_target = format!("#{dom}");
+    let hx = |action: &str| opts.queue.then(|| format!("/items/{id}/{action}"));
+    let hx_target = opts.queue.then_some(hx_target.as_str());
+    let hx_swap = opts.queue.then_some("outerHTML");
+    let empty = EditAttempt::default();
+    let e = opts.edit.unwrap_or(&empty);
+    let ef = match opts.edit {
+        Some(a) => a.form.clone(),
+        None => EditForm {
+            caption: item.caption.clone(),
+            hashtags: item.hashtags.join(" "),
+            cta: item.cta.clone().unwrap_or_default(),
+            link_url: item.link_url.clone().unwrap_or_default(),
+            back: String::new(),
+        },
+    };
+    let invalid = |f: &str| e.errors.contains_key(f).then_some("true");
+    let described = |f: &str| e.errors.contains_key(f).then(|| format!("{dom}-{f}-error"));
+    html! {
+        form method="post" action={ "/items/" (id) "/edit" } data-hx-post=[hx("edit")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
+            (form_basics(user, opts.back))
+            @if !e.reasons.is_empty() {
+                div.alert role="alert" { p { "Moderation blocks this text; nothing was saved:" } (reasons_list(&e.reasons)) }
+            }
+            label for={ (dom) "-caption" } { "Caption" }
+            textarea id={ (dom) "-caption" } name="caption" rows="6" maxlength="63206"
+                aria-invalid=[invalid("caption")] aria-describedby=[described("caption")] { (ef.caption) }
+            (field_error(&e.errors, &format!("{dom}-caption"), "caption"))
+            label for={ (dom) "-hashtags" } { "Hashtags" }
+            input id={ (dom) "-hashtags" } type="text" name="hashtags" value=(ef.hashtags)
+                aria-invalid=[invalid("hashtags")] aria-describedby=[described("hashtags")];
+            p.hint { "Separated by spaces or commas; the # is added where missing." }
+            (field_error(&e.errors, &format!("{dom}-hashtags"), "hashtags"))
+            label for={ (dom) "-cta" } { "Call to action" }
+            input id={ (dom) "-cta" } type="text" name="cta" maxlength="500" value=(ef.cta)
+                aria-invalid=[invalid("cta")] aria-describedby=[described("cta")];
+            (field_error(&e.errors, &format!("{dom}-cta"), "cta"))
+            label for={ (dom) "-link" } { "Link" }
+            input id={ (dom) "-link" } type="url" name="link_url" value=(ef.link_url)
+                aria-invalid=[invalid("link_url")] aria-describedby=[described("link_url")];
+            (field_error(&e.errors, &format!("{dom}-link"), "link_url"))
+            @if item.state == "approved" {
+                p.hint { "Saving updates the scheduled posts that have not gone out yet." }
+            }
+            div.actions { button type="submit" { "Save changes" } }
+        }
+    }
+}
+
+fn url_component(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct EditFormQuery {
+    #[serde(default)]
+    back: String,
+}
+
+/// `GET /items/{id}/edit-form`: the edit form of a card on the review queue (htmx).
+pub async fn edit_form_fragment(
+    State(state): State<AppState>,
+    user: Reviewer,
+    Path(id): Path<Uuid>,
+    axum::extract::Query(q): axum::extract::Query<EditFormQuery>,
+) -> AppResult<Response> {
+    let item = load_one(&state, user.agency_id, id).await?;
+    if !matches!(item.state.as_str(), "pending_review" | "approved") {
+        return Ok((
+            StatusCode::CONFLICT,
+            html! { p.alert { "This post can no longer be edited. " a href={ "/items/" (id) } { "Open it" } } },
+        )
+            .into_response());
+    }
+    let back = back_to(&q.back, id);
+    let opts = CardOpts {
+        back: &back,
+        queue: true,
+        notice: None,
+        edit: None,
+        reject_error: None,
+    };
+    let mut r = edit_form(&user, &item, &opts).into_response();
+    r.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("HX-Request"),
+    );
+    Ok(r)
+}
+
 /// The item's card: what it says, how it will look, and the actions the user may take.
 pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'_>) -> Markup {
     let now = Utc::now();
@@ -482,25 +603,9 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
         item.state.as_str(),
         "pending_review" | "rejected" | "planned"
     );
-    let hx_target = format!("#{dom}");
     let hx = |action: &str| opts.queue.then(|| format!("/items/{id}/{action}"));
-    let hx_target = opts.queue.then_some(hx_target.as_str());
     let hx_swap = opts.queue.then_some("outerHTML");
     let edit = opts.edit;
-    let empty = EditAttempt::default();
-    let e = edit.unwrap_or(&empty);
-    let ef = match edit {
-        Some(a) => a.form.clone(),
-        None => EditForm {
-            caption: item.caption.clone(),
-            hashtags: item.hashtags.join(" "),
-            cta: item.cta.clone().unwrap_or_default(),
-            link_url: item.link_url.clone().unwrap_or_default(),
-            back: String::new(),
-        },
-    };
-    let invalid = |f: &str| e.errors.contains_key(f).then_some("true");
-    let described = |f: &str| e.errors.contains_key(f).then(|| format!("{dom}-{f}-error"));
     let platforms: Vec<Platform> = {
         let mut p: Vec<Platform> = item.targets.iter().map(|t| t.platform).collect();
         p.dedup();
@@ -508,7 +613,9 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
     };
     let custom_text = item.chosen_variant.is_none() || item.variants.is_empty();
     html! {
-        article.review-card id=(dom) data-review-item tabindex="-1" aria-labelledby={ (dom) "-title" } {
+        // on the queue every form of the card swaps the card (one declaration, inherited)
+        article.review-card id=(dom) data-review-item tabindex="-1" aria-labelledby={ (dom) "-title" }
+            "data-hx-target_inherited"=[opts.queue.then_some("this")] "data-hx-swap_inherited"=[hx_swap] {
             header.review-head {
                 @if opts.queue && reviewer && pending {
                     div.checkbox.pick {
@@ -588,7 +695,7 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
             @if reviewer {
                 div.item-actions {
                     @if pending {
-                        form method="post" action={ "/items/" (id) "/approve" } data-hx-post=[hx("approve")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/approve" } data-hx-post=[hx("approve")] {
                             (form_basics(user, opts.back))
                             @if !item.variants.is_empty() {
                                 fieldset.variant-choice {
@@ -613,41 +720,27 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                         }
                     }
                     @if editable {
-                        details data-section="edit" open[edit.is_some()] {
-                            summary { "Edit" }
-                            form method="post" action={ "/items/" (id) "/edit" } data-hx-post=[hx("edit")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
-                                (form_basics(user, opts.back))
-                                @if !e.reasons.is_empty() {
-                                    div.alert role="alert" { p { "Moderation blocks this text; nothing was saved:" } (reasons_list(&e.reasons)) }
+                        @if opts.queue && edit.is_none() {
+                            // the queue loads the form when the section is opened (it is most of a
+                            // card); without JavaScript the link leads to the post's own page
+                            details data-section="edit" data-hx-get={ "/items/" (id) "/edit-form?back=" (url_component(opts.back)) }
+                                data-hx-trigger="toggle once" data-hx-target="find .edit-slot" data-hx-swap="innerHTML" {
+                                summary { "Edit" }
+                                div.edit-slot {
+                                    p { a href={ "/items/" (id) "#" (dom) "-caption" } { "Edit this post on its own page" } }
                                 }
-                                label for={ (dom) "-caption" } { "Caption" }
-                                textarea id={ (dom) "-caption" } name="caption" rows="6" maxlength="63206"
-                                    aria-invalid=[invalid("caption")] aria-describedby=[described("caption")] { (ef.caption) }
-                                (field_error(&e.errors, &format!("{dom}-caption"), "caption"))
-                                label for={ (dom) "-hashtags" } { "Hashtags" }
-                                input id={ (dom) "-hashtags" } type="text" name="hashtags" value=(ef.hashtags)
-                                    aria-invalid=[invalid("hashtags")] aria-describedby=[described("hashtags")];
-                                p.hint { "Separated by spaces or commas; the # is added where missing." }
-                                (field_error(&e.errors, &format!("{dom}-hashtags"), "hashtags"))
-                                label for={ (dom) "-cta" } { "Call to action" }
-                                input id={ (dom) "-cta" } type="text" name="cta" maxlength="500" value=(ef.cta)
-                                    aria-invalid=[invalid("cta")] aria-describedby=[described("cta")];
-                                (field_error(&e.errors, &format!("{dom}-cta"), "cta"))
-                                label for={ (dom) "-link" } { "Link" }
-                                input id={ (dom) "-link" } type="url" name="link_url" value=(ef.link_url)
-                                    aria-invalid=[invalid("link_url")] aria-describedby=[described("link_url")];
-                                (field_error(&e.errors, &format!("{dom}-link"), "link_url"))
-                                @if item.state == "approved" {
-                                    p.hint { "Saving updates the scheduled posts that have not gone out yet." }
-                                }
-                                div.actions { button type="submit" { "Save changes" } }
+                            }
+                        } @else {
+                            details data-section="edit" open[edit.is_some()] {
+                                summary { "Edit" }
+                                (edit_form(user, item, opts))
                             }
                         }
                     }
                     @if pending {
                         details data-section="reject" open[opts.reject_error.is_some()] {
                             summary { "Reject" }
-                            form method="post" action={ "/items/" (id) "/reject" } data-hx-post=[hx("reject")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] novalidate {
+                            form method="post" action={ "/items/" (id) "/reject" } data-hx-post=[hx("reject")] novalidate {
                                 (form_basics(user, opts.back))
                                 label for={ (dom) "-reason" } { "Why is it rejected?" }
                                 textarea id={ (dom) "-reason" } name="reason" rows="2" maxlength="2000" required
@@ -661,13 +754,13 @@ pub fn card(state: &AppState, user: &CurrentUser, item: &Item, opts: &CardOpts<'
                         }
                     }
                     @if item.state == "approved" {
-                        form method="post" action={ "/items/" (id) "/cancel" } data-hx-post=[hx("cancel")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/cancel" } data-hx-post=[hx("cancel")] {
                             (form_basics(user, opts.back))
                             button.danger type="submit" { "Cancel the scheduled posts" }
                         }
                     }
                     @if regenerable {
-                        form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] data-hx-target=[hx_target] data-hx-swap=[hx_swap] {
+                        form method="post" action={ "/items/" (id) "/regenerate" } data-hx-post=[hx("regenerate")] {
                             (form_basics(user, opts.back))
                             button.secondary type="submit" { "Regenerate" }
                         }

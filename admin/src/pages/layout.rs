@@ -31,6 +31,7 @@ pub enum Nav {
     Switches,
     Audit,
     Settings,
+    Account,
     None,
 }
 
@@ -85,6 +86,8 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                         }
                     }
                     span.who { (user.email) " · " (user.agency_name) " · " (user.role.as_str()) }
+                    @if user.agencies.len() > 1 { (agency_switcher(user)) }
+                    a href="/account/password" aria-current=[current(Nav::Account)] { "Password" }
                     form method="post" action="/logout" {
                         input type="hidden" name=(crate::csrf::FIELD) value=(user.csrf_token);
                         button.link type="submit" { "Log out" }
@@ -99,6 +102,23 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
     }
 }
 
+/// The agency switcher of a person with several memberships: a plain form (works without
+/// JavaScript), checked again on the server (`pages::account::switch_agency`).
+fn agency_switcher(user: &CurrentUser) -> Markup {
+    html! {
+        form.switcher method="post" action="/account/agency" {
+            input type="hidden" name=(crate::csrf::FIELD) value=(user.csrf_token);
+            label.visually-hidden for="switch-agency" { "Agency" }
+            select #switch-agency name="agency" {
+                @for a in &user.agencies {
+                    option value=(a.id) selected[a.id == user.agency_id] { (a.name) }
+                }
+            }
+            button.link type="submit" { "Switch agency" }
+        }
+    }
+}
+
 tokio::task_local! {
     /// The kill switches engaged for the request's agency, read once per full-page request by
     /// [`switch_banner`] so every page's header can say publishing is stopped.
@@ -106,11 +126,17 @@ tokio::task_local! {
 }
 
 /// Middleware for the console (inside `require_session`): read the engaged switches for the
-/// banner. Skipped for htmx partials, which carry no header.
+/// banner. Skipped for htmx partials, which carry no header, and when the session's lookup
+/// found none engaged.
 pub async fn switch_banner(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let partial =
         req.headers().contains_key("hx-request") && !req.headers().contains_key("hx-boosted");
-    let agency = req.extensions().get::<CurrentUser>().map(|u| u.agency_id);
+    // the session's lookup said whether any switch is engaged: most pages need not ask again
+    let agency = req
+        .extensions()
+        .get::<CurrentUser>()
+        .filter(|u| u.switches_engaged)
+        .map(|u| u.agency_id);
     match agency {
         Some(agency) if !partial => {
             let engaged = match crate::pages::switches::engaged_for(&state.pool, agency).await {

@@ -10,7 +10,10 @@
 //! themselves on it (`hx-trigger="live from:#live"`). Without JavaScript nothing connects and a
 //! reload shows the same.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -79,9 +82,67 @@ impl LiveEvent {
 #[derive(Default)]
 pub struct Hub {
     tx: OnceCell<broadcast::Sender<LiveEvent>>,
+    versions: Arc<Versions>,
+}
+
+/// How many changes have been heard, per agency and for everyone (a resync): cached figures
+/// computed at another version are out of date.
+#[derive(Default)]
+struct Versions {
+    all: AtomicU64,
+    agencies: Mutex<HashMap<Uuid, u64>>,
+}
+
+impl Versions {
+    fn heard(&self, ev: &LiveEvent) {
+        match ev.agency_id {
+            None => {
+                self.all.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(a) => {
+                *self
+                    .agencies
+                    .lock()
+                    .expect("versions lock")
+                    .entry(a)
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    fn of(&self, agency: Uuid) -> u64 {
+        let own = self
+            .agencies
+            .lock()
+            .expect("versions lock")
+            .get(&agency)
+            .copied()
+            .unwrap_or(0);
+        // both only grow, so the sum changes whenever either does
+        self.all.load(Ordering::SeqCst).wrapping_add(own)
+    }
 }
 
 impl Hub {
+    /// The version of `agency`'s posts and items as this process has heard of them: it changes
+    /// (before the event reaches any page) whenever a change of them is notified. Stays 0 until
+    /// a page subscribes to live updates, as nothing listens before.
+    pub fn version(&self, agency: Uuid) -> u64 {
+        self.versions.of(agency)
+    }
+
+    /// Count a change made by this process that sends no notification (a kill switch) for
+    /// `agency`, or for every agency with `None`, so cached figures are recounted.
+    pub fn touch(&self, agency: Option<Uuid>) {
+        self.versions.heard(&LiveEvent {
+            agency_id: agency,
+            client_id: None,
+            kind: "touch".into(),
+            id: None,
+            state: None,
+        });
+    }
+
     /// A receiver of every event; the first call starts the listener and waits (briefly) until
     /// it listens, so nothing committed after this returns is missed.
     pub async fn subscribe(&self, pool: &PgPool) -> broadcast::Receiver<LiveEvent> {
@@ -90,7 +151,12 @@ impl Hub {
             .get_or_init(|| async {
                 let (tx, _) = broadcast::channel(BUFFER);
                 let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-                tokio::spawn(listen(pool.clone(), tx.downgrade(), ready_tx));
+                tokio::spawn(listen(
+                    pool.clone(),
+                    tx.downgrade(),
+                    self.versions.clone(),
+                    ready_tx,
+                ));
                 if tokio::time::timeout(READY_WAIT, ready_rx).await.is_err() {
                     tracing::warn!("live updates: LISTEN not ready yet; events follow when it is");
                 }
@@ -105,6 +171,7 @@ impl Hub {
 async fn listen(
     pool: PgPool,
     tx: broadcast::WeakSender<LiveEvent>,
+    versions: Arc<Versions>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -129,6 +196,7 @@ async fn listen(
             let _ = r.send(());
         } else if let Some(tx) = tx.upgrade() {
             // changes while we were not listening are unknown: every page refreshes
+            versions.heard(&LiveEvent::resync());
             let _ = tx.send(LiveEvent::resync());
         }
         loop {
@@ -137,7 +205,10 @@ async fn listen(
                     let Some(tx) = tx.upgrade() else { return };
                     match serde_json::from_str::<LiveEvent>(n.payload()) {
                         // no subscriber is not an error
-                        Ok(ev) => drop(tx.send(ev)),
+                        Ok(ev) => {
+                            versions.heard(&ev);
+                            drop(tx.send(ev))
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "live updates: unreadable notification")
                         }
@@ -145,6 +216,7 @@ async fn listen(
                 }
                 Ok(None) => {
                     let Some(tx) = tx.upgrade() else { return };
+                    versions.heard(&LiveEvent::resync());
                     let _ = tx.send(LiveEvent::resync());
                 }
                 Err(e) => {

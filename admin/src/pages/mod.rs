@@ -1,8 +1,10 @@
 //! Pages: a full page wraps a partial; htmx requests get only the partial.
 
+pub mod account;
 pub mod audit;
 pub mod brand;
 pub mod calendar;
+pub mod client_filter;
 pub mod client_tabs;
 pub mod clients;
 pub mod composer;

@@ -1,5 +1,6 @@
 //! The review queue: every item waiting for review across the agency's clients, oldest slot
-//! first (keyset pagination), filterable by client and platform. Each card shows the variants,
+//! first (keyset pagination), filterable by client (a searchable name field, see
+//! [`client_filter`]) and platform. Each card shows the variants,
 //! image, moderation and platform previews with the actions of the item page; checkboxes and
 //! one button approve several items at once, reporting each one's outcome.
 //!
@@ -21,6 +22,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::pages::client_filter::{self, Resolved};
 use crate::pages::items::{self, CardOpts};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::statics;
@@ -31,8 +33,12 @@ const BULK_MAX: usize = 100;
 
 #[derive(Debug, Deserialize, Default, Clone)]
 pub struct ReviewQuery {
+    /// A client's id (links, paging).
     #[serde(default)]
     client: String,
+    /// A client's name as typed in the filter form (wins over `client`).
+    #[serde(default)]
+    client_name: Option<String>,
     #[serde(default)]
     platform: String,
     /// Keyset cursor: items after this one in (slot, id) order.
@@ -41,6 +47,7 @@ pub struct ReviewQuery {
 }
 
 struct Filters {
+    resolved: Resolved,
     client: Option<Uuid>,
     platform: Option<Platform>,
     after: Option<Uuid>,
@@ -68,30 +75,33 @@ impl ReviewQuery {
     }
 }
 
-async fn filters(state: &AppState, agency: Uuid, q: &ReviewQuery) -> AppResult<Filters> {
-    let client = match q.client.trim() {
-        "" => None,
-        s => {
-            let id = Uuid::from_str(s).map_err(|_| AppError::NotFound)?;
-            // another agency's client is as absent as a made-up one
-            sqlx::query_scalar!(
-                "SELECT id FROM clients WHERE id = $1 AND agency_id = $2",
-                id,
-                agency
-            )
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or(AppError::NotFound)?;
-            Some(id)
-        }
-    };
+/// The filters of `q`, with the client resolved (another agency's client is as absent as a
+/// made-up one: 404), and the query normalised to the resolved client's id for links.
+async fn filters(
+    state: &AppState,
+    agency: Uuid,
+    q: &ReviewQuery,
+) -> AppResult<(Filters, ReviewQuery)> {
+    let resolved =
+        client_filter::resolve(state, agency, &q.client, q.client_name.as_deref()).await?;
+    let client = resolved.client();
     let platform = Platform::from_str(q.platform.trim()).ok();
     let after = Uuid::from_str(q.after.trim()).ok();
-    Ok(Filters {
-        client,
-        platform,
-        after,
-    })
+    let normal = ReviewQuery {
+        client: client.map(|c| c.to_string()).unwrap_or_default(),
+        client_name: None,
+        platform: platform.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        after: String::new(),
+    };
+    Ok((
+        Filters {
+            resolved,
+            client,
+            platform,
+            after,
+        },
+        normal,
+    ))
 }
 
 /// One page of ids, and whether more follow.
@@ -140,21 +150,17 @@ fn legend() -> Markup {
     }
 }
 
-fn filter_form(q: &ReviewQuery, clients: &[(Uuid, String)]) -> Markup {
+fn filter_form(q: &ReviewQuery, f: &Filters) -> Markup {
     html! {
-        form.toolbar method="get" action="/review" {
-            label for="f-client" { "Client" }
-            select #f-client name="client" {
-                option value="" { "All clients" }
-                @for (id, name) in clients {
-                    option value=(id) selected[q.client == id.to_string()] { (name) }
-                }
-            }
-            label for="f-platform" { "Platform" }
-            select #f-platform name="platform" {
-                option value="" { "All platforms" }
-                @for p in Platform::ALL {
-                    option value=(p.as_str()) selected[q.platform == p.as_str()] { (p.label()) }
+        form.toolbar method="get" action="/review" role="search" {
+            div.grow { (client_filter::field("f-client", &f.resolved, "All clients")) }
+            div {
+                label for="f-platform" { "Platform" }
+                select #f-platform name="platform" {
+                    option value="" { "All platforms" }
+                    @for p in Platform::ALL {
+                        option value=(p.as_str()) selected[q.platform == p.as_str()] { (p.label()) }
+                    }
                 }
             }
             button.secondary type="submit" { "Filter" }
@@ -189,18 +195,10 @@ async fn body(
     report: Option<&BulkReport>,
 ) -> AppResult<Markup> {
     let agency = user.agency_id;
-    let f = filters(state, agency, q).await?;
+    let (f, q) = filters(state, agency, q).await?;
+    let q = &q;
     let (ids, more) = page_ids(state, agency, &f).await?;
     let items = items::load(state, agency, &ids).await?;
-    let clients: Vec<(Uuid, String)> = sqlx::query!(
-        "SELECT id, name FROM clients WHERE agency_id = $1 AND status <> 'archived' ORDER BY lower(name), id",
-        agency
-    )
-    .fetch_all(&state.pool)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, r.name))
-    .collect();
     let back = q.href(f.after);
     let reviewer = user.role.allows(Role::Reviewer);
     Ok(html! {
@@ -208,7 +206,8 @@ async fn body(
         h1 { "Review queue" }
         p { "Posts waiting for review across all clients, the earliest first." }
         (legend())
-        (filter_form(q, &clients))
+        (filter_form(q, &f))
+        (client_filter::outcome(&f.resolved, |id| ReviewQuery { client: id.to_string(), ..q.clone() }.href(None)))
         @if let Some(r) = report { (bulk_report(r)) }
         @if items.is_empty() {
             p.empty { "Nothing is waiting for review." }

@@ -533,6 +533,8 @@ pub async fn engage(
     match engaged {
         Ok(id) => {
             tracing::info!(switch = %id, scope = ?target, "kill switch engaged from the console");
+            // the dashboard counts engaged switches (a global one counts for every agency)
+            state.live.touch(None);
             Ok(Redirect::to("/switches").into_response())
         }
         Err(SwitchError::AlreadyEngaged) => {
@@ -571,6 +573,7 @@ pub async fn disengage(
     match killswitch::disengage(&state.pool, Some(&state.redis), &user.actor(), id).await {
         Ok(released) => {
             tracing::info!(switch = %id, released, "kill switch disengaged from the console");
+            state.live.touch(None);
             Ok(Redirect::to("/switches").into_response())
         }
         // disengaged by someone else a moment ago: the list shows it
