@@ -62,13 +62,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     .await?;
     let per_account = a.publications / a.clients;
     let n = per_account * a.clients;
-    // due 20 s after seeding: the workers are up and idle when the instant comes
-    let due: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT now() + interval '20 seconds'")
+    // seeded far ahead; the instant is set once the workers are up (seeding time varies)
+    let parked: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now() + interval '1 hour'")
             .fetch_one(&pool)
             .await?;
-    println!("seeding {n} publications due at one instant");
-    let ids = seeding::due_publications(&pool, &fleet, per_account, due).await?;
+    println!("seeding {n} publications");
+    let ids = seeding::due_publications(&pool, &fleet, per_account, parked).await?;
     sqlx::query("VACUUM ANALYZE").execute(&pool).await?;
     http.post(sandbox.join("/_sandbox/knobs")?)
         .json(&Knobs {
@@ -85,6 +85,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         me.with_file_name("autosocial-worker").display().to_string()
     });
     let mut procs = Vec::new();
+    let mut health = Vec::new();
     for w in 0..a.workers {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -110,10 +111,41 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("starting worker {w} ({bin})"))?;
         procs.push(crate::Proc(child));
+        health.push(format!("http://127.0.0.1:{port}/healthz"));
     }
-    let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+    let up_by = Instant::now() + Duration::from_secs(60);
+    for h in &health {
+        while !http
+            .get(h)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            anyhow::ensure!(Instant::now() < up_by, "worker at {h} did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The instant: all publications due at once, a few seconds from now, idle workers waiting.
+    let due: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now() + interval '5 seconds'")
+            .fetch_one(&pool)
+            .await?;
+    sqlx::query("UPDATE publications SET scheduled_at = $1")
+        .bind(due)
+        .execute(&pool)
+        .await?;
+    sqlx::query("UPDATE jobs SET run_at = $1 WHERE kind = 'publish' AND state = 'available'")
+        .bind(due)
+        .execute(&pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE jobs, publications")
+        .execute(&pool)
+        .await?;
+    let wait = (due - chrono::Utc::now()).to_std().map_err(|_| {
+        anyhow::anyhow!("preparing the instant took longer than its 5 s lead; nothing measured")
+    })?;
     println!(
-        "{} workers started; the burst is due in {:.1} s",
+        "{} workers up; the burst is due in {:.1} s",
         a.workers,
         wait.as_secs_f64()
     );
