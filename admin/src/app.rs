@@ -42,6 +42,8 @@ pub struct AppState {
     pub dashboard: Arc<dashboard::FiguresCache>,
     /// The agency-wide calendar's per-day counts, likewise.
     pub calendar_counts: Arc<calendar::CountsCache>,
+    /// Items as the review queue last read them, by version.
+    pub items: Arc<crate::pages::items::ItemCache>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             live: Arc::default(),
             dashboard: dashboard::figures_cache(),
             calendar_counts: calendar::counts_cache(),
+            items: crate::pages::items::item_cache(),
         }
     }
 }

@@ -977,3 +977,52 @@ async fn the_queue_loads_a_cards_edit_form_when_it_is_opened(pool: PgPool) {
         StatusCode::NOT_FOUND
     );
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_queue_shows_changes_made_anywhere_at_once(pool: PgPool) {
+    // cards are remembered between requests; a change made by this process, by another admin
+    // process or by a worker shows on the next request all the same
+    let (c, x, _) = acme(&pool).await;
+    let item = pending_item(&pool, c, &[x], false, slot()).await;
+    let (mut b, csrf) = logged_in(&pool, "reviewer@acme.test").await;
+    let first = b.get("/review").await;
+    assert!(first.body.contains("Balanced caption") && first.body.contains("Bakery"));
+    // twice: the second is served from what was remembered
+    assert_eq!(b.get("/review").await.body, first.body);
+
+    assert_eq!(
+        edit(&mut b, item, &csrf, "Rye on Fridays", LINK)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let edited = b.get("/review").await;
+    assert!(edited.body.contains("Rye on Fridays"));
+
+    // elsewhere: another process edits the caption and renames the client
+    sqlx::query(
+        "UPDATE content_items SET caption = 'Spelt on Saturdays', updated_at = now() WHERE id = $1",
+    )
+    .bind(item)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE clients SET name = 'Corner Bakery', updated_at = now() WHERE id = $1")
+        .bind(c)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let elsewhere = b.get("/review").await;
+    assert!(elsewhere.body.contains("Spelt on Saturdays"));
+    assert!(!elsewhere.body.contains("Rye on Fridays"));
+    assert!(elsewhere.body.contains("Corner Bakery"));
+
+    // an item that leaves the queue leaves the page
+    sqlx::query("UPDATE content_items SET state = 'rejected', rejection_reason = 'off brand', updated_at = now() WHERE id = $1")
+        .bind(item)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let gone = b.get("/review").await;
+    assert!(!gone.body.contains(&format!("id=\"item-{item}\"")));
+}

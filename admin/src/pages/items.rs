@@ -8,6 +8,7 @@
 //! transaction as the change it records.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Form;
@@ -66,6 +67,42 @@ pub struct Item {
     pub variants: Vec<Variant>,
     pub targets: Vec<Target>,
     pub images: Vec<Image>,
+    /// The text as each target platform gets it, with its length as the platform counts it:
+    /// worked out on the first preview (an item in [`ItemCache`] is shown many times).
+    platform_texts: std::sync::OnceLock<Vec<(Platform, String, usize)>>,
+}
+
+impl Item {
+    /// The text `platform` gets and its length as that platform counts it.
+    fn platform_text(&self, platform: Platform) -> (&str, usize) {
+        let texts = self.platform_texts.get_or_init(|| {
+            let body = publishing::compose_text(&self.caption, self.cta.as_deref(), &[]);
+            let mut platforms: Vec<Platform> = self.targets.iter().map(|t| t.platform).collect();
+            platforms.sort_by_key(|p| p.as_str());
+            platforms.dedup();
+            platforms
+                .into_iter()
+                .map(|p| {
+                    let text = moderation::compose(
+                        p,
+                        &moderation::Input {
+                            text: &body,
+                            hashtags: &self.hashtags,
+                            link_url: self.link_url.as_deref(),
+                            banned_terms: &[],
+                        },
+                    );
+                    let length = platform_length(&text, p);
+                    (p, text, length)
+                })
+                .collect()
+        });
+        texts
+            .iter()
+            .find(|t| t.0 == platform)
+            .map(|t| (t.1.as_str(), t.2))
+            .unwrap_or(("", 0))
+    }
 }
 
 pub struct Variant {
@@ -138,25 +175,25 @@ pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec
         r#"SELECT i.id, i.client_id, c.name AS client_name, c.timezone, i.state, i.source, i.slot_at,
                   i.chosen_variant, i.caption, i.hashtags, i.cta, i.link_url, i.moderation_status,
                   i.moderation, i.rejection_reason, i.pillar, i.generation_error,
-                  coalesce((SELECT jsonb_agg(jsonb_build_object('kind', v.kind, 'caption', v.caption,
+                  coalesce((SELECT json_agg(json_build_object('kind', v.kind, 'caption', v.caption,
                                        'moderation_status', v.moderation_status, 'moderation', v.moderation)
                                    ORDER BY array_position(ARRAY['conservative', 'balanced', 'bold'], v.kind))
                             FROM content_variants v WHERE v.item_id = i.id AND v.agency_id = i.agency_id),
-                           '[]') AS "variants!: Json<Vec<VariantRow>>",
-                  coalesce((SELECT jsonb_agg(jsonb_build_object('id', a.id, 'platform', a.platform,
+                           '[]'::json) AS "variants!: Json<Vec<VariantRow>>",
+                  coalesce((SELECT json_agg(json_build_object('id', a.id, 'platform', a.platform,
                                        'display_name', a.display_name)
                                    ORDER BY a.platform, a.display_name, a.id)
                             FROM content_item_targets t
                             JOIN social_accounts a ON a.id = t.account_id AND a.agency_id = t.agency_id
                             WHERE t.item_id = i.id AND t.agency_id = i.agency_id),
-                           '[]') AS "targets!: Json<Vec<TargetRow>>",
-                  coalesce((SELECT jsonb_agg(jsonb_build_object('size_label', m.size_label, 'path', a.path,
+                           '[]'::json) AS "targets!: Json<Vec<TargetRow>>",
+                  coalesce((SELECT json_agg(json_build_object('size_label', m.size_label, 'path', a.path,
                                        'width', a.width, 'height', a.height)
                                    ORDER BY m.size_label)
                             FROM content_item_media m
                             JOIN media_assets a ON a.id = m.media_id AND a.agency_id = m.agency_id
                             WHERE m.item_id = i.id AND m.agency_id = i.agency_id),
-                           '[]') AS "images!: Json<Vec<ImageRow>>"
+                           '[]'::json) AS "images!: Json<Vec<ImageRow>>"
            FROM content_items i JOIN clients c ON c.id = i.client_id AND c.agency_id = i.agency_id
            WHERE i.agency_id = $1 AND i.id = ANY($2)"#,
         agency,
@@ -217,11 +254,74 @@ pub async fn load(state: &AppState, agency: Uuid, ids: &[Uuid]) -> AppResult<Vec
                         height: m.height,
                     })
                     .collect(),
+                platform_texts: Default::default(),
             };
             (r.id, item)
         })
         .collect();
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+/// An item as cards show it, with the versions it was read at.
+pub struct CachedItem {
+    agency: Uuid,
+    item_version: DateTime<Utc>,
+    client_version: DateTime<Utc>,
+    pub item: Item,
+}
+
+/// Items as the review queue last read them, by version: an item's `updated_at` changes with
+/// every write to it, and its variants, targets and images are only ever written together with
+/// it; its client's `updated_at` covers the client's name and timezone. Only the target accounts'
+/// display names are not versioned: they can lag by an entry's lifetime.
+pub type ItemCache = moka::sync::Cache<Uuid, Arc<CachedItem>>;
+
+pub fn item_cache() -> Arc<ItemCache> {
+    Arc::new(
+        moka::sync::Cache::builder()
+            .max_capacity(5_000)
+            .time_to_live(Duration::from_secs(60))
+            .build(),
+    )
+}
+
+/// The items of a page, each given with its version and its client's (see [`ItemCache`]):
+/// from the cache where both still match, the rest read (in one query) and remembered.
+pub async fn load_versioned(
+    state: &AppState,
+    agency: Uuid,
+    page: &[(Uuid, DateTime<Utc>, DateTime<Utc>)],
+) -> AppResult<Vec<Arc<CachedItem>>> {
+    let cache = &state.items;
+    let mut found: HashMap<Uuid, Arc<CachedItem>> = page
+        .iter()
+        .filter_map(|(id, iv, cv)| {
+            cache
+                .get(id)
+                .filter(|c| c.agency == agency && c.item_version == *iv && c.client_version == *cv)
+                .map(|c| (*id, c))
+        })
+        .collect();
+    let missing: Vec<Uuid> = page
+        .iter()
+        .map(|p| p.0)
+        .filter(|id| !found.contains_key(id))
+        .collect();
+    for item in load(state, agency, &missing).await? {
+        let Some((_, iv, cv)) = page.iter().find(|p| p.0 == item.id) else {
+            continue;
+        };
+        // read after the page's versions: at least as new as they say
+        let c = Arc::new(CachedItem {
+            agency,
+            item_version: *iv,
+            client_version: *cv,
+            item,
+        });
+        cache.insert(c.item.id, c.clone());
+        found.insert(c.item.id, c);
+    }
+    Ok(page.iter().filter_map(|p| found.remove(&p.0)).collect())
 }
 
 /// One item of the agency, or 404.
@@ -365,23 +465,14 @@ pub fn platform_length(text: &str, platform: Platform) -> usize {
 }
 
 fn preview(state: &AppState, item: &Item, platform: Platform) -> Markup {
-    let text = moderation::compose(
-        platform,
-        &moderation::Input {
-            text: &publishing::compose_text(&item.caption, item.cta.as_deref(), &[]),
-            hashtags: &item.hashtags,
-            link_url: item.link_url.as_deref(),
-            banned_terms: &[],
-        },
-    );
+    let (text, length) = item.platform_text(platform);
     let size = CardSize::for_platform(platform);
     let image = item
         .images
         .iter()
         .find(|i| i.label == size.label())
         .or(item.images.first());
-    let (shown, more) = folded(&text, platform);
-    let length = platform_length(&text, platform);
+    let (shown, more) = folded(text, platform);
     let max = moderation::max_length(platform);
     html! {
         figure.preview {

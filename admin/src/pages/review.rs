@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, RawForm, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -104,30 +105,69 @@ async fn filters(
     ))
 }
 
-/// One page of ids, and whether more follow.
-async fn page_ids(state: &AppState, agency: Uuid, f: &Filters) -> AppResult<(Vec<Uuid>, bool)> {
-    let mut ids = sqlx::query_scalar!(
-        r#"SELECT i.id FROM content_items i
-           WHERE i.agency_id = $1 AND i.state = 'pending_review'
-             AND ($2::uuid IS NULL OR i.client_id = $2)
-             AND ($3::text IS NULL OR EXISTS (
-                 SELECT 1 FROM content_item_targets t
-                 JOIN social_accounts a ON a.id = t.account_id AND a.agency_id = t.agency_id
-                 WHERE t.item_id = i.id AND t.agency_id = $1 AND a.platform = $3))
-             AND ($4::uuid IS NULL OR (i.slot_at, i.id) > (
-                 SELECT c.slot_at, c.id FROM content_items c WHERE c.id = $4 AND c.agency_id = $1))
-           ORDER BY i.slot_at, i.id LIMIT $5"#,
-        agency,
-        f.client,
-        f.platform.map(|p| p.as_str()),
-        f.after,
-        PAGE_SIZE + 1
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let more = ids.len() as i64 > PAGE_SIZE;
-    ids.truncate(PAGE_SIZE as usize);
-    Ok((ids, more))
+/// A page of the pending items of agency `$1`, with the extra conditions given, the page's rows
+/// picked first and only then joined to their clients. The whole queue, paged, has statements of
+/// its own: Postgres keeps their plans. One statement with `$n IS NULL OR …` for every filter
+/// was planned again on each request (its generic plan cannot pick an index by which filters
+/// are present), which cost more than running it; a filtered view still pays that.
+macro_rules! pending_page {
+    ($pool:expr, [$($condition:literal),*], $($arg:expr),+ $(,)?) => {
+        sqlx::query!(
+            "WITH page AS MATERIALIZED (
+                 SELECT i.id, i.client_id, i.updated_at, i.slot_at FROM content_items i
+                 WHERE i.agency_id = $1 AND i.state = 'pending_review'"
+            $(+ $condition)* +
+            " ORDER BY i.slot_at, i.id LIMIT 21)
+             SELECT p.id, p.updated_at, c.updated_at AS client_updated_at
+             FROM page p JOIN clients c ON c.id = p.client_id AND c.agency_id = $1
+             ORDER BY p.slot_at, p.id",
+            $($arg),+
+        )
+        .fetch_all($pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.updated_at, r.client_updated_at))
+        .collect::<Vec<_>>()
+    };
+}
+
+/// One page: each item's id with its version and its client's (see [`items::ItemCache`]), and
+/// whether more follow.
+async fn page_ids(
+    state: &AppState,
+    agency: Uuid,
+    f: &Filters,
+) -> AppResult<(Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>, bool)> {
+    const _: () = assert!(PAGE_SIZE + 1 == 21, "the statements below say LIMIT 21");
+    let pool = &state.pool;
+    let mut rows = match (f.client, f.platform, f.after) {
+        (None, None, None) => pending_page!(pool, [], agency),
+        (None, None, Some(after)) => pending_page!(
+            pool,
+            [" AND (i.slot_at, i.id) > (SELECT cur.slot_at, cur.id FROM content_items cur WHERE cur.id = $2 AND cur.agency_id = $1)"],
+            agency,
+            after
+        ),
+        (client, platform, after) => pending_page!(
+            pool,
+            [
+                " AND ($2::uuid IS NULL OR i.client_id = $2)",
+                " AND ($3::text IS NULL OR EXISTS (
+                      SELECT 1 FROM content_item_targets t
+                      JOIN social_accounts a ON a.id = t.account_id AND a.agency_id = t.agency_id
+                      WHERE t.item_id = i.id AND t.agency_id = $1 AND a.platform = $3))",
+                " AND ($4::uuid IS NULL OR (i.slot_at, i.id) > (
+                      SELECT cur.slot_at, cur.id FROM content_items cur WHERE cur.id = $4 AND cur.agency_id = $1))"
+            ],
+            agency,
+            client,
+            platform.map(|p| p.as_str()),
+            after
+        ),
+    };
+    let more = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok((rows, more))
 }
 
 /// Per-item outcomes of a bulk approval.
@@ -197,8 +237,8 @@ async fn body(
     let agency = user.agency_id;
     let (f, q) = filters(state, agency, q).await?;
     let q = &q;
-    let (ids, more) = page_ids(state, agency, &f).await?;
-    let items = items::load(state, agency, &ids).await?;
+    let (page, more) = page_ids(state, agency, &f).await?;
+    let items = items::load_versioned(state, agency, &page).await?;
     let back = q.href(f.after);
     let reviewer = user.role.allows(Role::Reviewer);
     Ok(html! {
@@ -221,8 +261,8 @@ async fn body(
                 }
             }
             div.review-list {
-                @for item in &items {
-                    (items::card(state, user, item, &CardOpts {
+                @for cached in &items {
+                    (items::card(state, user, &cached.item, &CardOpts {
                         back: &back,
                         queue: true,
                         notice: None,
@@ -233,7 +273,7 @@ async fn body(
             }
             nav.pager aria-label="Pages" {
                 @if f.after.is_some() { a href=(q.href(None)) { "First page" } }
-                @if more && let Some(last) = ids.last() {
+                @if more && let Some((last, _, _)) = page.last() {
                     " " a href=(q.href(Some(*last))) { "Next page" }
                 }
             }
