@@ -989,6 +989,45 @@ async fn the_queue_shows_changes_made_anywhere_at_once(pool: PgPool) {
     assert!(first.body.contains("Balanced caption") && first.body.contains("Bakery"));
     // twice: the second is served from what was remembered
     assert_eq!(b.get("/review").await.body, first.body);
+    assert!(
+        first
+            .body
+            .contains(&format!("name=\"_csrf\" value=\"{csrf}\""))
+    );
+    assert!(
+        first.body.contains("<span class=\"when\">in 4 h"),
+        "{}",
+        first.body
+    );
+    // others looking at the same remembered card through the same process see it with their own
+    // session's token, and only with the actions their role allows
+    let mut admin = common::Browser {
+        app: b.app.clone(),
+        cookies: Default::default(),
+    };
+    let admin_csrf = admin.logged_in("admin@acme.test").await;
+    let theirs = admin.get("/review").await;
+    assert!(
+        theirs
+            .body
+            .contains(&format!("name=\"_csrf\" value=\"{admin_csrf}\""))
+    );
+    assert!(!theirs.body.contains(&csrf));
+    assert!(theirs.body.contains("data-action=\"approve\""));
+    let mut viewer = common::Browser {
+        app: b.app.clone(),
+        cookies: Default::default(),
+    };
+    viewer.logged_in("viewer@acme.test").await;
+    let read_only = viewer.get("/review").await;
+    assert!(read_only.body.contains("Balanced caption"));
+    assert!(!read_only.body.contains("data-action=\"approve\""));
+    assert!(
+        b.get("/review")
+            .await
+            .body
+            .contains("data-action=\"approve\"")
+    );
 
     assert_eq!(
         edit(&mut b, item, &csrf, "Rye on Fridays", LINK)

@@ -24,7 +24,7 @@ use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
 use crate::pages::client_filter::{self, Resolved};
-use crate::pages::items::{self, CardOpts};
+use crate::pages::items;
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::statics;
 
@@ -262,13 +262,7 @@ async fn body(
             }
             div.review-list {
                 @for cached in &items {
-                    (items::card(state, user, &cached.item, &CardOpts {
-                        back: &back,
-                        queue: true,
-                        notice: None,
-                        edit: None,
-                        reject_error: None,
-                    }))
+                    (items::queue_card(state, user, cached, &back))
                 }
             }
             nav.pager aria-label="Pages" {
