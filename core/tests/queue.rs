@@ -409,6 +409,64 @@ async fn a_job_scheduled_300ms_ahead_starts_on_time_without_polling(pool: PgPool
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn every_kind_starts_on_time_while_others_are_busy(pool: PgPool) {
+    // a worker as deployed: many kinds, each allowed three quarters of the process's capacity;
+    // one kind keeps its share busy, and one job of every other kind falls due at its own time
+    let kinds = ["busy", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
+    let specs = kinds
+        .iter()
+        .map(|k| {
+            let slow = *k == "busy";
+            KindSpec::new(
+                k,
+                6,
+                handler(move |_ctx: JobContext| async move {
+                    if slow {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
+                    Ok(Outcome::Done)
+                }),
+            )
+        })
+        .collect();
+    let w = start(&pool, "w1", 8, specs, None).await;
+    enqueue_n(&pool, "busy", 6, Scope::default()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = pool.acquire().await.unwrap();
+    for (i, k) in kinds[1..].iter().enumerate() {
+        let ahead = Duration::from_millis(300 + 150 * i as u64);
+        queue::enqueue(
+            &mut conn,
+            &NewJob::new(*k, json!({})).run_at(RunAt::In(ahead)),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state = 'completed' AND kind <> 'busy'",
+        7,
+        Duration::from_secs(10),
+    )
+    .await;
+    w.shutdown().await;
+    let lags: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT kind, extract(epoch FROM started_at - run_at)::float8 * 1000 FROM jobs
+         WHERE kind <> 'busy' ORDER BY kind",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (kind, lag_ms) in &lags {
+        assert!(
+            (0.0..50.0).contains(lag_ms),
+            "{kind} started {lag_ms} ms after it was due (all: {lags:?})"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn cancelled_jobs_never_run_and_running_ones_see_it(pool: PgPool) {
     let spec = KindSpec::new(
         "long",
@@ -517,7 +575,7 @@ async fn graceful_shutdown_finishes_in_flight_jobs_and_leaves_the_rest(pool: PgP
 async fn expired_leases_are_rescued_counting_the_attempt(pool: PgPool) {
     enqueue_n(&pool, "x", 3, Scope::default()).await;
     // a worker that claimed and vanished
-    let claimed = queue::claim(&pool, "ghost", &[("x", 3)], Duration::from_millis(100))
+    let claimed = queue::claim(&pool, "ghost", &[("x", 3)], 3, Duration::from_millis(100))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);

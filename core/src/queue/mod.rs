@@ -213,27 +213,34 @@ pub struct ClaimedJob {
     pub lag: Duration,
 }
 
-/// Claim up to `limit` due jobs of each kind in one statement. The `FOR UPDATE SKIP LOCKED`
-/// subquery sits in a CTE (a planner fence) so exactly the picked rows are locked.
+/// Claim due jobs in one statement: up to its limit of each kind in `wants`, and at most
+/// `total` over all of them, the most urgent first (priority, then `run_at`). Every kind with
+/// room is asked each time, so a due job never waits for its kind's turn. The
+/// `FOR UPDATE SKIP LOCKED` subquery sits in a CTE (a planner fence) so exactly the picked rows
+/// are updated; rows a kind's subquery locked beyond `total` are free again when the statement
+/// ends (meanwhile other workers skip them and come back at once: they were due).
 pub async fn claim(
     pool: &PgPool,
     worker: &str,
     wants: &[(&str, i64)],
+    total: i64,
     lease: Duration,
 ) -> sqlx::Result<Vec<ClaimedJob>> {
     let kinds: Vec<&str> = wants.iter().map(|w| w.0).collect();
-    let limits: Vec<i64> = wants.iter().map(|w| w.1).collect();
+    let limits: Vec<i64> = wants.iter().map(|w| w.1.min(total)).collect();
     let rows = sqlx::query!(
         r#"WITH picked AS MATERIALIZED (
                SELECT x.id
                FROM unnest($1::text[], $2::int8[]) AS w(kind, lim)
                CROSS JOIN LATERAL (
-                   SELECT id FROM jobs
+                   SELECT id, priority, run_at FROM jobs
                    WHERE state = 'available' AND kind = w.kind AND run_at <= now()
                    ORDER BY priority, run_at, id
                    LIMIT w.lim
                    FOR UPDATE SKIP LOCKED
                ) x
+               ORDER BY x.priority, x.run_at, x.id
+               LIMIT $5
            )
            UPDATE jobs j
            SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
@@ -247,6 +254,7 @@ pub async fn claim(
         &limits,
         worker,
         lease.as_secs_f64(),
+        total,
     )
     .fetch_all(pool)
     .await?;

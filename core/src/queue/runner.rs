@@ -354,11 +354,11 @@ impl Runner {
             done_rx,
         ));
 
-        let mut rotate = 0usize;
         let min_batch = (cfg.concurrency / 4).clamp(1, 100);
         while !shutdown.is_cancelled() {
-            // What may be claimed now: free capacity per kind, within the process's total.
-            let wants: Vec<(String, i64)> = {
+            // What may be claimed now: every kind with room under its own limit, and the
+            // process's free capacity over all of them (the claim takes the most urgent first).
+            let (wants, total_free): (Vec<(String, i64)>, usize) = {
                 let f = inflight.lock().expect("inflight lock");
                 let mut total_free = cfg.concurrency.saturating_sub(f.jobs.len());
                 // Busy: wait until a worthwhile batch fits rather than claiming a few rows at a
@@ -366,30 +366,31 @@ impl Runner {
                 if !f.jobs.is_empty() && total_free < min_batch {
                     total_free = 0;
                 }
-                let mut wants = Vec::new();
-                for i in 0..kind_names.len() {
-                    let name = &kind_names[(i + rotate) % kind_names.len()];
-                    let running = f.per_kind.get(name).copied().unwrap_or(0);
-                    let free = specs[name]
-                        .concurrency
-                        .saturating_sub(running)
-                        .min(total_free);
-                    if free > 0 {
-                        wants.push((name.clone(), free as i64));
-                        total_free -= free;
-                    }
-                }
-                wants
+                let wants = kind_names
+                    .iter()
+                    .filter_map(|name| {
+                        let running = f.per_kind.get(name).copied().unwrap_or(0);
+                        let free = specs[name]
+                            .concurrency
+                            .saturating_sub(running)
+                            .min(total_free);
+                        (free > 0).then(|| (name.clone(), free as i64))
+                    })
+                    .collect();
+                (wants, total_free)
             };
-            rotate = rotate.wrapping_add(1);
             let mut full = false;
             if !wants.is_empty() {
                 let want_refs: Vec<(&str, i64)> =
                     wants.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-                match super::claim(&pool, &cfg.worker_id, &want_refs, cfg.lease).await {
+                let total = total_free as i64;
+                match super::claim(&pool, &cfg.worker_id, &want_refs, total, cfg.lease).await {
                     Ok(jobs) => {
-                        let wanted: i64 = wants.iter().map(|w| w.1).sum();
-                        full = jobs.len() as i64 == wanted;
+                        // as many as fit: more may be due (claim again at once)
+                        full = jobs.len() as i64 == total
+                            || wants.iter().any(|(kind, n)| {
+                                jobs.iter().filter(|j| &j.kind == kind).count() as i64 == *n
+                            });
                         for job in jobs {
                             spawn_job(
                                 job, &pool, &specs, &inflight, &gate, &metrics, &done_tx, &shutdown,
