@@ -572,6 +572,34 @@ async fn graceful_shutdown_finishes_in_flight_jobs_and_leaves_the_rest(pool: PgP
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_claim_takes_the_most_urgent_across_kinds_up_to_its_total(pool: PgPool) {
+    enqueue_n(&pool, "x", 4, Scope::default()).await;
+    let urgent: Vec<NewJob> = (0..4)
+        .map(|i| NewJob::new("y", json!({ "i": i })).priority(10))
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    queue::enqueue_many(&mut conn, &urgent).await.unwrap();
+    drop(conn);
+    let claimed = queue::claim(&pool, "w", &[("x", 4), ("y", 4)], 5, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = claimed.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "y").count(), 4, "{kinds:?}");
+    // what was locked but not taken is free again
+    let available: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'available' AND kind = 'x'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(available, 3);
+    let again = queue::claim(&pool, "v", &[("x", 4)], 4, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn expired_leases_are_rescued_counting_the_attempt(pool: PgPool) {
     enqueue_n(&pool, "x", 3, Scope::default()).await;
     // a worker that claimed and vanished

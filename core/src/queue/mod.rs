@@ -213,12 +213,12 @@ pub struct ClaimedJob {
     pub lag: Duration,
 }
 
-/// Claim due jobs in one statement: up to its limit of each kind in `wants`, and at most
-/// `total` over all of them, the most urgent first (priority, then `run_at`). Every kind with
-/// room is asked each time, so a due job never waits for its kind's turn. The
-/// `FOR UPDATE SKIP LOCKED` subquery sits in a CTE (a planner fence) so exactly the picked rows
-/// are updated; rows a kind's subquery locked beyond `total` are free again when the statement
-/// ends (meanwhile other workers skip them and come back at once: they were due).
+/// Claim due jobs in one statement: up to its limit of each kind in `wants` (each at most
+/// `total`), and at most `total` over all of them, the most urgent first (priority, then
+/// `run_at`). Every kind with room is asked each time, so a due job never waits for its kind's
+/// turn. The `FOR UPDATE SKIP LOCKED` subquery sits in a CTE (a planner fence) so exactly the
+/// picked rows are updated; rows a kind's subquery locked beyond `total` are free again when the
+/// statement ends (meanwhile other workers skip them and come back at once: they were due).
 pub async fn claim(
     pool: &PgPool,
     worker: &str,
@@ -227,7 +227,7 @@ pub async fn claim(
     lease: Duration,
 ) -> sqlx::Result<Vec<ClaimedJob>> {
     let kinds: Vec<&str> = wants.iter().map(|w| w.0).collect();
-    let limits: Vec<i64> = wants.iter().map(|w| w.1.min(total)).collect();
+    let limits: Vec<i64> = wants.iter().map(|w| w.1).collect();
     let rows = sqlx::query!(
         r#"WITH picked AS MATERIALIZED (
                SELECT x.id

@@ -387,10 +387,7 @@ impl Runner {
                 match super::claim(&pool, &cfg.worker_id, &want_refs, total, cfg.lease).await {
                     Ok(jobs) => {
                         // as many as fit: more may be due (claim again at once)
-                        full = jobs.len() as i64 == total
-                            || wants.iter().any(|(kind, n)| {
-                                jobs.iter().filter(|j| &j.kind == kind).count() as i64 == *n
-                            });
+                        full = jobs.len() as i64 == total;
                         for job in jobs {
                             spawn_job(
                                 job, &pool, &specs, &inflight, &gate, &metrics, &done_tx, &shutdown,
