@@ -73,14 +73,18 @@ pub struct Item {
 }
 
 impl Item {
+    /// The platforms of its targets, each once (targets are loaded ordered by platform).
+    fn platforms(&self) -> Vec<Platform> {
+        let mut platforms: Vec<Platform> = self.targets.iter().map(|t| t.platform).collect();
+        platforms.dedup();
+        platforms
+    }
+
     /// The text `platform` gets and its length as that platform counts it.
     fn platform_text(&self, platform: Platform) -> (&str, usize) {
         let texts = self.platform_texts.get_or_init(|| {
             let body = publishing::compose_text(&self.caption, self.cta.as_deref(), &[]);
-            let mut platforms: Vec<Platform> = self.targets.iter().map(|t| t.platform).collect();
-            platforms.sort_by_key(|p| p.as_str());
-            platforms.dedup();
-            platforms
+            self.platforms()
                 .into_iter()
                 .map(|p| {
                     let text = moderation::compose(
@@ -834,11 +838,7 @@ fn card_at(
     let hx = |action: &str| opts.queue.then(|| format!("/items/{id}/{action}"));
     let hx_swap = opts.queue.then_some("outerHTML");
     let edit = opts.edit;
-    let platforms: Vec<Platform> = {
-        let mut p: Vec<Platform> = item.targets.iter().map(|t| t.platform).collect();
-        p.dedup();
-        p
-    };
+    let platforms = item.platforms();
     let custom_text = item.chosen_variant.is_none() || item.variants.is_empty();
     html! {
         // on the queue every form of the card swaps the card (one declaration, inherited)
