@@ -75,10 +75,7 @@ async fn new_link(s: &mut Setup) -> String {
 
 /// A client's browser sharing the admin's app (same router, own cookies).
 fn client_browser(s: &Setup) -> Browser {
-    Browser {
-        app: s.admin.app.clone(),
-        cookies: HashMap::new(),
-    }
+    s.admin.sharing()
 }
 
 /// Start connecting and return the sandbox's redirect back to us (path and query).
@@ -387,10 +384,7 @@ async fn onboarding_forms_need_their_token_and_links_are_tenant_scoped(pool: PgP
         .fetch_one(&pool)
         .await
         .unwrap();
-    let mut beta = Browser {
-        app: s.admin.app.clone(),
-        cookies: HashMap::new(),
-    };
+    let mut beta = s.admin.sharing();
     let csrf = beta.logged_in("owner@beta.test").await;
     assert_eq!(
         beta.get(&format!("/clients/{}/onboarding", s.client_id))
@@ -465,10 +459,7 @@ async fn an_admin_connects_an_account_from_the_console(pool: PgPool) {
     assert_eq!(actor, "agency member (console)");
     // a reviewer may not
     user(&pool, "Acme", "rev@acme.test", Role::Reviewer).await;
-    let mut rev = Browser {
-        app: s.admin.app.clone(),
-        cookies: HashMap::new(),
-    };
+    let mut rev = s.admin.sharing();
     let csrf = rev.logged_in("rev@acme.test").await;
     let r = rev
         .post(

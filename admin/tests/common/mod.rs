@@ -117,6 +117,15 @@ impl Browser {
         }
     }
 
+    /// Another person's browser on the same console process (same router and state, own
+    /// cookies).
+    pub fn sharing(&self) -> Browser {
+        Browser {
+            app: self.app.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
     pub async fn request(
         &mut self,
         method: Method,
