@@ -139,9 +139,20 @@ pub enum Blocked {
 
 /// Proof that no switch covered the scope when the request started. Hold it until the request
 /// has been sent: a worker applying a new switch waits for outstanding permits before it
-/// acknowledges.
+/// acknowledges. A permit is only as good as the snapshot it was granted under: a process that
+/// froze past the snapshot's validity cannot have acknowledged a switch engaged meanwhile, and
+/// [`engage`] stops waiting for it after that validity; so a request must not leave on a stale
+/// permit ([`Permit::is_valid`]; a job's fence asks for a new one).
 pub struct Permit {
     _guard: OwnedRwLockReadGuard<()>,
+    valid_until: Instant,
+}
+
+impl Permit {
+    /// Whether the snapshot this permit was granted under is still within its validity.
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
 }
 
 struct Snapshot {
@@ -200,10 +211,12 @@ impl Gate {
         Ok(())
     }
 
-    fn check(&self, scope: &Scope) -> Option<Result<(), Blocked>> {
+    /// Whether a switch covers `scope`, and until when the snapshot that says so is valid;
+    /// `None` when the snapshot is stale.
+    fn check(&self, scope: &Scope) -> Option<Result<Instant, Blocked>> {
         let s = self.snapshot.lock().expect("snapshot lock");
-        let fresh = s.read_at.is_some_and(|t| t.elapsed() < self.validity);
-        if !fresh {
+        let valid_until = s.read_at.map(|t| t + self.validity)?;
+        if Instant::now() >= valid_until {
             return None;
         }
         Some(match s.switches.iter().find(|sw| sw.covers(scope)) {
@@ -211,7 +224,7 @@ impl Gate {
                 scope: sw.scope,
                 reason: sw.reason.clone(),
             }),
-            None => Ok(()),
+            None => Ok(valid_until),
         })
     }
 
@@ -221,7 +234,12 @@ impl Gate {
         loop {
             let guard = self.permits.clone().read_owned().await;
             match self.check(scope) {
-                Some(Ok(())) => return Ok(Permit { _guard: guard }),
+                Some(Ok(valid_until)) => {
+                    return Ok(Permit {
+                        _guard: guard,
+                        valid_until,
+                    });
+                }
                 // A switch may just have been disengaged: confirm from the database once.
                 Some(Err(b)) if refreshed => return Err(b),
                 Some(Err(_)) | None => {

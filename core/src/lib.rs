@@ -8,6 +8,7 @@ pub mod config;
 pub mod content;
 pub mod db;
 pub mod domain;
+pub mod fence;
 pub mod fleet;
 pub mod killswitch;
 pub mod limits;

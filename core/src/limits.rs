@@ -41,6 +41,17 @@ impl Rate {
         self.burst = burst.max(1);
         self
     }
+    /// The bucket to grant from so that requests arriving up to `jitter` after their grants
+    /// still keep to `self` as the receiver counts them: the interval grows by the jitter, the
+    /// burst stays. (Arrivals in any stretch `T` come from grants in a stretch `T + jitter`;
+    /// with the interval `i + jitter` those number at most `burst + ⌊(T + jitter)/(i + jitter)⌋
+    /// ≤ burst + ⌊T/i⌋`.)
+    pub fn for_arrivals_within(self, jitter: Duration) -> Rate {
+        Rate {
+            interval: self.interval + jitter,
+            burst: self.burst,
+        }
+    }
     /// How far ahead of its theoretical arrival a request may come (GCRA's tau).
     fn tolerance(&self) -> Duration {
         self.interval * (self.burst - 1)
@@ -53,19 +64,33 @@ impl Rate {
     }
 }
 
+/// How long a grant stays good: a request that has not left within this time after the bucket
+/// charged it asks again (its slot is spent; the bucket never gives it back). With
+/// [`ARRIVAL_JITTER`], what a receiver sees of requests spaced by grants.
+pub const GRANT_VALIDITY: Duration = Duration::from_millis(200);
+
+/// The most a granted request may arrive after the bucket charged it: [`GRANT_VALIDITY`] until it
+/// leaves, and the way from leaving to the receiver's clock. Smoothing for a receiver that counts
+/// arrivals grants from [`Rate::for_arrivals_within`] this.
+pub const ARRIVAL_JITTER: Duration = Duration::from_millis(250);
+
 /// What a bucket answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
-    /// Go now.
-    Now,
+    /// Go now. `age`: how long before this answer the bucket charged the request (a held slot
+    /// is charged at its time); the grant is good for [`GRANT_VALIDITY`] from then.
+    Now { age: Duration },
     /// The next free slot is held for the holder: ask again after this long and it is granted.
     Reserved(Duration),
     /// Nothing is held: ask again after this long.
     Wait(Duration),
 }
 
-/// How long a reserved slot stays claimable after its time (a busy fleet may come late).
-const RESERVATION_GRACE: Duration = Duration::from_secs(600);
+/// How long a reserved slot stays claimable after its time. The slot was charged at its time, so
+/// a holder that comes later than [`GRANT_VALIDITY`] after it finds it void and asks anew.
+const RESERVATION_GRACE: Duration = GRANT_VALIDITY;
+/// How long a void reservation's key lingers (so a late holder is told, not granted).
+const RESERVATION_TTL: Duration = Duration::from_secs(600);
 
 /// How long a switch between Redis and Postgres pauses this process's grants: longer than the
 /// time the other processes need to notice the same change (their probes run every
@@ -78,11 +103,13 @@ const PROBATION: Duration = Duration::from_secs(3);
 /// GCRA in Redis, by Redis's clock. KEYS[1] is the bucket, KEYS[2] its generation; with
 /// KEYS[3] (a holder's reservation) a request that must wait takes the next free slot for itself
 /// when it lies within the horizon, and that holder's next call at or after the slot is granted
-/// without charging the bucket again (the reservation is single-use). Returns 0 (granted), a
-/// positive wait (the slot is reserved: come back then) or a negative wait (nothing reserved: ask
-/// again then). A call right after a backend switch (`start_full`) fills the bucket and starts a
-/// new generation: every reservation made before it is void, since the other backend granted
-/// meanwhile without knowing of them.
+/// without charging the bucket again (the reservation is single-use) — if it comes within the
+/// grace after the slot; a later call finds the slot spent and asks the bucket anew. Returns
+/// `{0, age}` (granted; the bucket charged it `age` ms ago), `{1, wait}` (a slot is held: come
+/// back then) or `{2, wait}` (nothing held: ask again then); a third element 1 says the holder
+/// came too late for its slot. A call right after a backend switch
+/// (`start_full`) fills the bucket and starts a new generation: every reservation made before it
+/// is void, since the other backend granted meanwhile without knowing of them.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -91,23 +118,29 @@ local tolerance = tonumber(ARGV[2])
 local start_full = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[6])
 local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
 if start_full > 0 then
   gen = gen + 1
-  redis.call('SET', KEYS[2], gen, 'PX', horizon + grace)
+  redis.call('SET', KEYS[2], gen, 'PX', horizon + ttl)
 end
+local late = 0
 local held = KEYS[3] and redis.call('GET', KEYS[3])
 if held then
   local at, made_in = string.match(held, '^(%d+):(%d+)$')
   if at and tonumber(made_in) == gen then
     at = tonumber(at)
-    if now >= at then
-      redis.call('DEL', KEYS[3])
-      return 0
+    if now < at then
+      return {1, at - now}
     end
-    return at - now
+    redis.call('DEL', KEYS[3])
+    if now - at <= grace then
+      return {0, now - at}
+    end
+    late = 1
+  else
+    redis.call('DEL', KEYS[3])
   end
-  redis.call('DEL', KEYS[3])
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if start_full > 0 then tat = math.max(tat, now + start_full) end
@@ -117,15 +150,15 @@ if now < allow_at then
   local wait = allow_at - now
   if KEYS[3] and wait <= horizon then
     redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + 2 * interval + 1000))
-    redis.call('SET', KEYS[3], allow_at .. ':' .. gen, 'PX', wait + grace)
-    redis.call('SET', KEYS[2], gen, 'PX', horizon + grace)
-    return wait
+    redis.call('SET', KEYS[3], allow_at .. ':' .. gen, 'PX', wait + ttl)
+    redis.call('SET', KEYS[2], gen, 'PX', horizon + ttl)
+    return {1, wait, late}
   end
   redis.call('SET', KEYS[1], tat, 'PX', math.ceil(tat - now + interval + 1000))
-  return -wait
+  return {2, wait, late}
 end
 redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + interval + 1000))
-return 0
+return {0, 0, late}
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +188,7 @@ pub struct Smoother {
     script: Arc<fred::types::scripts::Script>,
     local: Arc<Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>>,
     mode: Arc<Mutex<Mode>>,
+    late: prometheus_client::metrics::counter::Counter,
 }
 
 impl Smoother {
@@ -169,6 +203,7 @@ impl Smoother {
             pool,
             script: Arc::new(fred::types::scripts::Script::from_lua(GCRA_LUA)),
             local: Arc::default(),
+            late: Default::default(),
             mode: Arc::new(Mutex::new(Mode {
                 backend,
                 quiet_until: Instant::now(),
@@ -177,6 +212,12 @@ impl Smoother {
                 redis_ok_since: None,
             })),
         }
+    }
+
+    /// Held slots whose holders came back too late for them (the slot is spent; they asked
+    /// anew). Many of them mean the queue starts posts late: a busy fleet or database.
+    pub fn late_slots(&self) -> prometheus_client::metrics::counter::Counter {
+        self.late.clone()
     }
 
     /// Whether the shared bucket is in Redis right now (for metrics and tests).
@@ -243,7 +284,7 @@ impl Smoother {
     /// Take one request's worth from `key`'s bucket, or learn how long to wait.
     pub async fn try_acquire(&self, key: &str, rate: Rate) -> Result<(), Duration> {
         match self.acquire(key, rate, None).await {
-            Grant::Now => Ok(()),
+            Grant::Now { .. } => Ok(()),
             Grant::Reserved(wait) | Grant::Wait(wait) => Err(wait),
         }
     }
@@ -252,8 +293,9 @@ impl Smoother {
     /// for it (when it lies within [`Rate::horizon`]): asking again after the wait, it is granted
     /// without queueing behind the others that were turned away meanwhile. Many requests turned
     /// away at once thus come back once each, at their own slot, instead of all together again
-    /// and again. Reservations live in Redis; on the Postgres fallback every request is a plain
-    /// [`Smoother::try_acquire`].
+    /// and again. A holder that comes back later than [`GRANT_VALIDITY`] after its slot finds it
+    /// spent and asks anew. Reservations live in Redis; on the Postgres fallback every request is
+    /// a plain [`Smoother::try_acquire`].
     pub async fn reserve(&self, key: &str, rate: Rate, holder: &str) -> Grant {
         self.acquire(key, rate, Some(holder)).await
     }
@@ -301,23 +343,32 @@ impl Smoother {
                     ms(full),
                     ms(rate.horizon()),
                     ms(RESERVATION_GRACE),
+                    ms(RESERVATION_TTL),
                 ];
-                match self
+                let answer = self
                     .script
-                    .evalsha_with_reload::<i64, _, _>(redis, keys, args)
-                    .await
-                {
-                    Ok(0) => Grant::Now,
-                    Ok(wait_ms) if wait_ms > 0 => {
-                        Grant::Reserved(Duration::from_millis(wait_ms as u64))
+                    .evalsha_with_reload::<Vec<i64>, _, _>(redis, keys, args)
+                    .await;
+                let ms_of = |v: i64| Duration::from_millis(v.max(0) as u64);
+                if let Ok([_, _, 1]) = answer.as_deref() {
+                    self.late.inc();
+                }
+                match answer.as_deref() {
+                    Ok([0, age, ..]) => Grant::Now { age: ms_of(*age) },
+                    Ok([1, wait, ..]) => {
+                        Grant::Reserved(ms_of(*wait).max(Duration::from_millis(1)))
                     }
-                    Ok(wait_ms) => {
-                        let wait = Duration::from_millis(wait_ms.unsigned_abs().max(1));
+                    Ok([2, wait, ..]) => {
+                        let wait = ms_of(*wait).max(Duration::from_millis(1));
                         // beyond the horizon: come back when a slot can be held
                         Grant::Wait(match holder {
                             Some(_) => wait.saturating_sub(rate.horizon()).max(rate.interval),
                             None => wait,
                         })
+                    }
+                    Ok(other) => {
+                        tracing::warn!(answer = ?other, "unexpected answer from the Redis rate bucket; waiting");
+                        Grant::Wait(Duration::from_secs(1))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "Redis rate bucket unavailable; using Postgres");
@@ -327,7 +378,9 @@ impl Smoother {
                 }
             }
             Backend::Postgres => match pg_gcra(&self.pool, key, rate, full).await {
-                Ok(Ok(())) => Grant::Now,
+                Ok(Ok(())) => Grant::Now {
+                    age: Duration::ZERO,
+                },
                 Ok(Err(wait)) => Grant::Wait(wait),
                 Err(e) => {
                     tracing::warn!(error = %e, "Postgres rate bucket unavailable; waiting");
@@ -376,13 +429,16 @@ async fn pg_gcra(
 
 /// How long until one more post on `account` stays within every quota of its platform (the
 /// agency's overrides first), counting what is published in each window and what is being
-/// published right now. `None` = it may go now. Call it inside the transaction that marks the
-/// publication `publishing`, after locking the account, so the fleet never overshoots.
+/// published right now — other than `publication` itself (an earlier attempt of it may have
+/// left it `publishing`; it is the post being counted, not another one). `None` = it may go now.
+/// Call it inside the transaction that marks the publication `publishing`, after locking the
+/// account, so the fleet never overshoots.
 pub async fn quota_wait(
     conn: &mut PgConnection,
     agency: Uuid,
     account: Uuid,
     platform: &str,
+    publication: Uuid,
 ) -> sqlx::Result<Option<Duration>> {
     let windows = sqlx::query!(
         r#"SELECT l.window_seconds, coalesce(o.max_posts, l.max_posts) AS "max_posts!"
@@ -399,10 +455,11 @@ pub async fn quota_wait(
     for w in windows {
         let used = sqlx::query!(
             r#"SELECT
-                 (SELECT count(*) FROM publications WHERE account_id = $1 AND state = 'publishing') AS "in_flight!",
+                 (SELECT count(*) FROM publications WHERE account_id = $1 AND state = 'publishing' AND id <> $3) AS "in_flight!",
                  (SELECT count(*) FROM publications WHERE account_id = $1 AND published_at > now() - make_interval(secs => $2)) AS "published!""#,
             account,
-            f64::from(w.window_seconds)
+            f64::from(w.window_seconds),
+            publication
         )
         .fetch_one(&mut *conn)
         .await?;

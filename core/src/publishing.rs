@@ -22,9 +22,11 @@ use uuid::Uuid;
 
 use crate::batch::Batcher;
 use crate::domain::Platform;
+use crate::fence::{JobFence, Smoothing};
 use crate::limits::{self, Grant, Rate, Smoother};
 use crate::platforms::{
-    self, AccountRef, Lookup, MediaRef, PlatformError, PlatformsConfig, PostRequest, Published,
+    self, AccountRef, Lookup, MediaRef, NotSent, PlatformError, PlatformsConfig, PostRequest,
+    Published,
 };
 use crate::queue::runner::{Backoff, JobContext, Outcome};
 use crate::queue::{self, NewJob, RunAt, Scope};
@@ -48,8 +50,9 @@ pub fn unique_key(publication: Uuid) -> String {
     format!("publish:{publication}")
 }
 
-/// Short-window smoothing per account (the platforms' daily and hourly quotas are enforced
-/// exactly from Postgres by [`limits::quota_wait`]; this keeps bursts polite).
+/// Short-window smoothing per account as the platform counts it, by the posts' arrival (the
+/// platforms' daily and hourly quotas are enforced exactly from Postgres by
+/// [`limits::quota_wait`]; this keeps bursts polite). Grants come from [`bucket`].
 pub fn smoothing(platform: Platform) -> Rate {
     match platform {
         Platform::Sandbox => Rate::per(1, Duration::from_secs(1)).with_burst(5),
@@ -60,6 +63,22 @@ pub fn smoothing(platform: Platform) -> Rate {
         Platform::Facebook => Rate::per(1, Duration::from_secs(10)).with_burst(5),
     }
 }
+
+/// The bucket posts are granted from: [`smoothing`] with room for a post to arrive up to
+/// [`limits::ARRIVAL_JITTER`] after its grant (the fence makes a post whose grant is older than
+/// [`limits::GRANT_VALIDITY`] ask again).
+pub fn bucket(platform: Platform) -> Rate {
+    smoothing(platform).for_arrivals_within(limits::ARRIVAL_JITTER)
+}
+
+/// A post turned away by the smoothing with a slot held for it comes back at this priority,
+/// ahead of the publish jobs due (50), and [`HELD_SLOT_LEAD`] early: its slot is charged at its
+/// time and spent if it comes later than [`limits::GRANT_VALIDITY`] after it, so it waits for
+/// the slot in the process rather than trust the queue's start lag.
+pub const HELD_SLOT_PRIORITY: i16 = 40;
+pub const HELD_SLOT_LEAD: Duration = Duration::from_millis(500);
+/// A post waiting in the process for its slot takes its database connection this long before.
+const HELD_SLOT_REACQUIRE: Duration = Duration::from_millis(50);
 
 /// The smoothing bucket of an account.
 pub fn smoothing_key(account: Uuid) -> String {
@@ -452,6 +471,8 @@ pub struct Publisher {
 /// A publication as [`Publisher::start`] found it, and whether it moved it to `publishing`.
 struct Started {
     moved: bool,
+    /// Whether the job's lease was still this run's when the statement ran.
+    lease_held: bool,
     headroom: Option<i64>,
     loaded: Loaded,
 }
@@ -507,21 +528,45 @@ async fn log(
     Ok(())
 }
 
-/// Nobody can know whether the platform has the post: a person decides.
+/// Nobody can know whether the platform has the post: a person decides. Only the attempt that
+/// holds the publication moves it (every write of a run names its attempt).
 async fn to_needs_attention(
     conn: &mut PgConnection,
     publication: Uuid,
+    attempt: Uuid,
     why: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE publications SET state = 'needs_attention', last_error = left($2, 4000), updated_at = now()
-         WHERE id = $1 AND state = 'publishing'",
+         WHERE id = $1 AND state = 'publishing' AND attempt_id = $3",
         publication,
-        why
+        why,
+        attempt
     )
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// A publication this attempt holds goes back to `scheduled` (nothing of this attempt reached
+/// the platform as a post); returns whether it still held it.
+async fn back_to_scheduled(
+    conn: &mut PgConnection,
+    publication: Uuid,
+    attempt: Uuid,
+    why: Option<&str>,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query!(
+        "UPDATE publications SET state = 'scheduled', last_error = coalesce(left($3, 4000), last_error), updated_at = now()
+         WHERE id = $1 AND state = 'publishing' AND attempt_id = $2",
+        publication,
+        attempt,
+        why
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0)
 }
 
 /// The roll-up of an item's state from its publications (`record_batch` repeats this rule
@@ -554,6 +599,7 @@ fn status_of(e: &PlatformError) -> (&'static str, Option<i32>) {
         PlatformError::RateLimited { .. } => ("rate_limited", Some(429)),
         PlatformError::Auth(_) | PlatformError::GrantRevoked(_) => ("auth", Some(401)),
         PlatformError::Permanent(_) => ("permanent", None),
+        PlatformError::NotSent(_) => ("held", None),
     }
 }
 
@@ -676,9 +722,11 @@ impl Publisher {
     /// quota of its platform (more headroom than `margin`). Far from every quota, concurrent
     /// posts of the account cannot overshoot, so no lock is needed; near one, the caller
     /// serialises on the account (see [`Publisher::run`]).
+    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         conn: &mut PgConnection,
+        run: queue::Run,
         publication: Uuid,
         account: Uuid,
         attempt: Uuid,
@@ -688,14 +736,14 @@ impl Publisher {
         let Some(r) = sqlx::query!(
             r#"WITH cur AS (
                    SELECT p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform, p.snapshot,
-                          p.marker, p.attempt_id, p.updated_at,
+                          p.marker, p.attempt_id, p.updated_at, job_lease_held($6, $7) AS lease_held,
                           a.status AS account_status, a.platform_account_id, a.account_kind, a.access_token_ct,
                           c.status AS client_status,
                           -- the fewest posts the account may still make in any quota window of its
                           -- platform (the agency's overrides first), counting what is going out now;
                           -- NULL when the platform has no quota
                           (SELECT min(coalesce(o.max_posts, l.max_posts) - (
-                                      (SELECT count(*) FROM publications WHERE account_id = p.account_id AND state = 'publishing')
+                                      (SELECT count(*) FROM publications WHERE account_id = p.account_id AND state = 'publishing' AND id <> p.id)
                                     + (SELECT count(*) FROM publications WHERE account_id = p.account_id
                                          AND published_at > now() - make_interval(secs => l.window_seconds::float8))))
                            FROM platform_limits l
@@ -710,7 +758,7 @@ impl Publisher {
                    UPDATE publications p SET state = 'publishing', attempt_id = $3, attempts = p.attempts + 1,
                           marker = coalesce(p.marker, $4), held_reason = NULL, updated_at = now()
                    FROM cur
-                   WHERE p.id = $1 AND p.state IN ('scheduled', 'publishing', 'held')
+                   WHERE p.id = $1 AND p.state IN ('scheduled', 'publishing', 'held') AND cur.lease_held
                      AND cur.account_id = $2 AND cur.client_status = 'active' AND cur.account_status = 'active'
                      AND (cur.headroom IS NULL OR cur.headroom > $5)
                    RETURNING p.id)
@@ -719,14 +767,16 @@ impl Publisher {
                       cur.snapshot AS "snapshot!", cur.marker, cur.attempt_id, cur.updated_at AS "updated_at!",
                       cur.account_status AS "account_status!", cur.platform_account_id AS "platform_account_id!",
                       cur.account_kind AS "account_kind!", cur.access_token_ct AS "access_token_ct!",
-                      cur.client_status AS "client_status!", cur.headroom,
+                      cur.client_status AS "client_status!", cur.headroom, cur.lease_held AS "lease_held!",
                       EXISTS (SELECT 1 FROM moved) AS "moved!"
                FROM cur"#,
             publication,
             account,
             attempt,
             marker,
-            margin
+            margin,
+            run.0,
+            run.1
         )
         .fetch_optional(conn)
         .await?
@@ -735,6 +785,7 @@ impl Publisher {
         };
         Ok(Some(Started {
             moved: r.moved,
+            lease_held: r.lease_held,
             headroom: r.headroom,
             loaded: Loaded {
                 state: r.state,
@@ -761,6 +812,7 @@ impl Publisher {
     /// and move the publication to `publishing` in that transaction. `Err` is how long to wait.
     async fn start_near_quota(
         &self,
+        run: queue::Run,
         publication: Uuid,
         l: &Loaded,
         attempt: Uuid,
@@ -773,18 +825,26 @@ impl Publisher {
         )
         .fetch_one(&mut *tx)
         .await?;
-        if let Some(wait) =
-            limits::quota_wait(&mut tx, l.agency, l.account, l.platform.as_str()).await?
+        if let Some(wait) = limits::quota_wait(
+            &mut tx,
+            l.agency,
+            l.account,
+            l.platform.as_str(),
+            publication,
+        )
+        .await?
         {
             return Ok(Err(wait));
         }
         let moved = sqlx::query!(
             "UPDATE publications SET state = 'publishing', attempt_id = $2, attempts = attempts + 1,
                     marker = coalesce(marker, $3), held_reason = NULL, updated_at = now()
-             WHERE id = $1 AND state IN ('scheduled', 'publishing', 'held')",
+             WHERE id = $1 AND state IN ('scheduled', 'publishing', 'held') AND job_lease_held($4, $5)",
             publication,
             attempt,
-            marker
+            marker,
+            run.0,
+            run.1
         )
         .execute(&mut *tx)
         .await?;
@@ -793,13 +853,22 @@ impl Publisher {
     }
 
     /// Park a publication until its account or client can post again.
-    async fn hold(&self, publication: Uuid, l: &Loaded, reason: &str) -> anyhow::Result<Outcome> {
+    async fn hold(
+        &self,
+        run: queue::Run,
+        publication: Uuid,
+        l: &Loaded,
+        reason: &str,
+    ) -> anyhow::Result<Outcome> {
         let mut tx = self.pool.begin().await?;
         let held = sqlx::query!(
             "UPDATE publications SET state = 'held', held_reason = $2, updated_at = now()
-             WHERE id = $1 AND state IN ('scheduled', 'publishing') RETURNING attempt_id",
+             WHERE id = $1 AND state IN ('scheduled', 'publishing') AND job_lease_held($3, $4)
+             RETURNING attempt_id",
             publication,
-            reason
+            reason,
+            run.0,
+            run.1
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -920,23 +989,50 @@ impl Publisher {
         };
         // The account's posting rate. The platform sees the post when it arrives, so as little
         // as possible lies between the grant and the request: the connection for the move to
-        // `publishing` is taken first (a busy pool is waited for before the grant, not after).
+        // `publishing` is taken first (a busy pool is waited for before the grant, not after),
+        // and the fence asks again if the grant is older than its validity when the post leaves.
         // One turned away holds the next free slot (its job id is the holder) and comes back
-        // once, at that slot.
+        // once, at that slot, ahead of the posts due.
         let mut conn = self.pool.acquire().await?;
-        match self
+        let smoothing = Smoothing {
+            smoother: &self.smoother,
+            key: smoothing_key(account),
+            rate: bucket(platform),
+            holder: job.job.id.to_string(),
+        };
+        let mut asked = Instant::now();
+        let mut answer = smoothing
             .smoother
-            .reserve(
-                &smoothing_key(account),
-                smoothing(platform),
-                &job.job.id.to_string(),
-            )
-            .await
-        {
-            Grant::Now => {}
+            .reserve(&smoothing.key, smoothing.rate, &smoothing.holder)
+            .await;
+        // a slot held for this post and due soon: wait for it here (the connection let go
+        // until just before), so the queue's start lag cannot make the post late for it
+        for _ in 0..3 {
+            let Grant::Reserved(delay) = answer else {
+                break;
+            };
+            if delay > HELD_SLOT_LEAD {
+                break;
+            }
+            if delay > HELD_SLOT_REACQUIRE {
+                drop(conn);
+                tokio::time::sleep(delay - HELD_SLOT_REACQUIRE).await;
+                conn = self.pool.acquire().await?;
+            } else {
+                tokio::time::sleep(delay).await;
+            }
+            asked = Instant::now();
+            answer = smoothing
+                .smoother
+                .reserve(&smoothing.key, smoothing.rate, &smoothing.holder)
+                .await;
+        }
+        let age = match answer {
+            Grant::Now { age } => age,
             Grant::Reserved(delay) => {
-                return Ok(Outcome::Postpone {
-                    delay,
+                return Ok(Outcome::ComeBack {
+                    delay: delay.saturating_sub(HELD_SLOT_LEAD),
+                    priority: HELD_SLOT_PRIORITY,
                     reason: "waiting for the account's next posting slot (held for this post)"
                         .into(),
                 });
@@ -947,19 +1043,25 @@ impl Publisher {
                     reason: "smoothing the account's posting rate".into(),
                 });
             }
-        }
+        };
+        let fence = JobFence::new(Some(&job.lease), &job.gate, job.job.scope, Some(permit))
+            .smoothed(smoothing, Some((asked, age)));
 
-        // move to publishing with a fresh attempt id and the marker, within the quotas
+        // move to publishing with a fresh attempt id and the marker, within the quotas, if the
+        // job is still this run's
+        let run = job.run();
         let attempt = Uuid::now_v7();
         let fresh_marker = format!("as{}", publication.simple());
-        let margin = 2 * i64::from(smoothing(platform).burst) + 2;
+        let margin = 2 * i64::from(bucket(platform).burst) + 2;
         let Some(Started {
             moved,
+            lease_held,
             headroom,
             loaded: l,
         }) = self
             .start(
                 &mut conn,
+                run,
                 publication,
                 account,
                 attempt,
@@ -971,6 +1073,11 @@ impl Publisher {
             return Ok(Outcome::Done);
         };
         drop(conn);
+        if !lease_held {
+            return Ok(Outcome::LeaseLost(
+                "the job was taken over before its post started".into(),
+            ));
+        }
         let marker = l.marker.clone().unwrap_or(fresh_marker);
         if !moved {
             if !matches!(l.state.as_str(), "scheduled" | "publishing" | "held") {
@@ -983,25 +1090,25 @@ impl Publisher {
                 )));
             }
             if l.client_status != "active" {
-                drop(permit);
+                drop(fence);
                 let reason = format!("the client is {}", l.client_status);
-                return self.hold(publication, &l, &reason).await;
+                return self.hold(run, publication, &l, &reason).await;
             }
             if l.account_status != "active" {
-                drop(permit);
+                drop(fence);
                 let reason = if l.account_status == "needs_reconnect" {
                     "the account needs reconnecting".to_owned()
                 } else {
                     format!("the account is {}", l.account_status)
                 };
-                return self.hold(publication, &l, &reason).await;
+                return self.hold(run, publication, &l, &reason).await;
             }
             if headroom.is_none_or(|h| h > margin) {
                 // nothing stood in the way but the row changed meanwhile: another run has it
                 return Ok(Outcome::Done);
             }
             match self
-                .start_near_quota(publication, &l, attempt, &marker)
+                .start_near_quota(run, publication, &l, attempt, &marker)
                 .await?
             {
                 Ok(true) => {}
@@ -1043,7 +1150,7 @@ impl Publisher {
             let latency = t0.elapsed();
             match found {
                 Ok(Lookup::Found(p)) => {
-                    drop(permit);
+                    drop(fence);
                     self.record_published(publication, &l, attempt, &p, "reconcile", latency)
                         .await?;
                     return Ok(Outcome::Done);
@@ -1067,13 +1174,13 @@ impl Publisher {
                     .await?;
                 }
                 Ok(Lookup::Unknowable(reason)) => {
-                    drop(permit);
+                    drop(fence);
                     return self
                         .needs_attention(publication, &l, attempt, &format!("an earlier attempt may have posted it, and the platform cannot tell: {reason}"), latency)
                         .await;
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(fence);
                     return self
                         .failed(publication, &l, attempt, "reconcile", e, Some(latency), job)
                         .await;
@@ -1082,9 +1189,9 @@ impl Publisher {
         }
 
         let t0 = Instant::now();
-        let result = connector.publish(&token, &request).await;
+        let result = connector.publish(&token, &request, &fence).await;
         let latency = t0.elapsed();
-        drop(permit);
+        drop(fence);
         match result {
             Ok(p) => {
                 self.record_published(publication, &l, attempt, &p, "publish", latency)
@@ -1107,7 +1214,7 @@ impl Publisher {
         latency: Duration,
     ) -> anyhow::Result<Outcome> {
         let mut tx = self.pool.begin().await?;
-        to_needs_attention(&mut tx, publication, why).await?;
+        to_needs_attention(&mut tx, publication, attempt, why).await?;
         log(
             &mut tx,
             l.agency,
@@ -1127,6 +1234,55 @@ impl Publisher {
         Ok(Outcome::Done)
     }
 
+    /// The fence kept the post (or a step of it) from leaving. Lost lease: the job is someone
+    /// else's, so nothing is written. A switch or a limit: back to `scheduled` if this attempt
+    /// still holds the publication (anything of it that did reach the platform, such as an
+    /// unpublished container, is not a post; the next run reconciles first anyway, the attempt
+    /// id being set), then held or postponed.
+    async fn not_sent(
+        &self,
+        publication: Uuid,
+        l: &Loaded,
+        attempt: Uuid,
+        why: NotSent,
+    ) -> anyhow::Result<Outcome> {
+        let (outcome, reason) = match why {
+            NotSent::LeaseLost(reason) => return Ok(Outcome::LeaseLost(reason)),
+            NotSent::Switched(reason) => (Outcome::Hold(reason.clone()), reason),
+            NotSent::Later { after, reason } => (
+                Outcome::Postpone {
+                    delay: after,
+                    reason: reason.clone(),
+                },
+                reason,
+            ),
+        };
+        let mut tx = self.pool.begin().await?;
+        if back_to_scheduled(&mut tx, publication, attempt, Some(&reason)).await? {
+            log(
+                &mut tx,
+                l.agency,
+                publication,
+                attempt,
+                LogRow {
+                    action: "publish",
+                    outcome: if matches!(outcome, Outcome::Hold(_)) {
+                        "held"
+                    } else {
+                        "rate_limited"
+                    },
+                    request_id: None,
+                    status_code: None,
+                    latency: None,
+                    error: Some(&reason),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     /// A platform call that did not succeed.
     #[allow(clippy::too_many_arguments)]
     async fn failed(
@@ -1139,6 +1295,9 @@ impl Publisher {
         latency: Option<Duration>,
         job: &JobContext,
     ) -> anyhow::Result<Outcome> {
+        if let PlatformError::NotSent(why) = e {
+            return self.not_sent(publication, l, attempt, why).await;
+        }
         let (outcome, status_code) = status_of(&e);
         let message = e.to_string();
         let mut tx = self.pool.begin().await?;
@@ -1166,13 +1325,15 @@ impl Publisher {
                         "gave up after {} attempts; the platform may or may not have the post: {message}",
                         job.job.attempt
                     );
-                    to_needs_attention(&mut tx, publication, &why).await?;
+                    to_needs_attention(&mut tx, publication, attempt, &why).await?;
                     Outcome::Done
                 } else {
                     sqlx::query!(
-                        "UPDATE publications SET last_error = left($2, 4000), updated_at = updated_at WHERE id = $1",
+                        "UPDATE publications SET last_error = left($2, 4000), updated_at = updated_at
+                         WHERE id = $1 AND attempt_id = $3",
                         publication,
-                        message
+                        message,
+                        attempt
                     )
                     .execute(&mut *tx)
                     .await?;
@@ -1184,31 +1345,34 @@ impl Publisher {
             }
             // refused before anything was posted: back to scheduled, not before the platform says
             PlatformError::RateLimited { retry_after, .. } => {
-                sqlx::query!(
-                    "UPDATE publications SET state = 'scheduled', last_error = left($2, 4000), updated_at = now()
-                     WHERE id = $1 AND state = 'publishing'",
-                    publication,
-                    message
-                )
-                .execute(&mut *tx)
-                .await?;
+                back_to_scheduled(&mut tx, publication, attempt, Some(&message)).await?;
                 Outcome::Postpone {
                     delay: retry_after,
                     reason: message,
                 }
             }
             PlatformError::Auth(_) | PlatformError::GrantRevoked(_) => {
-                self.auth_failed(&mut tx, publication, l, &e).await?
+                self.auth_failed(&mut tx, publication, l, attempt, &e)
+                    .await?
             }
+            PlatformError::NotSent(_) => unreachable!("handled before the transaction"),
             PlatformError::Permanent(_) => {
-                sqlx::query!(
+                let failed = sqlx::query!(
                     "UPDATE publications SET state = 'failed', last_error = left($2, 4000), updated_at = now()
-                     WHERE id = $1 AND state = 'publishing'",
+                     WHERE id = $1 AND state = 'publishing' AND attempt_id = $3",
                     publication,
-                    message
+                    message,
+                    attempt
                 )
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    > 0;
+                if !failed {
+                    // another attempt holds it now: what it does decides
+                    tx.commit().await?;
+                    return Ok(Outcome::Fail(message));
+                }
                 let policy = sqlx::query_scalar!(
                     "SELECT reschedule_policy FROM clients WHERE id = $1",
                     l.client
@@ -1244,6 +1408,7 @@ impl Publisher {
         tx: &mut PgConnection,
         publication: Uuid,
         l: &Loaded,
+        attempt: Uuid,
         e: &PlatformError,
     ) -> anyhow::Result<Outcome> {
         let refreshed_since_first_refusal = sqlx::query_scalar!(
@@ -1277,21 +1442,18 @@ impl Publisher {
             .await?;
             sqlx::query!(
                 "UPDATE publications SET state = 'held', held_reason = 'the account needs reconnecting', updated_at = now()
-                 WHERE account_id = $1 AND state IN ('scheduled', 'publishing') AND (id = $2 OR state = 'scheduled')",
+                 WHERE account_id = $1 AND state IN ('scheduled', 'publishing')
+                   AND ((id = $2 AND attempt_id = $3) OR (id <> $2 AND state = 'scheduled'))",
                 l.account,
-                publication
+                publication,
+                attempt
             )
             .execute(&mut *tx)
             .await?;
             return Ok(Outcome::Done);
         }
         // not posted: back to scheduled, and the refresh job runs now (single flight)
-        sqlx::query!(
-            "UPDATE publications SET state = 'scheduled', updated_at = now() WHERE id = $1 AND state = 'publishing'",
-            publication
-        )
-        .execute(&mut *tx)
-        .await?;
+        back_to_scheduled(tx, publication, attempt, None).await?;
         let job =
             crate::tokens::refresh_job(l.agency, l.client, l.account, l.platform, Duration::ZERO);
         if let queue::Enqueued::AlreadyThere(id) = queue::enqueue(tx, &job).await? {
@@ -1317,8 +1479,13 @@ const METRICS_BATCH: i64 = 200;
 /// Measure recently published posts: one `metrics` row per post and run, oldest measurement
 /// first, a batch per run. Platform errors skip the post until the next run (rate limits and
 /// expired tokens are the refresh job's and the next run's business); a kill switch over a
-/// post's scope skips it too. Returns how many posts were measured.
-pub async fn sync_metrics(p: &Publisher, gate: &crate::killswitch::Gate) -> anyhow::Result<usize> {
+/// post's scope skips it too. Each read goes through the run's fence (`lease`: `None` outside a
+/// job): a run that lost its lease stops. Returns how many posts were measured.
+pub async fn sync_metrics(
+    p: &Publisher,
+    gate: &crate::killswitch::Gate,
+    lease: Option<&crate::queue::lease::Lease>,
+) -> anyhow::Result<usize> {
     let due = sqlx::query!(
         r#"SELECT p.id, p.agency_id, p.client_id, p.account_id, p.platform AS "platform: Platform", p.platform_post_id AS "post_id!",
                   a.platform_account_id, a.account_kind, a.access_token_ct
@@ -1343,9 +1510,15 @@ pub async fn sync_metrics(p: &Publisher, gate: &crate::killswitch::Gate) -> anyh
             account_id: Some(d.account_id),
             platform: Some(d.platform),
         };
-        let Ok(permit) = gate.permit(&scope).await else {
-            continue;
-        };
+        let fence = JobFence::new(lease, gate, scope, None);
+        match platforms::Fence::check(&fence).await {
+            Ok(()) => {}
+            Err(PlatformError::NotSent(NotSent::LeaseLost(why))) => {
+                tracing::warn!(reason = %why, measured, "metrics run stopped: lease lost");
+                return Ok(measured);
+            }
+            Err(_) => continue,
+        }
         let row = d.account_id.to_string();
         let token = p.vault.decrypt_string(
             &d.access_token_ct,
@@ -1361,7 +1534,7 @@ pub async fn sync_metrics(p: &Publisher, gate: &crate::killswitch::Gate) -> anyh
             kind: d.account_kind,
         };
         let result = connector.metrics(&token, &account, &d.post_id).await;
-        drop(permit);
+        drop(fence);
         match result {
             Ok(m) => {
                 let nonneg = |v: Option<i64>| v.map(|x| x.max(0));

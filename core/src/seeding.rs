@@ -197,6 +197,8 @@ pub struct SandboxPost {
     pub account: String,
     pub marker: Option<String>,
     pub created_us: u128,
+    /// When the request that made it arrived (what a platform's rate limits count).
+    pub arrived_us: u128,
 }
 
 pub async fn sandbox_posts(
@@ -261,16 +263,16 @@ pub async fn audit(
     Ok(report)
 }
 
-/// Posts beyond what a GCRA bucket of `rate` allows per account: in any stretch of time `t`
-/// between two of an account's posts, at most `burst + t / interval` posts (plus 50 ms of
-/// tolerance for arrival jitter).
+/// Posts beyond what a GCRA bucket of `rate` allows per account, by the arrival of the requests
+/// that made them: in any stretch of time `t` between two of an account's arrivals, at most
+/// `burst + t / interval` posts (plus 50 ms of tolerance for the sandbox's own stamping).
 pub fn smoothing_violations(posts: &[SandboxPost], rate: crate::limits::Rate) -> usize {
     let mut by_account: HashMap<&str, Vec<u128>> = HashMap::new();
     for p in posts {
         by_account
             .entry(p.account.as_str())
             .or_default()
-            .push(p.created_us);
+            .push(p.arrived_us);
     }
     let interval_us = rate.interval.as_micros().max(1);
     let mut violations = 0;
@@ -288,4 +290,80 @@ pub fn smoothing_violations(posts: &[SandboxPost], rate: crate::limits::Rate) ->
         violations += worst;
     }
     violations
+}
+
+/// Posts beyond a quota of `max` per rolling `window` per account, by the arrival of the
+/// requests that made them (the most any window holds beyond `max`, summed over accounts).
+pub fn quota_violations(posts: &[SandboxPost], window: std::time::Duration, max: usize) -> usize {
+    let mut by_account: HashMap<&str, Vec<u128>> = HashMap::new();
+    for p in posts {
+        by_account
+            .entry(p.account.as_str())
+            .or_default()
+            .push(p.arrived_us);
+    }
+    let window_us = window.as_micros();
+    let mut violations = 0;
+    for times in by_account.values_mut() {
+        times.sort_unstable();
+        let mut worst = 0;
+        let mut start = 0;
+        for end in 0..times.len() {
+            while times[end] - times[start] >= window_us {
+                start += 1;
+            }
+            worst = worst.max((end - start + 1).saturating_sub(max));
+        }
+        violations += worst;
+    }
+    violations
+}
+
+/// A loaded machine for fault tests and benchmarks: one busy-looping process per core, stopped
+/// on drop. Promises that hold only on a quiet machine do not hold.
+pub struct CpuHog(Vec<std::process::Child>);
+
+impl CpuHog {
+    pub fn start() -> std::io::Result<CpuHog> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut children = Vec::with_capacity(cores);
+        for _ in 0..cores {
+            children.push(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()?,
+            );
+        }
+        Ok(CpuHog(children))
+    }
+
+    pub fn processes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Send a signal to a process by pid (`STOP`, `CONT`, `KILL`) with the system's `kill`.
+pub fn signal(pid: u32, signal: &str) -> std::io::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "kill -{signal} {pid} failed"
+        )))
+    }
 }

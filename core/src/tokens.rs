@@ -2,9 +2,12 @@
 //! only a definitive refusal marks an account `needs_reconnect`.
 //!
 //! Single flight: every refresh runs as the job `refresh_token` with the unique key
-//! `refresh:<account>`, so the fleet has at most one unfinished refresh per account; the job's
-//! lease outlives the HTTP timeout, so a stalled worker cannot be overtaken mid-refresh. A
-//! rotated refresh token used twice makes many providers revoke the whole grant.
+//! `refresh:<account>`, so the fleet has at most one unfinished refresh per account. A rotated
+//! refresh token used twice makes many providers revoke the whole grant, so a run that froze
+//! past its lease does not send its refresh (its fence checks the lease first), and what a
+//! refresh stores is compare-and-set against the refresh token it used: a run that was
+//! overtaken (frozen while its request was out) never overwrites newer tokens or marks an
+//! account whose tokens another run already renewed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +17,10 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::Platform;
+use crate::fence::JobFence;
 use crate::killswitch::Gate;
-use crate::platforms::{self, PlatformError, PlatformsConfig};
+use crate::platforms::{self, NotSent, PlatformError, PlatformsConfig};
+use crate::queue::lease::Lease;
 use crate::queue::{self, NewJob, RunAt, Scope};
 use crate::vault::{Aad, Vault};
 
@@ -97,6 +102,8 @@ pub enum Refreshed {
     Retry(PlatformError),
     /// The platform refused for good: the account now needs reconnecting.
     NeedsReconnect(String),
+    /// The job's run lost its lease before the refresh left: whoever holds it now refreshes.
+    LeaseLost(String),
 }
 
 fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
@@ -114,6 +121,7 @@ pub async fn refresh(
     vault: &Vault,
     platforms: &PlatformsConfig,
     gate: &Arc<Gate>,
+    lease: Option<&Lease>,
     account: Uuid,
 ) -> anyhow::Result<Refreshed> {
     let Some(a) = sqlx::query!(
@@ -149,12 +157,16 @@ pub async fn refresh(
         account_id: Some(account),
         platform: Some(a.platform),
     };
-    let permit = match gate.permit(&scope).await {
-        Ok(p) => p,
-        Err(b) => return Ok(Refreshed::Retry(PlatformError::Transient(b.to_string()))),
-    };
+    let fence = JobFence::new(lease, gate, scope, None);
+    match platforms::Fence::check(&fence).await {
+        Ok(()) => {}
+        Err(PlatformError::NotSent(NotSent::LeaseLost(why))) => {
+            return Ok(Refreshed::LeaseLost(why));
+        }
+        Err(e) => return Ok(Refreshed::Retry(PlatformError::Transient(e.to_string()))),
+    }
     let result = connector.refresh(&app, &refresh_token).await;
-    drop(permit);
+    drop(fence);
     match result {
         Ok(tokens) => {
             let mut tx = pool.begin().await?;
@@ -176,33 +188,85 @@ pub async fn refresh(
                     vault.encrypt_str(&refresh_token, &aad("refresh_token_ct", a.agency_id, &row))
                 }
             };
-            sqlx::query!(
-                "UPDATE social_accounts SET access_token_ct = $2, refresh_token_ct = $3, key_id = $4,
-                        token_expires_at = now() + make_interval(secs => $5), last_refreshed_at = now(), updated_at = now()
-                 WHERE id = $1",
-                account,
-                access_ct,
-                kept_refresh_ct,
-                vault.current_key_id(),
-                tokens.expires_in.map(|d| d.as_secs_f64()),
-            )
-            .execute(&mut *tx)
-            .await?;
+            let mut expected = refresh_ct;
+            loop {
+                let stored = sqlx::query!(
+                    "UPDATE social_accounts SET access_token_ct = $2, refresh_token_ct = $3, key_id = $4,
+                            token_expires_at = now() + make_interval(secs => $5), last_refreshed_at = now(), updated_at = now()
+                     WHERE id = $1 AND refresh_token_ct = $6",
+                    account,
+                    access_ct,
+                    kept_refresh_ct,
+                    vault.current_key_id(),
+                    tokens.expires_in.map(|d| d.as_secs_f64()),
+                    expected,
+                )
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if stored > 0 {
+                    break;
+                }
+                match still_stored(&mut tx, vault, account, a.agency_id, &refresh_token).await? {
+                    // only re-encrypted meanwhile (a key rotation): the same token, store ours
+                    Some(current) => expected = current,
+                    None => {
+                        tracing::warn!(%account, "refreshed, but the account's tokens were renewed meanwhile; kept the newer ones");
+                        break;
+                    }
+                }
+            }
             tx.commit().await?;
             Ok(Refreshed::Done)
         }
         Err(PlatformError::GrantRevoked(reason)) => {
+            // only if the refused refresh token is still the account's: a run overtaken while
+            // its request was out may be refused a token another run has already rotated
+            let mut tx = pool.begin().await?;
+            let Some(current) =
+                still_stored(&mut tx, vault, account, a.agency_id, &refresh_token).await?
+            else {
+                tracing::warn!(%account, %reason, "refresh refused, but the account's tokens were renewed meanwhile");
+                return Ok(Refreshed::Done);
+            };
             sqlx::query!(
-                "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now() WHERE id = $1",
+                "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now()
+                 WHERE id = $1 AND refresh_token_ct = $3",
                 account,
-                format!("The platform refused to refresh the connection: {reason}")
+                format!("The platform refused to refresh the connection: {reason}"),
+                current
             )
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(Refreshed::NeedsReconnect(reason))
         }
         Err(e) => Ok(Refreshed::Retry(e)),
     }
+}
+
+/// The account's stored refresh token (locked for the transaction), if it is still `used`; its
+/// ciphertext then. `None` when another token replaced it (a refresh or a reconnect).
+async fn still_stored(
+    tx: &mut PgConnection,
+    vault: &Vault,
+    account: Uuid,
+    agency: Uuid,
+    used: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let current = sqlx::query_scalar!(
+        "SELECT refresh_token_ct FROM social_accounts WHERE id = $1 FOR UPDATE",
+        account
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let row = account.to_string();
+    let plain = vault.decrypt_string(&current, &aad("refresh_token_ct", agency, &row))?;
+    Ok((plain.as_str() == used).then_some(current))
 }
 
 /// The next refresh after a successful one (its job completes and enqueues this one together,

@@ -6,6 +6,7 @@ mod common;
 use common::{ledger, set_knobs, world};
 
 use autosocial_core::domain::Platform;
+use autosocial_core::platforms::Unfenced;
 use autosocial_core::platforms::{self, AccountRef, Lookup, PlatformError, PostRequest};
 use autosocial_sandbox::Knobs;
 use secrecy::ExposeSecret;
@@ -38,7 +39,7 @@ async fn sandbox_publishes_finds_by_marker_and_reads_metrics_and_quota() {
         c.find_by_marker(token, &req, since).await.unwrap(),
         Lookup::NotFound
     );
-    let published = c.publish(token, &req).await.unwrap();
+    let published = c.publish(token, &req, &Unfenced).await.unwrap();
     assert!(
         published
             .url
@@ -66,11 +67,11 @@ async fn sandbox_publishes_finds_by_marker_and_reads_metrics_and_quota() {
     .await;
     let q = c.quota(token, &req.account).await.unwrap().unwrap();
     assert_eq!((q.used, q.limit), (1, 2));
-    c.publish(token, &post(&info.id, "second", "mk-0000000002"))
+    c.publish(token, &post(&info.id, "second", "mk-0000000002"), &Unfenced)
         .await
         .unwrap();
     match c
-        .publish(token, &post(&info.id, "third", "mk-0000000003"))
+        .publish(token, &post(&info.id, "third", "mk-0000000003"), &Unfenced)
         .await
     {
         Err(PlatformError::RateLimited { retry_after, .. }) => assert!(retry_after.as_secs() >= 60),
@@ -104,7 +105,7 @@ async fn sandbox_faults_are_classified() {
     )
     .await;
     match c
-        .publish(token, &post(&info.id, "a", "mk-1000000001"))
+        .publish(token, &post(&info.id, "a", "mk-1000000001"), &Unfenced)
         .await
     {
         Err(PlatformError::RateLimited { retry_after, .. }) => assert_eq!(retry_after.as_secs(), 7),
@@ -120,13 +121,17 @@ async fn sandbox_faults_are_classified() {
     )
     .await;
     assert!(matches!(
-        c.publish(token, &post(&info.id, "a", "mk-1000000001"))
+        c.publish(token, &post(&info.id, "a", "mk-1000000001"), &Unfenced)
             .await,
         Err(PlatformError::Transient(_))
     ));
     assert!(matches!(
-        c.publish("not-a-token", &post(&info.id, "a", "mk-1000000001"))
-            .await,
+        c.publish(
+            "not-a-token",
+            &post(&info.id, "a", "mk-1000000001"),
+            &Unfenced
+        )
+        .await,
         Err(PlatformError::Auth(_))
     ));
     // accepted, then the answer is lost: transient for us, but the post exists and is found
@@ -143,7 +148,7 @@ async fn sandbox_faults_are_classified() {
         let req = post(&info.id, mode, &format!("mk-lost-{mode}"));
         assert!(
             matches!(
-                c.publish(token, &req).await,
+                c.publish(token, &req, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"
@@ -179,7 +184,7 @@ async fn sandbox_faults_are_classified() {
         url: base.join("/nowhere.png").unwrap(),
         content_type: "image/png".into(),
     });
-    match c.publish(token, &with_media).await {
+    match c.publish(token, &with_media, &Unfenced).await {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("404"), "{m}"),
         other => panic!("media that is not served is refused: {other:?}"),
     }

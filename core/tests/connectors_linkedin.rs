@@ -10,6 +10,7 @@ use common::{auto_approve, get_json, set_knobs, world};
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
+use autosocial_core::platforms::Unfenced;
 use autosocial_core::platforms::linkedin::LinkedinConnector;
 use autosocial_core::platforms::{
     self, AccountRef, Connector, Lookup, MediaRef, PlatformError, PlatformsConfig, PostRequest,
@@ -89,7 +90,7 @@ async fn linkedin_member_posts_text_image_and_link() {
 
     // reserved characters survive only when escaped for little text
     let text = post(&me, "user", "Launch (today) #news @team: 50% off_now!");
-    let published = c.publish(&token, &text).await.unwrap();
+    let published = c.publish(&token, &text, &Unfenced).await.unwrap();
     assert!(published.post_id.starts_with("urn:li:share:"));
     assert_eq!(
         published.url.as_deref(),
@@ -106,10 +107,10 @@ async fn linkedin_member_posts_text_image_and_link() {
         url: media_server().await,
         content_type: "image/png".into(),
     });
-    c.publish(&token, &image).await.unwrap();
+    c.publish(&token, &image, &Unfenced).await.unwrap();
     let mut link = post(&me, "user", "Read the story");
     link.link_url = Some(url::Url::parse("https://example.com/story").unwrap());
-    c.publish(&token, &link).await.unwrap();
+    c.publish(&token, &link, &Unfenced).await.unwrap();
 
     let posts = linkedin_posts(&base).await;
     assert_eq!(posts.len(), 3);
@@ -163,7 +164,7 @@ async fn linkedin_member_with_read_permission_reconciles_and_measures() {
         c.find_by_marker(&token, &req, since).await.unwrap(),
         Lookup::NotFound
     );
-    let published = c.publish(&token, &req).await.unwrap();
+    let published = c.publish(&token, &req, &Unfenced).await.unwrap();
     match c.find_by_marker(&token, &req, since).await.unwrap() {
         Lookup::Found(p) => assert_eq!(p.post_id, published.post_id),
         other => panic!("{other:?}"),
@@ -193,7 +194,7 @@ async fn linkedin_member_with_read_permission_reconciles_and_measures() {
         let lost = post(&me, "user", &format!("lost answer {mode}"));
         assert!(
             matches!(
-                c.publish(&token, &lost).await,
+                c.publish(&token, &lost, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"
@@ -221,7 +222,7 @@ async fn linkedin_organization_posts_reconciles_and_reads_share_statistics() {
         url: media_server().await,
         content_type: "image/png".into(),
     });
-    let published = c.publish(&token, &req).await.unwrap();
+    let published = c.publish(&token, &req, &Unfenced).await.unwrap();
     let posts = linkedin_posts(&base).await;
     assert_eq!(posts[0]["account"], "urn:li:organization:777");
     assert_eq!(posts[0]["text"], "We are hiring!");
@@ -240,7 +241,7 @@ async fn linkedin_organization_posts_reconciles_and_reads_share_statistics() {
     let member = platforms::connector(Platform::Linkedin, &config).unwrap();
     let (member_token, _) = connect(member.as_ref(), &config, "someone").await;
     assert!(matches!(
-        member.publish(&member_token, &post("777", "organization", "not mine")).await,
+        member.publish(&member_token, &post("777", "organization", "not mine"), &Unfenced).await,
         Err(PlatformError::Permanent(m)) if m.starts_with("ACCESS_DENIED")
     ));
 }
@@ -262,7 +263,10 @@ async fn linkedin_faults_are_classified() {
         },
     ] {
         set_knobs(&base, &k).await;
-        match c.publish(&token, &post(&me, "user", "limited")).await {
+        match c
+            .publish(&token, &post(&me, "user", "limited"), &Unfenced)
+            .await
+        {
             // LinkedIn's daily limits reset at midnight UTC
             Err(PlatformError::RateLimited {
                 retry_after,
@@ -286,16 +290,17 @@ async fn linkedin_faults_are_classified() {
     )
     .await;
     assert!(matches!(
-        c.publish(&token, &post(&me, "user", "down")).await,
+        c.publish(&token, &post(&me, "user", "down"), &Unfenced)
+            .await,
         Err(PlatformError::Transient(_))
     ));
     set_knobs(&base, &auto_approve()).await;
     assert!(matches!(
-        c.publish("nope", &post(&me, "user", "who")).await,
+        c.publish("nope", &post(&me, "user", "who"), &Unfenced).await,
         Err(PlatformError::Auth(m)) if m.contains("Invalid access token")
     ));
     match c
-        .publish(&token, &post(&me, "user", &"a".repeat(3001)))
+        .publish(&token, &post(&me, "user", &"a".repeat(3001)), &Unfenced)
         .await
     {
         Err(PlatformError::Permanent(m)) => {
@@ -305,13 +310,16 @@ async fn linkedin_faults_are_classified() {
     }
     // another member's URN as author
     assert!(matches!(
-        c.publish(&token, &post("someone-else", "user", "hi")).await,
+        c.publish(&token, &post("someone-else", "user", "hi"), &Unfenced).await,
         Err(PlatformError::Permanent(m)) if m.starts_with("ACCESS_DENIED")
     ));
     // a retired API version
     let old = LinkedinConnector::new(config.base(Platform::Linkedin), config.http.clone())
         .with_version("202301");
-    match old.publish(&token, &post(&me, "user", "old")).await {
+    match old
+        .publish(&token, &post(&me, "user", "old"), &Unfenced)
+        .await
+    {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("not active"), "{m}"),
         other => panic!("{other:?}"),
     }

@@ -9,6 +9,7 @@ use common::{auto_approve, get_json, set_knobs, world};
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
+use autosocial_core::platforms::Unfenced;
 use autosocial_core::platforms::{
     self, AccountRef, Connector, Lookup, MediaRef, PlatformError, PlatformsConfig, PostRequest,
 };
@@ -120,7 +121,7 @@ async fn facebook_connects_a_page_publishes_reconciles_and_reads_metrics() {
         c.find_by_marker(token, &text, since).await.unwrap(),
         Lookup::NotFound
     );
-    let published = c.publish(token, &text).await.unwrap();
+    let published = c.publish(token, &text, &Unfenced).await.unwrap();
     assert!(published.post_id.starts_with("acme-page_"));
     assert_eq!(
         published.url.as_deref(),
@@ -135,7 +136,7 @@ async fn facebook_connects_a_page_publishes_reconciles_and_reads_metrics() {
         post(&w.account, "page", "Our new terrace"),
         media.join("card.png").unwrap(),
     );
-    let photo_published = c.publish(token, &photo).await.unwrap();
+    let photo_published = c.publish(token, &photo, &Unfenced).await.unwrap();
     assert!(photo_published.post_id.starts_with("acme-page_"));
 
     let stored = sandbox_posts(&w.base, "facebook").await;
@@ -173,7 +174,7 @@ async fn facebook_connects_a_page_publishes_reconciles_and_reads_metrics() {
         .unwrap(),
         Lookup::NotFound
     );
-    c.publish(token, &text).await.unwrap();
+    c.publish(token, &text, &Unfenced).await.unwrap();
     assert!(matches!(
         c.find_by_marker(token, &text, since).await.unwrap(),
         Lookup::Unknowable(_)
@@ -191,12 +192,18 @@ async fn facebook_connects_a_page_publishes_reconciles_and_reads_metrics() {
     assert_eq!(c.quota(token, &text.account).await.unwrap(), None);
 
     // the user token cannot post as the Page: Meta's permission error, kept for the console
-    match c.publish(&w.refresh, &post(&w.account, "page", "x")).await {
+    match c
+        .publish(&w.refresh, &post(&w.account, "page", "x"), &Unfenced)
+        .await
+    {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("pages_manage_posts"), "{m}"),
         other => panic!("{other:?}"),
     }
     let from = ledger(&w.base, "facebook").await.len();
-    match c.publish(token, &post(&w.account, "page", "  ")).await {
+    match c
+        .publish(token, &post(&w.account, "page", "  "), &Unfenced)
+        .await
+    {
         Err(PlatformError::Permanent(_)) => {}
         other => panic!("an empty post is refused: {other:?}"),
     }
@@ -220,6 +227,7 @@ async fn facebook_connects_a_page_publishes_reconciles_and_reads_metrics() {
     c.publish(
         renewed.access_token.expose_secret(),
         &post(&w.account, "page", "after refresh"),
+        &Unfenced,
     )
     .await
     .unwrap();
@@ -239,7 +247,7 @@ async fn facebook_faults_are_classified() {
         },
     )
     .await;
-    match c.publish(token, &req).await {
+    match c.publish(token, &req, &Unfenced).await {
         // Meta's usage header gives whole minutes
         Err(PlatformError::RateLimited {
             retry_after,
@@ -259,12 +267,12 @@ async fn facebook_faults_are_classified() {
     )
     .await;
     assert!(matches!(
-        c.publish(token, &req).await,
+        c.publish(token, &req, &Unfenced).await,
         Err(PlatformError::Transient(_))
     ));
     set_knobs(base, &auto_approve()).await;
     assert!(matches!(
-        c.publish("not-a-token", &req).await,
+        c.publish("not-a-token", &req, &Unfenced).await,
         Err(PlatformError::Auth(_))
     ));
     let media = media_server().await;
@@ -272,7 +280,7 @@ async fn facebook_faults_are_classified() {
         post(&w.account, "page", "bad image"),
         media.join("note.txt").unwrap(),
     );
-    match c.publish(token, &bad).await {
+    match c.publish(token, &bad, &Unfenced).await {
         Err(PlatformError::Permanent(m)) => {
             assert!(
                 m.contains("invalid image file") && m.contains("not an image"),
@@ -294,7 +302,7 @@ async fn facebook_faults_are_classified() {
         let since = chrono::Utc::now() - chrono::Duration::seconds(2);
         assert!(
             matches!(
-                c.publish(token, &req).await,
+                c.publish(token, &req, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"
@@ -336,7 +344,7 @@ async fn facebook_faults_are_classified() {
     }
     // the grant is gone: the Page token with it
     assert!(matches!(
-        c.publish(token, &req).await,
+        c.publish(token, &req, &Unfenced).await,
         Err(PlatformError::Auth(_))
     ));
 }
@@ -352,7 +360,11 @@ async fn instagram_publishes_through_a_polled_container_and_respects_the_quota()
 
     let before = ledger(base, "instagram").await;
     match c
-        .publish(token, &post(&w.account, "business", "words only"))
+        .publish(
+            token,
+            &post(&w.account, "business", "words only"),
+            &Unfenced,
+        )
         .await
     {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("without an image"), "{m}"),
@@ -373,7 +385,7 @@ async fn instagram_publishes_through_a_polled_container_and_respects_the_quota()
         Lookup::NotFound
     );
     let start = ledger(base, "instagram").await.len();
-    let published = c.publish(token, &req).await.unwrap();
+    let published = c.publish(token, &req, &Unfenced).await.unwrap();
     assert_eq!(
         ledger(base, "instagram").await[start..],
         pairs(&[
@@ -438,6 +450,7 @@ async fn instagram_publishes_through_a_polled_container_and_respects_the_quota()
     c.publish(
         token,
         &with_image(post(&w.account, "business", "second"), image.clone()),
+        &Unfenced,
     )
     .await
     .unwrap();
@@ -445,6 +458,7 @@ async fn instagram_publishes_through_a_polled_container_and_respects_the_quota()
         .publish(
             token,
             &with_image(post(&w.account, "business", "third"), image.clone()),
+            &Unfenced,
         )
         .await
     {
@@ -495,7 +509,7 @@ async fn instagram_faults_are_classified() {
             post(&w.account, "business", "bad media"),
             media.join(path).unwrap(),
         );
-        match c.publish(token, &bad).await {
+        match c.publish(token, &bad, &Unfenced).await {
             Err(PlatformError::Permanent(m)) => {
                 assert!(m.contains("could not be fetched") && m.contains(why), "{m}")
             }
@@ -511,7 +525,7 @@ async fn instagram_faults_are_classified() {
         },
     )
     .await;
-    match c.publish(token, &req).await {
+    match c.publish(token, &req, &Unfenced).await {
         Err(PlatformError::RateLimited { retry_after, .. }) => {
             assert_eq!(retry_after, Duration::from_secs(60))
         }
@@ -526,12 +540,12 @@ async fn instagram_faults_are_classified() {
     )
     .await;
     assert!(matches!(
-        c.publish(token, &req).await,
+        c.publish(token, &req, &Unfenced).await,
         Err(PlatformError::Transient(_))
     ));
     set_knobs(base, &auto_approve()).await;
     assert!(matches!(
-        c.publish("not-a-token", &req).await,
+        c.publish("not-a-token", &req, &Unfenced).await,
         Err(PlatformError::Auth(_))
     ));
     assert!(matches!(
@@ -554,7 +568,7 @@ async fn instagram_faults_are_classified() {
         let since = chrono::Utc::now() - chrono::Duration::seconds(2);
         assert!(
             matches!(
-                c.publish(token, &req).await,
+                c.publish(token, &req, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"
@@ -595,7 +609,7 @@ async fn a_container_that_stays_in_progress_is_transient() {
         post(&w.account, "business", "slow"),
         media.join("card.png").unwrap(),
     );
-    match c.publish(&w.access, &req).await {
+    match c.publish(&w.access, &req, &Unfenced).await {
         Err(PlatformError::Transient(m)) => assert!(m.contains("still processing"), "{m}"),
         other => panic!("{other:?}"),
     }

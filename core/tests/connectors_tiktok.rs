@@ -7,6 +7,7 @@ mod common;
 use common::{jpeg, world};
 
 use autosocial_core::domain::Platform;
+use autosocial_core::platforms::Unfenced;
 use autosocial_core::platforms::{
     self, AccountRef, Connector, Lookup, MediaRef, OAuthApp, PlatformError, PlatformsConfig,
     PostRequest, errors,
@@ -144,7 +145,7 @@ async fn photo_posts_go_through_creator_info_init_and_status_polling() {
     );
 
     let start = now_us();
-    let published = w.c.publish(&w.token, &req).await.unwrap();
+    let published = w.c.publish(&w.token, &req, &Unfenced).await.unwrap();
     assert_eq!(
         sequence(&w.base, start).await,
         [
@@ -207,7 +208,7 @@ async fn what_tiktok_cannot_post_is_refused_before_any_request() {
     let start = now_us();
     match w
         .c
-        .publish(&w.token, &post(&w.account, "just words", None))
+        .publish(&w.token, &post(&w.account, "just words", None), &Unfenced)
         .await
     {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("no text-only posts"), "{m}"),
@@ -215,7 +216,7 @@ async fn what_tiktok_cannot_post_is_refused_before_any_request() {
     }
     let mut link = post(&w.account, "read this", None);
     link.link_url = Some(Url::parse("https://blog.example/post").unwrap());
-    match w.c.publish(&w.token, &link).await {
+    match w.c.publish(&w.token, &link, &Unfenced).await {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("no link posts"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -224,7 +225,7 @@ async fn what_tiktok_cannot_post_is_refused_before_any_request() {
         "png card",
         Some((w.media.join("card.png").unwrap(), "image/png")),
     );
-    match w.c.publish(&w.token, &png).await {
+    match w.c.publish(&w.token, &png, &Unfenced).await {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("JPEG or WebP"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -247,7 +248,7 @@ async fn photos_tiktok_cannot_pull_fail_after_init() {
             path,
             Some((w.media.join(path).unwrap(), "image/jpeg")),
         );
-        match w.c.publish(&w.token, &req).await {
+        match w.c.publish(&w.token, &req, &Unfenced).await {
             Err(PlatformError::Permanent(m)) => assert!(m.contains(reason), "{m}"),
             other => panic!("{path}: {other:?}"),
         }
@@ -299,7 +300,11 @@ async fn faults_are_classified() {
         },
     )
     .await;
-    match w.c.publish(&w.token, &post(&w.account, "a", jpeg())).await {
+    match w
+        .c
+        .publish(&w.token, &post(&w.account, "a", jpeg()), &Unfenced)
+        .await
+    {
         Err(PlatformError::RateLimited { retry_after, .. }) => assert_eq!(retry_after.as_secs(), 7),
         other => panic!("{other:?}"),
     }
@@ -312,12 +317,13 @@ async fn faults_are_classified() {
     )
     .await;
     assert!(matches!(
-        w.c.publish(&w.token, &post(&w.account, "a", jpeg())).await,
+        w.c.publish(&w.token, &post(&w.account, "a", jpeg()), &Unfenced)
+            .await,
         Err(PlatformError::Transient(_))
     ));
     set_knobs(&w.base, Knobs::default()).await;
     assert!(matches!(
-        w.c.publish("not-a-token", &post(&w.account, "a", jpeg()))
+        w.c.publish("not-a-token", &post(&w.account, "a", jpeg()), &Unfenced)
             .await,
         Err(PlatformError::Auth(_))
     ));
@@ -327,7 +333,7 @@ async fn faults_are_classified() {
     ));
 
     // the daily cap: TikTok's spam_risk_too_many_posts, a rate limit, nothing created
-    w.c.publish(&w.token, &post(&w.account, "first", jpeg()))
+    w.c.publish(&w.token, &post(&w.account, "first", jpeg()), &Unfenced)
         .await
         .unwrap();
     set_knobs(
@@ -340,7 +346,7 @@ async fn faults_are_classified() {
     .await;
     match w
         .c
-        .publish(&w.token, &post(&w.account, "second", jpeg()))
+        .publish(&w.token, &post(&w.account, "second", jpeg()), &Unfenced)
         .await
     {
         Err(PlatformError::RateLimited {
@@ -368,7 +374,7 @@ async fn faults_are_classified() {
         let since = chrono::Utc::now() - chrono::Duration::seconds(5);
         assert!(
             matches!(
-                w.c.publish(&w.token, &req).await,
+                w.c.publish(&w.token, &req, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"
@@ -458,7 +464,7 @@ async fn http_200_with_an_error_code_is_a_failure() {
         )),
     );
     assert!(matches!(
-        c.publish("t", &req).await,
+        c.publish("t", &req, &Unfenced).await,
         Err(PlatformError::Auth(m)) if m.contains("access_token_invalid")
     ));
     assert!(matches!(

@@ -9,6 +9,7 @@ use common::{auto_approve, get_json, set_knobs, world};
 use std::time::Duration;
 
 use autosocial_core::domain::Platform;
+use autosocial_core::platforms::Unfenced;
 use autosocial_core::platforms::{
     self, AccountRef, Connector, Lookup, MediaRef, PlatformError, PlatformsConfig, PostRequest,
 };
@@ -94,7 +95,7 @@ async fn x_connects_publishes_text_and_images_finds_and_measures() {
         c.find_by_marker(&token, &text, since).await.unwrap(),
         Lookup::NotFound
     );
-    let published = c.publish(&token, &text).await.unwrap();
+    let published = c.publish(&token, &text, &Unfenced).await.unwrap();
     assert_eq!(
         published.url.as_deref(),
         Some(format!("https://x.com/i/web/status/{}", published.post_id).as_str())
@@ -107,7 +108,7 @@ async fn x_connects_publishes_text_and_images_finds_and_measures() {
         url: media_url,
         content_type: "image/png".into(),
     });
-    let with_image = c.publish(&token, &image).await.unwrap();
+    let with_image = c.publish(&token, &image, &Unfenced).await.unwrap();
 
     // exactly: one text post, then one upload and the post that names it
     let ledger = x_ledger(&base).await;
@@ -189,7 +190,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         },
     )
     .await;
-    match c.publish(&token, &post("acme", "limited")).await {
+    match c.publish(&token, &post("acme", "limited"), &Unfenced).await {
         Err(PlatformError::RateLimited {
             retry_after,
             message,
@@ -208,24 +209,32 @@ async fn x_faults_are_classified_as_x_answers_them() {
     )
     .await;
     assert!(matches!(
-        c.publish(&token, &post("acme", "down")).await,
+        c.publish(&token, &post("acme", "down"), &Unfenced).await,
         Err(PlatformError::Transient(_))
     ));
     set_knobs(&base, &auto_approve()).await;
     assert!(matches!(
-        c.publish("not-a-token", &post("acme", "who")).await,
+        c.publish("not-a-token", &post("acme", "who"), &Unfenced).await,
         Err(PlatformError::Auth(m)) if m == "Unauthorized"
     ));
 
     // validation: X's own message is kept
-    match c.publish(&token, &post("acme", &"日".repeat(200))).await {
+    match c
+        .publish(&token, &post("acme", &"日".repeat(200)), &Unfenced)
+        .await
+    {
         Err(PlatformError::Permanent(m)) => {
             assert!(m.contains("Your Tweet text is too long"), "{m}")
         }
         other => panic!("{other:?}"),
     }
-    c.publish(&token, &post("acme", "only once")).await.unwrap();
-    match c.publish(&token, &post("acme", "only once")).await {
+    c.publish(&token, &post("acme", "only once"), &Unfenced)
+        .await
+        .unwrap();
+    match c
+        .publish(&token, &post("acme", "only once"), &Unfenced)
+        .await
+    {
         Err(PlatformError::Permanent(m)) => assert!(m.contains("duplicate content"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -235,7 +244,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         content_type: "image/gif".into(),
     });
     assert!(matches!(
-        c.publish(&token, &gif).await,
+        c.publish(&token, &gif, &Unfenced).await,
         Err(PlatformError::Permanent(_))
     ));
 
@@ -248,7 +257,10 @@ async fn x_faults_are_classified_as_x_answers_them() {
         },
     )
     .await;
-    match c.publish(&token, &post("acme", "over the cap")).await {
+    match c
+        .publish(&token, &post("acme", "over the cap"), &Unfenced)
+        .await
+    {
         Err(PlatformError::RateLimited { retry_after, .. }) => {
             assert!(
                 retry_after > Duration::from_secs(23 * 3600),
@@ -272,7 +284,7 @@ async fn x_faults_are_classified_as_x_answers_them() {
         let req = post("acme", &format!("lost answer {mode}"));
         assert!(
             matches!(
-                c.publish(&token, &req).await,
+                c.publish(&token, &req, &Unfenced).await,
                 Err(PlatformError::Transient(_))
             ),
             "{mode}"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use autosocial_core::audit::Actor;
 use autosocial_core::domain::Platform;
 use autosocial_core::killswitch::{self, Gate, Target};
-use autosocial_core::limits::{Grant, Rate, Smoother};
+use autosocial_core::limits::{GRANT_VALIDITY, Grant, Rate, Smoother};
 use autosocial_core::queue::runner::{
     Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
 };
@@ -615,12 +615,91 @@ async fn expired_leases_are_rescued_counting_the_attempt(pool: PgPool) {
         queue::complete(
             &pool,
             "ghost",
-            &claimed.iter().map(|j| j.id).collect::<Vec<_>>()
+            &claimed
+                .iter()
+                .map(|j| (j.id, j.lease_token))
+                .collect::<Vec<_>>()
         )
         .await
         .unwrap(),
         0
     );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_stale_run_changes_nothing_even_when_its_own_process_claimed_the_job_again(pool: PgPool) {
+    // A process froze past its lease; the job was rescued and this same process (same worker
+    // id) claimed it again. The first, stale run wakes up: nothing it records may touch the
+    // second run's job.
+    enqueue_n(&pool, "x", 1, Scope::default()).await;
+    let lease = Duration::from_millis(100);
+    let first = queue::claim(&pool, "w", &[("x", 1)], 1, lease)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(queue::rescue_expired(&pool, 10).await.unwrap(), 1);
+    let second = queue::claim(&pool, "w", &[("x", 1)], 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (1, 1));
+    let (stale, live) = (
+        (first[0].id, first[0].lease_token),
+        (second[0].id, second[0].lease_token),
+    );
+    assert_eq!(stale.0, live.0);
+    assert_ne!(stale.1, live.1, "each claim has its own token");
+    // the stale run's heartbeat learns it lost the job; the live run's lease is renewed
+    let renewed = queue::renew(&pool, "w", &[stale, live], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.iter().map(|r| r.run).collect::<Vec<_>>(),
+        vec![live]
+    );
+    // nothing the stale run records lands
+    assert_eq!(queue::complete(&pool, "w", &[stale]).await.unwrap(), 0);
+    let postponed = queue::postpone_many(
+        &pool,
+        "w",
+        &[queue::Postponed {
+            run: stale,
+            delay: Duration::from_secs(60),
+            priority: Some(1),
+            reason: "stale".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(postponed, 0);
+    assert!(
+        !queue::retry_or_fail(&pool, "w", stale, Duration::ZERO, "stale")
+            .await
+            .unwrap()
+    );
+    queue::fail(&pool, "w", stale, "stale").await.unwrap();
+    assert!(!queue::hold(&pool, "w", stale, "stale").await.unwrap());
+    queue::mark_cancelled(&pool, "w", stale).await.unwrap();
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM jobs WHERE state = 'running' AND attempts = 2 AND priority = 100"
+        )
+        .await,
+        1,
+        "the live run still holds the job, untouched"
+    );
+    assert!(
+        sqlx::query_scalar::<_, bool>(
+            "SELECT job_lease_held($1, $2) AND NOT job_lease_held($1, $3)"
+        )
+        .bind(live.0)
+        .bind(live.1)
+        .bind(stale.1)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    );
+    assert_eq!(queue::complete(&pool, "w", &[live]).await.unwrap(), 1);
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -910,7 +989,10 @@ async fn requests_turned_away_together_each_hold_their_own_later_slot(pool: PgPo
     let mut held = Vec::new();
     for h in 0..6 {
         match smoother.reserve(&key, rate, &format!("h{h}")).await {
-            Grant::Now => granted_now += 1,
+            Grant::Now { age } => {
+                assert_eq!(age, Duration::ZERO, "a fresh grant is charged now");
+                granted_now += 1
+            }
             Grant::Reserved(wait) => held.push((h, wait)),
             Grant::Wait(w) => panic!("within the horizon a slot is held, not {w:?}"),
         }
@@ -938,18 +1020,55 @@ async fn requests_turned_away_together_each_hold_their_own_later_slot(pool: PgPo
     let t0 = Instant::now();
     for (h, wait) in &held {
         tokio::time::sleep_until((t0 + *wait + Duration::from_millis(20)).into()).await;
-        assert_eq!(
-            smoother.reserve(&key, rate, &format!("h{h}")).await,
-            Grant::Now,
-            "holder {h} at its slot"
-        );
+        match smoother.reserve(&key, rate, &format!("h{h}")).await {
+            // charged at its slot, a little earlier than now: the grant is that much older
+            Grant::Now { age } => assert!(age < GRANT_VALIDITY, "holder {h}: {age:?}"),
+            other => panic!("holder {h} at its slot: {other:?}"),
+        }
     }
     // a reservation is used once
-    assert_ne!(
-        smoother.reserve(&key, rate, &format!("h{first}")).await,
-        Grant::Now,
-        "a used slot does not grant twice"
+    let again = smoother.reserve(&key, rate, &format!("h{first}")).await;
+    assert!(
+        !matches!(again, Grant::Now { .. }),
+        "a used slot does not grant twice: {again:?}"
     );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_holder_that_comes_back_late_finds_its_slot_spent(pool: PgPool) {
+    // A slot is charged at its time: granting it much later would let the request arrive close
+    // behind the next slot's, so a late holder asks the bucket anew (the slot stays spent).
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL");
+    let client = autosocial_core::redis::connect(&redis_url.into())
+        .await
+        .unwrap();
+    let smoother = Smoother::new(pool.clone(), Some(client));
+    let key = format!("test:{}", Uuid::now_v7());
+    let rate = Rate::per(2, Duration::from_secs(1)).with_burst(1);
+    assert!(matches!(
+        smoother.reserve(&key, rate, "first").await,
+        Grant::Now { .. }
+    ));
+    let Grant::Reserved(wait) = smoother.reserve(&key, rate, "late").await else {
+        panic!("the second holds the next slot");
+    };
+    let Grant::Reserved(next) = smoother.reserve(&key, rate, "on-time").await else {
+        panic!("the third holds the slot after it");
+    };
+    assert!(next > wait);
+    // "late" sleeps past its slot and its grace, until "on-time"'s slot
+    tokio::time::sleep(next + Duration::from_millis(10)).await;
+    assert!(matches!(
+        smoother.reserve(&key, rate, "on-time").await,
+        Grant::Now { .. }
+    ));
+    match smoother.reserve(&key, rate, "late").await {
+        Grant::Reserved(w) => assert!(
+            w >= Duration::from_millis(400),
+            "a new slot, one interval after the last: {w:?}"
+        ),
+        other => panic!("a late holder's slot is spent: {other:?}"),
+    }
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -964,7 +1083,10 @@ async fn slots_held_before_a_switch_to_postgres_and_back_are_void(pool: PgPool) 
     let stop = CancellationToken::new();
     tokio::spawn(smoother.clone().probe(stop.clone()));
     let rate = Rate::per(1, Duration::from_secs(2)).with_burst(1);
-    assert_eq!(smoother.reserve("k", rate, "first").await, Grant::Now);
+    assert!(matches!(
+        smoother.reserve("k", rate, "first").await,
+        Grant::Now { .. }
+    ));
     let Grant::Reserved(wait) = smoother.reserve("k", rate, "second").await else {
         panic!("the second holds the next slot");
     };
@@ -999,12 +1121,12 @@ async fn slots_held_before_a_switch_to_postgres_and_back_are_void(pool: PgPool) 
                 tokio::time::sleep(pause).await;
             }
             Grant::Reserved(_) => break,
-            Grant::Now => panic!("the bucket starts full after a switch"),
+            Grant::Now { .. } => panic!("the bucket starts full after a switch"),
         }
     }
     let second = smoother.reserve("k", rate, "second").await;
     assert!(
-        !matches!(second, Grant::Now),
+        !matches!(second, Grant::Now { .. }),
         "a slot held before the switch is void: {second:?}"
     );
     stop.cancel();
@@ -1018,7 +1140,10 @@ async fn without_redis_nothing_is_held_and_the_bucket_still_limits(pool: PgPool)
     for h in 0..4 {
         answers.push(smoother.reserve("k", rate, &format!("h{h}")).await);
     }
-    assert_eq!(&answers[..2], &[Grant::Now, Grant::Now]);
+    assert!(
+        answers[..2].iter().all(|g| matches!(g, Grant::Now { .. })),
+        "{answers:?}"
+    );
     assert!(
         answers[2..].iter().all(|g| matches!(g, Grant::Wait(_))),
         "{answers:?}"
@@ -1085,22 +1210,27 @@ async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool)
             sqlx::query("INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type) VALUES ($1, $2, $3, 'manual', 'pending_review', now(), 'text')")
                 .bind(item).bind(agency).bind(client).execute(&pool).await.unwrap();
             let published = state == "published";
+            let id = Uuid::now_v7();
             sqlx::query(
                 "INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot,
                                            attempt_id, marker, platform_post_id, published_at)
                  VALUES ($1, $2, $3, $4, $5, 'instagram', $6, now(), '{}', gen_random_uuid(), 'as-marker-1',
                          CASE WHEN $7 THEN 'p' END, CASE WHEN $7 THEN now() - make_interval(secs => $8) END)",
             )
-            .bind(Uuid::now_v7()).bind(agency).bind(client).bind(item).bind(account).bind(state).bind(published).bind(hours_ago * 3600.0)
+            .bind(id).bind(agency).bind(client).bind(item).bind(account).bind(state).bind(published).bind(hours_ago * 3600.0)
             .execute(&pool).await.unwrap();
+            id
         }
     };
-    let wait = |pool: PgPool| async move {
+    // the wait of a post that is not among them
+    let next = Uuid::now_v7();
+    let wait_of = |pool: PgPool, publication: Uuid| async move {
         let mut conn = pool.acquire().await.unwrap();
-        autosocial_core::limits::quota_wait(&mut conn, agency, account, "instagram")
+        autosocial_core::limits::quota_wait(&mut conn, agency, account, "instagram", publication)
             .await
             .unwrap()
     };
+    let wait = |pool: PgPool| wait_of(pool, next);
     publish(30.0, "published").await; // outside the window
     publish(20.0, "published").await;
     publish(10.0, "published").await;
@@ -1109,8 +1239,11 @@ async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool)
         None,
         "two in the window: one more fits"
     );
-    publish(0.0, "publishing").await; // in flight counts too
+    let in_flight = publish(0.0, "publishing").await; // in flight counts too
     let w = wait(pool.clone()).await.expect("full");
+    // ...but not against itself: an earlier attempt left it `publishing`, and its next run is
+    // that same post (else an account with its quota's worth of such posts never moves again)
+    assert_eq!(wait_of(pool.clone(), in_flight).await, None);
     // the post of 20 h ago leaves the window in 4 h
     assert!(
         (Duration::from_secs(4 * 3600 - 5)..Duration::from_secs(4 * 3600 + 5)).contains(&w),

@@ -131,7 +131,7 @@ async fn stored(w: &World) -> (String, String, String) {
 }
 
 async fn refresh(w: &World) -> Refreshed {
-    tokens::refresh(&w.pool, &w.vault, &w.platforms, &w.gate, w.account)
+    tokens::refresh(&w.pool, &w.vault, &w.platforms, &w.gate, None, w.account)
         .await
         .unwrap()
 }

@@ -299,7 +299,18 @@ async fn stamp_arrival(
             "arrived",
         );
     }
-    next.run(req).await
+    // a post made while handling this request remembers when the request arrived
+    ARRIVED_US.scope(now_us(), next.run(req)).await
+}
+
+tokio::task_local! {
+    /// When the request being handled arrived (before any knob's latency).
+    static ARRIVED_US: u128;
+}
+
+/// When the request this task is handling arrived; now, outside a request.
+pub(crate) fn arrived_us() -> u128 {
+    ARRIVED_US.try_with(|t| *t).unwrap_or_else(|_| now_us())
 }
 
 /// Serve a sandbox with the default client on a free 127.0.0.1 port inside this process (tests

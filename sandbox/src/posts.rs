@@ -32,6 +32,9 @@ pub struct Post {
     pub media: Vec<String>,
     /// Microseconds since the Unix epoch.
     pub created_us: u128,
+    /// When the request that made the post arrived (before the knobs' latency): what the
+    /// platform's rate limits count.
+    pub arrived_us: u128,
 }
 
 /// Why a request was not let through.
@@ -184,6 +187,7 @@ impl Sandbox {
             link_url: new.link_url.map(str::to_owned),
             media: new.media,
             created_us: now_us(),
+            arrived_us: crate::arrived_us(),
         };
         store.posts.push(post.clone());
         let after = match store.knobs.accept_then_fail.as_deref() {

@@ -102,8 +102,12 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                 handler(move |job| {
                     let publisher = publisher.clone();
                     async move {
-                        let n = autosocial_core::publishing::sync_metrics(&publisher, &job.gate)
-                            .await?;
+                        let n = autosocial_core::publishing::sync_metrics(
+                            &publisher,
+                            &job.gate,
+                            Some(&job.lease),
+                        )
+                        .await?;
                         if n > 0 {
                             tracing::info!(posts = n, "metrics collected");
                         }
@@ -159,6 +163,7 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                             &ctx.vault,
                             &ctx.platforms,
                             &job.gate,
+                            Some(&job.lease),
                             account,
                         )
                         .await?
@@ -173,6 +178,7 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                                 tracing::info!(%account, why, "refresh skipped");
                                 Ok(Outcome::Done)
                             }
+                            Refreshed::LeaseLost(why) => Ok(Outcome::LeaseLost(why)),
                             Refreshed::NeedsReconnect(reason) => {
                                 tracing::warn!(%account, %reason, "account needs reconnecting");
                                 Ok(Outcome::Fail(format!(

@@ -303,6 +303,12 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let mut registry = Registry::default();
     metrics.register(&mut registry);
+    let smoother = autosocial_core::limits::Smoother::new(pool.clone(), Some(redis.clone()));
+    registry.register(
+        "autosocial_rate_slots_spent_late",
+        "Held rate-limit slots whose posts came back too late for them and asked anew",
+        smoother.late_slots(),
+    );
     let http = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_handler))
@@ -323,7 +329,6 @@ async fn main() -> anyhow::Result<()> {
         background.clone(),
     ));
 
-    let smoother = autosocial_core::limits::Smoother::new(pool.clone(), Some(redis.clone()));
     tokio::spawn(smoother.clone().probe(background.clone()));
     let platforms = Arc::new(args.platforms.config());
     // templates and fonts are checked only where `generate` runs

@@ -213,7 +213,7 @@ async fn approved_posts_go_out_once_each_with_a_post_log(pool: PgPool) {
         None,
         Duration::from_secs(60),
     );
-    let measured = autosocial_core::publishing::sync_metrics(&publisher, &gate)
+    let measured = autosocial_core::publishing::sync_metrics(&publisher, &gate, None)
         .await
         .unwrap();
     assert_eq!(measured, ids.len());
@@ -292,6 +292,8 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPoo
     assert_eq!(ids.len(), 2000);
     let args = ["--concurrency", "40"];
     let mut workers = [w.worker(&args), w.worker(&args), w.worker(&args)];
+    // on a loaded machine: the time between a grant and its post's arrival varies with load
+    let _hog = seeding::CpuHog::start().unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut victim = 0;
     let mut kills = 0;
@@ -320,6 +322,91 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing(pool: PgPoo
         "only {kills} workers were killed before the burst ended"
     );
     assert_eq!(w.audit(&ids).await, clean(ids.len()));
+    let posts = seeding::sandbox_posts(&w.http, &w.sandbox).await.unwrap();
+    let rate = autosocial_core::publishing::smoothing(Platform::Sandbox);
+    assert_eq!(
+        seeding::smoothing_violations(&posts, rate),
+        0,
+        "no account's posts arrived closer than its smoothing allows"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn workers_frozen_past_their_lease_neither_double_a_post_nor_exceed_a_limit(pool: PgPool) {
+    // SIGSTOP is what a VM pause, memory pressure or a stalled disk does to a process: it stands
+    // still, its jobs are rescued after their 3 s lease and run elsewhere, and then it wakes up
+    // where it stood, with grants, permits and requests of seconds ago in hand.
+    let w = World::new(
+        pool,
+        Knobs {
+            latency_ms: 150,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    // a quota the burst runs into: 8 posts per account per 20 s (12 are due per account)
+    let (window, max) = (Duration::from_secs(20), 8);
+    sqlx::query(
+        "INSERT INTO platform_limits (platform, window_seconds, max_posts, note)
+         VALUES ('sandbox', $1, $2, 'fault test: a quota the burst runs into')",
+    )
+    .bind(window.as_secs() as i32)
+    .bind(max as i32)
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let fleet = w.fleet("Freezes", 100).await;
+    let ids = w.due_now(&fleet, 12).await;
+    let args = ["--concurrency", "40"];
+    let workers = [w.worker(&args), w.worker(&args), w.worker(&args)];
+    let _hog = seeding::CpuHog::start().unwrap();
+    let t0 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (mut victim, mut freezes) = (0, 0);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let done = count(
+            &w.pool,
+            "SELECT count(*) FROM publications WHERE state = 'published'",
+        )
+        .await;
+        eprintln!(
+            "{:.1?}: {done} of {} published after {freezes} freezes",
+            t0.elapsed(),
+            ids.len()
+        );
+        if done == ids.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {} published",
+            ids.len()
+        );
+        let pid = workers[victim].0.id();
+        seeding::signal(pid, "STOP").unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        seeding::signal(pid, "CONT").unwrap();
+        freezes += 1;
+        victim = (victim + 1) % workers.len();
+    }
+    assert!(
+        freezes >= 3,
+        "only {freezes} freezes before the burst ended"
+    );
+    assert_eq!(w.audit(&ids).await, clean(ids.len()));
+    let posts = seeding::sandbox_posts(&w.http, &w.sandbox).await.unwrap();
+    let rate = autosocial_core::publishing::smoothing(Platform::Sandbox);
+    assert_eq!(
+        seeding::smoothing_violations(&posts, rate),
+        0,
+        "no account's posts arrived closer than its smoothing allows"
+    );
+    assert_eq!(
+        seeding::quota_violations(&posts, window, max),
+        0,
+        "no account had more than {max} posts arrive within {window:?}"
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

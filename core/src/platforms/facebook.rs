@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 
 use super::meta::{self, Graph};
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet,
 };
 use crate::domain::Platform;
 
@@ -192,6 +192,7 @@ impl Connector for FacebookConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let page = post.account.platform_account_id.as_str();
@@ -200,6 +201,7 @@ impl Connector for FacebookConnector {
                 if !post.text.is_empty() {
                     form.push(("message", post.text.as_str()));
                 }
+                fence.check().await?;
                 self.graph
                     .post(access_token, &[page, "photos"], &form)
                     .await?
@@ -213,6 +215,7 @@ impl Connector for FacebookConnector {
                 if let Some(link) = &post.link_url {
                     form.push(("link", link.as_str()));
                 }
+                fence.check().await?;
                 self.graph
                     .post(access_token, &[page, "feed"], &form)
                     .await?

@@ -23,8 +23,8 @@ use url::Url;
 
 use super::meta::{self, Graph};
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet,
 };
 use crate::domain::Platform;
 
@@ -223,6 +223,7 @@ impl Connector for InstagramConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let Some(image) = post.media.first() else {
@@ -231,6 +232,7 @@ impl Connector for InstagramConnector {
                 ));
             };
             let ig = post.account.platform_account_id.as_str();
+            fence.check().await?;
             let (_, v) = self
                 .graph
                 .post(
@@ -241,6 +243,7 @@ impl Connector for InstagramConnector {
                 .await?;
             let container = meta::id_of(&v, "id", "media container")?;
             self.wait_until_finished(access_token, &container).await?;
+            fence.check().await?;
             let (headers, v) = self
                 .graph
                 .post(
@@ -405,6 +408,7 @@ impl Connector for InstagramConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platforms::Unfenced;
 
     #[test]
     fn instagram_timestamps_parse() {
@@ -431,7 +435,7 @@ mod tests {
             media: vec![],
             marker: "mk".into(),
         };
-        match c.publish("token", &post).await {
+        match c.publish("token", &post, &Unfenced).await {
             Err(PlatformError::Permanent(m)) => assert!(m.contains("without an image"), "{m}"),
             other => panic!("{other:?}"),
         }

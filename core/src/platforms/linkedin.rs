@@ -35,8 +35,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, oauth,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet, oauth,
 };
 use crate::domain::Platform;
 
@@ -213,11 +213,13 @@ impl LinkedinConnector {
         token: &str,
         owner: &str,
         media: &super::MediaRef,
+        fence: &dyn Fence,
     ) -> Result<String, PlatformError> {
         let bytes = super::x::fetch_media(&self.http, &media.url).await?;
         let mut init = self.api("rest/images");
         init.query_pairs_mut()
             .append_pair("action", "initializeUpload");
+        fence.check().await?;
         let (_, v) = send_json(
             self.rest(reqwest::Method::POST, init, token)
                 .json(&json!({ "initializeUploadRequest": { "owner": owner } })),
@@ -233,6 +235,7 @@ impl LinkedinConnector {
         };
         let upload_url = Url::parse(upload_url)
             .map_err(|e| PlatformError::Transient(format!("unusable uploadUrl: {e}")))?;
+        fence.check().await?;
         super::send(
             Platform::Linkedin,
             self.http
@@ -511,14 +514,16 @@ impl Connector for LinkedinConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let author = author_urn(&post.account);
             let image = match post.media.first() {
-                Some(m) => Some(self.upload_image(access_token, &author, m).await?),
+                Some(m) => Some(self.upload_image(access_token, &author, m, fence).await?),
                 None => None,
             };
             let body = post_body(post, &author, image.as_deref());
+            fence.check().await?;
             let (headers, _) = send_json(
                 self.rest(reqwest::Method::POST, self.api("rest/posts"), access_token)
                     .json(&body),

@@ -84,6 +84,41 @@ pub enum PlatformError {
     /// The platform refused the request itself; its own message is kept for the console.
     #[error("refused by the platform: {0}")]
     Permanent(String),
+    /// Not sent at all: the [`Fence`] refused it (nothing reached the platform with it).
+    #[error("not sent: {0}")]
+    NotSent(NotSent),
+}
+
+/// Why a [`Fence`] kept a request from leaving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotSent {
+    /// This run no longer holds its job: whoever holds it now decides.
+    #[error("{0}")]
+    LeaseLost(String),
+    /// A kill switch covers the request's scope now.
+    #[error("{0}")]
+    Switched(String),
+    /// A limit says not yet: ask again after this long.
+    #[error("{reason} (again in {after:?})")]
+    Later { after: Duration, reason: String },
+}
+
+/// Asked right before each request that creates or changes something on a platform (a post, each
+/// step of an upload, a token refresh): `Ok` means the request may leave now. A job's fence
+/// checks that its run still holds the job's lease with a margin, that its kill-switch permit is
+/// from a snapshot still valid, and that its rate-limit grant has not expired — and renews the
+/// permit and the grant when it can. Reads are not fenced.
+pub trait Fence: Send + Sync {
+    fn check(&self) -> BoxFuture<'_, Result<(), PlatformError>>;
+}
+
+/// No fence: requests made outside a job (tests, headless connection in tools).
+pub struct Unfenced;
+
+impl Fence for Unfenced {
+    fn check(&self) -> BoxFuture<'_, Result<(), PlatformError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The connected account a request acts for.
@@ -194,11 +229,13 @@ pub trait Connector: Send + Sync {
         access_token: &'a str,
     ) -> BoxFuture<'a, Result<AccountInfo, PlatformError>>;
     /// Publish with the platform's own sequence (containers, uploads, status polling included);
-    /// returns once the platform has the post.
+    /// returns once the platform has the post. `fence` is asked before every request of the
+    /// sequence that creates or changes something.
     fn publish<'a>(
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>>;
     /// Whether the post of an earlier attempt exists on the platform, looking at posts created
     /// since `since` (the earlier attempt's start, less a margin).

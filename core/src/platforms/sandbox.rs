@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, oauth, send_json,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet, oauth, send_json,
 };
 use crate::domain::Platform;
 
@@ -129,6 +129,7 @@ impl Connector for SandboxConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let body = json!({
@@ -137,6 +138,7 @@ impl Connector for SandboxConnector {
                 "link_url": post.link_url.as_ref().map(|u| u.as_str()),
                 "media": post.media.iter().map(|m| m.url.as_str()).collect::<Vec<_>>(),
             });
+            fence.check().await?;
             let (headers, v) = send_json(
                 Platform::Sandbox,
                 self.http

@@ -36,8 +36,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, errors,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet, errors,
 };
 use crate::domain::Platform;
 
@@ -579,6 +579,7 @@ impl Connector for TiktokConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let description = check(post)?;
@@ -607,6 +608,7 @@ impl Connector for TiktokConnector {
                 "post_mode": "DIRECT_POST",
                 "media_type": "PHOTO",
             });
+            fence.check().await?;
             let (_, v) = self
                 .call(self.post_json(
                     self.api_url("v2/post/publish/content/init/"),

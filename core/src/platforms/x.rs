@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    AccountInfo, AccountRef, Connector, Lookup, OAuthApp, PlatformError, PostMetrics, PostRequest,
-    Published, Quota, TokenSet, oauth,
+    AccountInfo, AccountRef, Connector, Fence, Lookup, OAuthApp, PlatformError, PostMetrics,
+    PostRequest, Published, Quota, TokenSet, oauth,
 };
 use crate::domain::Platform;
 
@@ -75,6 +75,7 @@ impl XConnector {
         &self,
         access_token: &str,
         media: &super::MediaRef,
+        fence: &dyn Fence,
     ) -> Result<String, PlatformError> {
         let content_type = media
             .content_type
@@ -95,6 +96,7 @@ impl XConnector {
             "media_category": "tweet_image",
             "media_type": content_type,
         });
+        fence.check().await?;
         let (_, v) = x_send(
             self.http
                 .post(self.api("2/media/upload"))
@@ -313,13 +315,15 @@ impl Connector for XConnector {
         &'a self,
         access_token: &'a str,
         post: &'a PostRequest,
+        fence: &'a dyn Fence,
     ) -> BoxFuture<'a, Result<Published, PlatformError>> {
         async move {
             let mut body = json!({ "text": tweet_text(post) });
             if let Some(media) = post.media.first() {
-                let id = self.upload_image(access_token, media).await?;
+                let id = self.upload_image(access_token, media, fence).await?;
                 body["media"] = json!({ "media_ids": [id] });
             }
+            fence.check().await?;
             let (headers, v) = x_send(
                 self.http
                     .post(self.api("2/tweets"))

@@ -3,6 +3,7 @@
 //!
 //! This module holds the SQL; [`runner`] runs jobs in a worker process.
 
+pub mod lease;
 pub mod runner;
 
 use std::time::Duration;
@@ -203,6 +204,10 @@ pub async fn enqueue_many(conn: &mut PgConnection, jobs: &[NewJob]) -> sqlx::Res
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
     pub id: i64,
+    /// This claim's fencing token: every statement about the run names `(id, lease_token)`, so
+    /// nothing a run does after losing its lease (a freeze, a rescue, another claim of the same
+    /// job, even by the same process) changes the job.
+    pub lease_token: i64,
     pub kind: String,
     pub payload: Value,
     pub attempt: i32,
@@ -228,6 +233,7 @@ pub async fn claim(
 ) -> sqlx::Result<Vec<ClaimedJob>> {
     let kinds: Vec<&str> = wants.iter().map(|w| w.0).collect();
     let limits: Vec<i64> = wants.iter().map(|w| w.1).collect();
+    let token: i64 = rand::random();
     let rows = sqlx::query!(
         r#"WITH picked AS MATERIALIZED (
                SELECT x.id
@@ -244,7 +250,7 @@ pub async fn claim(
            )
            UPDATE jobs j
            SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
-               locked_until = now() + make_interval(secs => $4), started_at = now()
+               locked_until = now() + make_interval(secs => $4), started_at = now(), lease_token = $6
            -- an id array, not a join: the planner would hash-join against the whole table
            WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
            RETURNING j.id, j.kind, j.payload, j.attempts, j.max_attempts, j.unique_key,
@@ -255,6 +261,7 @@ pub async fn claim(
         worker,
         lease.as_secs_f64(),
         total,
+        token,
     )
     .fetch_all(pool)
     .await?;
@@ -262,6 +269,7 @@ pub async fn claim(
         .into_iter()
         .map(|r| ClaimedJob {
             id: r.id,
+            lease_token: token,
             kind: r.kind,
             payload: r.payload,
             attempt: r.attempts,
@@ -298,15 +306,25 @@ pub async fn next_due_in(pool: &PgPool, kinds: &[&str]) -> sqlx::Result<Option<D
 // (`mine`): the heartbeat renews the leases of jobs the finisher is completing or postponing at
 // the same moment, and two multi-row updates that lock in different orders deadlock.
 
-/// Mark jobs done (only those this worker still holds).
-pub async fn complete(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<u64> {
+/// A run of a job: its id and its claim's fencing token.
+pub type Run = (i64, i64);
+
+fn split(runs: &[Run]) -> (Vec<i64>, Vec<i64>) {
+    runs.iter().copied().unzip()
+}
+
+/// Mark jobs done (only the runs that still hold them).
+pub async fn complete(pool: &PgPool, worker: &str, runs: &[Run]) -> sqlx::Result<u64> {
+    let (ids, tokens) = split(runs);
     Ok(sqlx::query!(
         "WITH mine AS MATERIALIZED (
-             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $2 AND state = 'running' ORDER BY id FOR UPDATE)
+             SELECT j.id FROM jobs j JOIN unnest($1::int8[], $3::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
+             WHERE j.locked_by = $2 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j)
          UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = ANY(ARRAY(SELECT id FROM mine))",
-        ids,
-        worker
+        &ids,
+        worker,
+        &tokens
     )
     .execute(pool)
     .await?
@@ -318,7 +336,7 @@ pub async fn complete(pool: &PgPool, worker: &str, ids: &[i64]) -> sqlx::Result<
 pub async fn retry_or_fail(
     pool: &PgPool,
     worker: &str,
-    id: i64,
+    (id, token): Run,
     delay: Duration,
     error: &str,
 ) -> sqlx::Result<bool> {
@@ -328,43 +346,55 @@ pub async fn retry_or_fail(
                finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
                run_at = CASE WHEN attempts >= max_attempts THEN run_at ELSE now() + make_interval(secs => $3) END,
                last_error = left($4, 4000), locked_by = NULL, locked_until = NULL
-           WHERE id = $1 AND locked_by = $2 AND state = 'running'
+           WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $5
            RETURNING state = 'available' AS "again!""#,
         id,
         worker,
         delay.as_secs_f64(),
-        error
+        error,
+        token
     )
     .fetch_optional(pool)
     .await?;
     Ok(again.unwrap_or(false))
 }
 
+/// A run to give back to the queue without counting its attempt.
+#[derive(Debug, Clone)]
+pub struct Postponed {
+    pub run: Run,
+    pub delay: Duration,
+    /// A new priority for the job, if it should come back at another one.
+    pub priority: Option<i16>,
+    pub reason: String,
+}
+
 /// Run these jobs again after their delays without counting the attempt (a rate limit said
 /// "not yet"; nothing was attempted), in one statement. Committed without waiting for the disk:
 /// the statement notifies (which serialises commits), and if the database loses it in a crash
 /// the jobs are still this worker's and come back when their leases expire.
-pub async fn postpone_many(
-    pool: &PgPool,
-    worker: &str,
-    jobs: &[(i64, Duration, String)],
-) -> sqlx::Result<u64> {
-    let ids: Vec<i64> = jobs.iter().map(|j| j.0).collect();
-    let delays: Vec<f64> = jobs.iter().map(|j| j.1.as_secs_f64()).collect();
-    let reasons: Vec<&str> = jobs.iter().map(|j| j.2.as_str()).collect();
+pub async fn postpone_many(pool: &PgPool, worker: &str, jobs: &[Postponed]) -> sqlx::Result<u64> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.run.0).collect();
+    let tokens: Vec<i64> = jobs.iter().map(|j| j.run.1).collect();
+    let delays: Vec<f64> = jobs.iter().map(|j| j.delay.as_secs_f64()).collect();
+    let priorities: Vec<Option<i16>> = jobs.iter().map(|j| j.priority).collect();
+    let reasons: Vec<&str> = jobs.iter().map(|j| j.reason.as_str()).collect();
     Ok(sqlx::query!(
         "WITH mine AS MATERIALIZED (
-             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $4 AND state = 'running' ORDER BY id FOR UPDATE)
+             SELECT j.id FROM jobs j JOIN unnest($1::int8[], $5::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
+             WHERE j.locked_by = $4 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j)
          UPDATE jobs j SET state = 'available', run_at = now() + make_interval(secs => p.delay),
                 attempts = greatest(j.attempts - 1, 0), last_error = left(p.reason, 4000),
-                locked_by = NULL, locked_until = NULL
-         FROM unnest($1::int8[], $2::float8[], $3::text[]) AS p(id, delay, reason)
+                priority = coalesce(p.priority, j.priority), locked_by = NULL, locked_until = NULL
+         FROM unnest($1::int8[], $2::float8[], $3::text[], $6::int2[]) AS p(id, delay, reason, priority)
          WHERE j.id = p.id AND j.id = ANY(ARRAY(SELECT id FROM mine))
            AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         &ids,
         &delays,
         &reasons as &[&str],
-        worker
+        worker,
+        &tokens,
+        &priorities as &[Option<i16>]
     )
     .execute(pool)
     .await?
@@ -372,13 +402,14 @@ pub async fn postpone_many(
 }
 
 /// Fail at once (a permanent error), keeping the reason.
-pub async fn fail(pool: &PgPool, worker: &str, id: i64, error: &str) -> sqlx::Result<()> {
+pub async fn fail(pool: &PgPool, worker: &str, (id, token): Run, error: &str) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE jobs SET state = 'failed', finished_at = now(), last_error = left($3, 4000), locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+         WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $4",
         id,
         worker,
-        error
+        error,
+        token
     )
     .execute(pool)
     .await?;
@@ -389,7 +420,12 @@ pub async fn fail(pool: &PgPool, worker: &str, id: i64, error: &str) -> sqlx::Re
 /// If no switch covers it any more (disengaged a moment ago) it goes straight back to the
 /// queue instead. Serialised against `killswitch::disengage` so a job is never parked after
 /// the release ran. Returns whether the job was held.
-pub async fn hold(pool: &PgPool, worker: &str, id: i64, reason: &str) -> sqlx::Result<bool> {
+pub async fn hold(
+    pool: &PgPool,
+    worker: &str,
+    (id, token): Run,
+    reason: &str,
+) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "SELECT pg_advisory_xact_lock_shared($1)",
@@ -402,11 +438,12 @@ pub async fn hold(pool: &PgPool, worker: &str, id: i64, reason: &str) -> sqlx::R
                state = CASE WHEN kill_switch_covers(agency_id, client_id, account_id, platform) THEN 'held' ELSE 'available' END,
                attempts = greatest(attempts - 1, 0), last_error = left($3, 4000), run_at = now(),
                locked_by = NULL, locked_until = NULL
-           WHERE id = $1 AND locked_by = $2 AND state = 'running'
+           WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $4
            RETURNING state = 'held' AS "held!""#,
         id,
         worker,
-        reason
+        reason,
+        token
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -417,34 +454,39 @@ pub async fn hold(pool: &PgPool, worker: &str, id: i64, reason: &str) -> sqlx::R
 /// What a heartbeat learned about one running job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseState {
-    pub id: i64,
+    pub run: Run,
     pub cancel_requested: bool,
 }
 
-/// Extend the leases of the jobs this worker is running. Jobs missing from the answer were lost
-/// (rescued after an expired lease, or finished elsewhere).
+/// Extend the leases of the runs this worker has going. Runs missing from the answer lost their
+/// job (rescued after an expired lease, claimed again since, or finished elsewhere). A lease
+/// that has already expired is not extended, even if nobody rescued it yet: its run may have
+/// been judged dead, and it must stop rather than race the rescuer.
 pub async fn renew(
     pool: &PgPool,
     worker: &str,
-    ids: &[i64],
+    runs: &[Run],
     lease: Duration,
 ) -> sqlx::Result<Vec<LeaseState>> {
+    let (ids, tokens) = split(runs);
     let rows = sqlx::query!(
-        "WITH mine AS MATERIALIZED (
-             SELECT id FROM jobs WHERE id = ANY($1) AND locked_by = $2 AND state = 'running' ORDER BY id FOR UPDATE)
-         UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
-         WHERE id = ANY(ARRAY(SELECT id FROM mine))
-         RETURNING id, cancel_requested",
-        ids,
+        r#"WITH mine AS MATERIALIZED (
+               SELECT j.id FROM jobs j JOIN unnest($1::int8[], $4::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
+               WHERE j.locked_by = $2 AND j.state = 'running' AND j.locked_until > now() ORDER BY j.id FOR UPDATE OF j)
+           UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
+           WHERE id = ANY(ARRAY(SELECT id FROM mine))
+           RETURNING id, lease_token AS "lease_token!", cancel_requested"#,
+        &ids,
         worker,
-        lease.as_secs_f64()
+        lease.as_secs_f64(),
+        &tokens
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| LeaseState {
-            id: r.id,
+            run: (r.id, r.lease_token),
             cancel_requested: r.cancel_requested,
         })
         .collect())
@@ -506,12 +548,13 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<Cancelled> {
 }
 
 /// The handler saw the cancellation request: finish as cancelled.
-pub async fn mark_cancelled(pool: &PgPool, worker: &str, id: i64) -> sqlx::Result<()> {
+pub async fn mark_cancelled(pool: &PgPool, worker: &str, (id, token): Run) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+         WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $3",
         id,
-        worker
+        worker,
+        token
     )
     .execute(pool)
     .await?;
@@ -523,15 +566,16 @@ pub async fn mark_cancelled(pool: &PgPool, worker: &str, id: i64) -> sqlx::Resul
 pub async fn complete_and_reschedule(
     pool: &PgPool,
     worker: &str,
-    id: i64,
+    (id, token): Run,
     next: &NewJob,
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query!(
         "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+         WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $3",
         id,
-        worker
+        worker,
+        token
     )
     .execute(&mut *tx)
     .await?;

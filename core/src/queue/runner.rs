@@ -21,7 +21,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{CHANNEL, ClaimedJob, NewJob, RunAt};
+use super::lease::Lease;
+use super::{CHANNEL, ClaimedJob, NewJob, Run, RunAt};
 use crate::killswitch::{Blocked, Gate, Permit};
 
 /// What a handler decided.
@@ -38,6 +39,13 @@ pub enum Outcome {
         delay: Duration,
         reason: String,
     },
+    /// Not yet, but something is held for the job at `delay` (a rate-limit slot): run again
+    /// then at `priority` (ahead of its kind's other due jobs), without counting an attempt.
+    ComeBack {
+        delay: Duration,
+        priority: i16,
+        reason: String,
+    },
     /// A permanent failure: stop now and keep the reason.
     Fail(String),
     /// A kill switch covers the job: park it until the switch is disengaged.
@@ -47,6 +55,9 @@ pub enum Outcome {
     /// Done, and this follow-up job is enqueued in the same transaction (it may carry the same
     /// unique key as the finished one: a self-renewing job).
     DoneThen(Box<NewJob>),
+    /// The run lost its lease (see [`Lease`]) and stopped without acting: whoever holds the job
+    /// now decides. Nothing is recorded.
+    LeaseLost(String),
 }
 
 impl From<Blocked> for Outcome {
@@ -69,9 +80,17 @@ pub struct JobContext {
     /// Cancelled when someone cancels the job, its lease is lost, or shutdown's deadline passes.
     pub cancel: CancellationToken,
     pub gate: Arc<Gate>,
+    /// The run's lease on the monotonic clock: check it before every platform request that
+    /// creates or changes something.
+    pub lease: Arc<Lease>,
 }
 
 impl JobContext {
+    /// This run: the job and its claim's fencing token.
+    pub fn run(&self) -> Run {
+        (self.job.id, self.job.lease_token)
+    }
+
     /// Permission to start a platform request for this job's scope. Hold the permit until the
     /// request has been sent; `Err` means a kill switch covers the scope.
     pub async fn permit(&self) -> Result<Permit, Blocked> {
@@ -186,6 +205,13 @@ impl RunnerConfig {
     }
 }
 
+/// The fence margin for a lease: a tenth of it, at least 100 ms. Heartbeats renew every third of
+/// the lease, so a healthy run always has about two thirds left; the margin only trips when
+/// renewals stopped (a freeze, a database that does not answer) for most of a lease.
+pub fn fence_margin(lease: Duration) -> Duration {
+    (lease / 10).max(Duration::from_millis(100))
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: String,
@@ -198,6 +224,8 @@ pub struct Metrics {
     pub failed: Family<KindLabel, Counter>,
     pub retried: Family<KindLabel, Counter>,
     pub held: Family<KindLabel, Counter>,
+    /// Runs that stopped because their lease was no longer theirs (a freeze, a lost database).
+    pub lease_lost: Family<KindLabel, Counter>,
     pub in_flight: Gauge,
     pub start_lag: Family<KindLabel, Histogram, fn() -> Histogram>,
 }
@@ -221,6 +249,7 @@ impl Metrics {
             failed: Family::default(),
             retried: Family::default(),
             held: Family::default(),
+            lease_lost: Family::default(),
             in_flight: Gauge::default(),
             start_lag: Family::new_with_constructor(lag_histogram),
         }
@@ -253,6 +282,11 @@ impl Metrics {
             self.held.clone(),
         );
         registry.register(
+            "autosocial_jobs_lease_lost",
+            "Runs stopped without acting because their lease was taken over or ran out",
+            self.lease_lost.clone(),
+        );
+        registry.register(
             "autosocial_jobs_in_flight",
             "Jobs running in this process",
             self.in_flight.clone(),
@@ -266,15 +300,23 @@ impl Metrics {
 }
 
 struct Finished {
-    id: i64,
+    run: Run,
     kind: String,
     attempt: i32,
     outcome: anyhow::Result<Outcome>,
 }
 
+/// A run going on in this process.
+struct Running {
+    cancel: CancellationToken,
+    lease: Arc<Lease>,
+}
+
+/// Runs in flight, by job and claim: after a freeze this process may claim a job again while
+/// its earlier, stale run of it has not noticed yet; both are tracked until each ends.
 #[derive(Default)]
 struct InFlight {
-    jobs: HashMap<i64, CancellationToken>,
+    jobs: HashMap<Run, Running>,
     per_kind: HashMap<String, usize>,
 }
 
@@ -384,13 +426,17 @@ impl Runner {
                 let want_refs: Vec<(&str, i64)> =
                     wants.iter().map(|(k, n)| (k.as_str(), *n)).collect();
                 let total = total_free as i64;
+                let sent = Instant::now();
                 match super::claim(&pool, &cfg.worker_id, &want_refs, total, cfg.lease).await {
                     Ok(jobs) => {
                         // as many as fit: more may be due (claim again at once)
                         full = jobs.len() as i64 == total;
                         for job in jobs {
+                            let lease =
+                                Arc::new(Lease::new(sent, cfg.lease, fence_margin(cfg.lease)));
                             spawn_job(
-                                job, &pool, &specs, &inflight, &gate, &metrics, &done_tx, &shutdown,
+                                job, lease, &pool, &specs, &inflight, &gate, &metrics, &done_tx,
+                                &shutdown,
                             );
                         }
                     }
@@ -443,7 +489,7 @@ impl Runner {
             .expect("inflight lock")
             .jobs
             .values()
-            .cloned()
+            .map(|r| r.cancel.clone())
             .collect();
         if !left.is_empty() {
             tracing::warn!(
@@ -467,6 +513,7 @@ impl Runner {
 #[allow(clippy::too_many_arguments)]
 fn spawn_job(
     job: ClaimedJob,
+    lease: Arc<Lease>,
     pool: &PgPool,
     specs: &Arc<HashMap<String, KindSpec>>,
     inflight: &Arc<Mutex<InFlight>>,
@@ -485,15 +532,22 @@ fn spawn_job(
         .observe(job.lag.as_secs_f64());
     metrics.in_flight.inc();
     let cancel = CancellationToken::new();
+    let run = (job.id, job.lease_token);
     {
         let mut f = inflight.lock().expect("inflight lock");
-        f.jobs.insert(job.id, cancel.clone());
+        f.jobs.insert(
+            run,
+            Running {
+                cancel: cancel.clone(),
+                lease: lease.clone(),
+            },
+        );
         *f.per_kind.entry(job.kind.clone()).or_default() += 1;
     }
     let Some(spec) = specs.get(&job.kind) else {
         // claim only asks for our kinds; keep the invariant visible
         let _ = done_tx.send(Finished {
-            id: job.id,
+            run,
             kind: job.kind.clone(),
             attempt: job.attempt,
             outcome: Err(anyhow::anyhow!("no handler")),
@@ -508,7 +562,7 @@ fn spawn_job(
         shutdown.clone(),
     );
     tokio::spawn(async move {
-        let (id, kind, attempt) = (job.id, job.kind.clone(), job.attempt);
+        let (kind, attempt) = (job.kind.clone(), job.attempt);
         let outcome = if shutdown.is_cancelled() {
             // claimed but not started: give it back untouched
             Ok(Outcome::Postpone {
@@ -521,6 +575,7 @@ fn spawn_job(
                 pool,
                 cancel,
                 gate,
+                lease,
             };
             // a panicking handler is a failed attempt, not a dead worker
             match tokio::spawn(handler(ctx)).await {
@@ -529,7 +584,7 @@ fn spawn_job(
             }
         };
         let _ = done_tx.send(Finished {
-            id,
+            run,
             kind,
             attempt,
             outcome,
@@ -568,8 +623,14 @@ async fn finisher(
             let spec = specs.get(&f.kind);
             let w = cfg.worker_id.as_str();
             let result = match (&f.outcome, spec.and_then(|s| s.every.as_ref())) {
+                // stopped without acting: the job is someone else's now
+                (Ok(Outcome::LeaseLost(why)), _) => {
+                    metrics.lease_lost.get_or_create(&label).inc();
+                    tracing::warn!(job = f.run.0, kind = %f.kind, reason = %why, "run stopped: lease lost");
+                    Ok(())
+                }
                 (Ok(Outcome::Done), None) => {
-                    done_ids.push(f.id);
+                    done_ids.push(f.run);
                     metrics.completed.get_or_create(&label).inc();
                     Ok(())
                 }
@@ -582,7 +643,7 @@ async fn finisher(
                     let next = NewJob::new(&f.kind, payload.clone())
                         .unique(periodic_key(&f.kind))
                         .run_at(RunAt::In(*every));
-                    super::complete_and_reschedule(&pool, w, f.id, &next).await
+                    super::complete_and_reschedule(&pool, w, f.run, &next).await
                 }
                 (Ok(Outcome::RetryIn { delay, reason }), None) => {
                     record_retry(&pool, w, &f, *delay, reason, &metrics, &label).await
@@ -592,29 +653,50 @@ async fn finisher(
                     record_retry(&pool, w, &f, delay, &format!("{e:#}"), &metrics, &label).await
                 }
                 (Ok(Outcome::Postpone { delay, reason }), None) => {
-                    postponed.push((f.id, *delay, reason.clone()));
+                    postponed.push(super::Postponed {
+                        run: f.run,
+                        delay: *delay,
+                        priority: None,
+                        reason: reason.clone(),
+                    });
+                    Ok(())
+                }
+                (
+                    Ok(Outcome::ComeBack {
+                        delay,
+                        priority,
+                        reason,
+                    }),
+                    None,
+                ) => {
+                    postponed.push(super::Postponed {
+                        run: f.run,
+                        delay: *delay,
+                        priority: Some(*priority),
+                        reason: reason.clone(),
+                    });
                     Ok(())
                 }
                 (Ok(Outcome::Fail(reason)), None) => {
                     metrics.failed.get_or_create(&label).inc();
-                    tracing::warn!(job = f.id, kind = %f.kind, reason = %reason, "job failed permanently");
-                    super::fail(&pool, w, f.id, reason).await
+                    tracing::warn!(job = f.run.0, kind = %f.kind, reason = %reason, "job failed permanently");
+                    super::fail(&pool, w, f.run, reason).await
                 }
                 (Ok(Outcome::Hold(reason)), None) => {
                     metrics.held.get_or_create(&label).inc();
-                    super::hold(&pool, w, f.id, reason).await.map(|_| ())
+                    super::hold(&pool, w, f.run, reason).await.map(|_| ())
                 }
-                (Ok(Outcome::Cancelled), None) => super::mark_cancelled(&pool, w, f.id).await,
+                (Ok(Outcome::Cancelled), None) => super::mark_cancelled(&pool, w, f.run).await,
                 (Ok(Outcome::DoneThen(next)), None) => {
                     metrics.completed.get_or_create(&label).inc();
-                    super::complete_and_reschedule(&pool, w, f.id, next).await
+                    super::complete_and_reschedule(&pool, w, f.run, next).await
                 }
             };
             if let Err(e) = result {
                 // The lease will expire and the rescuer will return the job: at-least-once.
-                tracing::error!(job = f.id, error = %e, "recording a job outcome failed");
+                tracing::error!(job = f.run.0, error = %e, "recording a job outcome failed");
             }
-            forget(&inflight, &metrics, f.id, &f.kind);
+            forget(&inflight, &metrics, f.run, &f.kind);
         }
         if !postponed.is_empty() {
             persist("postponements", postponed.len(), || {
@@ -662,20 +744,20 @@ async fn record_retry(
     metrics: &Metrics,
     label: &KindLabel,
 ) -> sqlx::Result<()> {
-    let again = super::retry_or_fail(pool, worker, f.id, delay, reason).await?;
+    let again = super::retry_or_fail(pool, worker, f.run, delay, reason).await?;
     if again {
         metrics.retried.get_or_create(label).inc();
-        tracing::info!(job = f.id, kind = %f.kind, attempt = f.attempt, delay_ms = delay.as_millis() as u64, reason = %reason, "job will be retried");
+        tracing::info!(job = f.run.0, kind = %f.kind, attempt = f.attempt, delay_ms = delay.as_millis() as u64, reason = %reason, "job will be retried");
     } else {
         metrics.failed.get_or_create(label).inc();
-        tracing::warn!(job = f.id, kind = %f.kind, attempt = f.attempt, reason = %reason, "job failed: attempts exhausted");
+        tracing::warn!(job = f.run.0, kind = %f.kind, attempt = f.attempt, reason = %reason, "job failed: attempts exhausted");
     }
     Ok(())
 }
 
-fn forget(inflight: &Mutex<InFlight>, metrics: &Metrics, id: i64, kind: &str) {
+fn forget(inflight: &Mutex<InFlight>, metrics: &Metrics, run: Run, kind: &str) {
     let mut f = inflight.lock().expect("inflight lock");
-    if f.jobs.remove(&id).is_some() {
+    if f.jobs.remove(&run).is_some() {
         metrics.in_flight.dec();
         if let Some(n) = f.per_kind.get_mut(kind) {
             *n = n.saturating_sub(1);
@@ -743,7 +825,8 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
     }
 }
 
-/// Renew the leases of running jobs; pass on cancellation requests and lost leases.
+/// Renew the leases of running jobs; pass on cancellation requests and lost leases. Each
+/// renewal extends the runs' own deadlines from the instant before it was sent.
 async fn heartbeat(
     cfg: RunnerConfig,
     pool: PgPool,
@@ -753,31 +836,36 @@ async fn heartbeat(
     let every = cfg.lease / 3;
     loop {
         tokio::select! { _ = tokio::time::sleep(every) => {}, _ = stop.cancelled() => return }
-        let ids: Vec<i64> = inflight
+        let runs: Vec<Run> = inflight
             .lock()
             .expect("inflight lock")
             .jobs
             .keys()
             .copied()
             .collect();
-        if ids.is_empty() {
+        if runs.is_empty() {
             continue;
         }
-        match super::renew(&pool, &cfg.worker_id, &ids, cfg.lease).await {
+        let sent = Instant::now();
+        match super::renew(&pool, &cfg.worker_id, &runs, cfg.lease).await {
             Ok(states) => {
                 let f = inflight.lock().expect("inflight lock");
-                let held: std::collections::HashSet<i64> = states.iter().map(|s| s.id).collect();
-                for s in states.iter().filter(|s| s.cancel_requested) {
-                    if let Some(t) = f.jobs.get(&s.id) {
-                        t.cancel();
+                let held: std::collections::HashSet<Run> = states.iter().map(|s| s.run).collect();
+                for s in &states {
+                    if let Some(r) = f.jobs.get(&s.run) {
+                        r.lease.extended(sent, cfg.lease);
+                        if s.cancel_requested {
+                            r.cancel.cancel();
+                        }
                     }
                 }
-                for id in ids.iter().filter(|id| !held.contains(id)) {
-                    if let Some(t) = f.jobs.get(id) {
-                        if !t.is_cancelled() {
-                            tracing::warn!(job = id, "lease lost; cancelling the local run");
+                for run in runs.iter().filter(|r| !held.contains(r)) {
+                    if let Some(r) = f.jobs.get(run) {
+                        if !r.lease.is_lost() {
+                            tracing::warn!(job = run.0, "lease lost; stopping the local run");
                         }
-                        t.cancel();
+                        r.lease.lose();
+                        r.cancel.cancel();
                     }
                 }
             }
