@@ -23,6 +23,22 @@ pub struct Args {
     pub workers: usize,
     pub concurrency: usize,
     pub worker_bin: Option<String>,
+    /// The workers' job lease.
+    pub lease_secs: u64,
+    /// Faults while the burst drains: one worker at a time, round robin.
+    pub faults: Faults,
+    /// A busy loop per core beside everything.
+    pub cpu_hog: bool,
+}
+
+/// Faults applied to the workers while the burst drains.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Freeze a worker (SIGSTOP) this often, for `freeze_for`, then thaw it (SIGCONT).
+    pub freeze_every: Option<Duration>,
+    pub freeze_for: Duration,
+    /// Kill a worker (SIGKILL) this often and start a new one.
+    pub kill_every: Option<Duration>,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -84,9 +100,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let me = std::env::current_exe().expect("own path");
         me.with_file_name("autosocial-worker").display().to_string()
     });
-    let mut procs = Vec::new();
-    let mut health = Vec::new();
-    for w in 0..a.workers {
+    let spawn_worker = |w: usize| -> anyhow::Result<(crate::Proc, String)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -97,6 +111,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 "publish",
                 "--concurrency",
                 &a.concurrency.to_string(),
+                "--lease-secs",
+                &a.lease_secs.to_string(),
                 "--metrics-listen",
                 &format!("127.0.0.1:{port}"),
             ])
@@ -110,8 +126,17 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting worker {w} ({bin})"))?;
-        procs.push(crate::Proc(child));
-        health.push(format!("http://127.0.0.1:{port}/healthz"));
+        Ok((
+            crate::Proc(child),
+            format!("http://127.0.0.1:{port}/healthz"),
+        ))
+    };
+    let mut procs = Vec::new();
+    let mut health = Vec::new();
+    for w in 0..a.workers {
+        let (p, h) = spawn_worker(w)?;
+        procs.push(p);
+        health.push(h);
     }
     let up_by = Instant::now() + Duration::from_secs(60);
     for h in &health {
@@ -149,8 +174,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.workers,
         wait.as_secs_f64()
     );
+    let hog = if a.cpu_hog {
+        let hog = seeding::CpuHog::start()?;
+        println!("CPU hog: {} busy processes", hog.processes());
+        Some(hog)
+    } else {
+        None
+    };
     tokio::time::sleep(wait).await;
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    let (mut freezes, mut kills, mut victim) = (0usize, 0usize, 0usize);
+    let mut next_freeze = a.faults.freeze_every.map(|e| started + e);
+    let mut next_kill = a.faults.kill_every.map(|e| started + e);
+    let mut peaks = vec![0.0f64; procs.len()];
     loop {
         let open: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('available', 'running') AND kind = 'publish')",
@@ -164,9 +201,53 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             Instant::now() < deadline,
             "the burst did not drain within 300 s"
         );
+        for (peak, p) in peaks.iter_mut().zip(&procs) {
+            *peak = peak.max(crate::rss_mb(p.0.id()).1);
+        }
+        if let Some(at) = next_freeze.filter(|at| Instant::now() >= *at) {
+            // a VM pause, a host under memory pressure: the process stands still past its lease
+            let pid = procs[victim].0.id();
+            seeding::signal(pid, "STOP")?;
+            tokio::time::sleep(a.faults.freeze_for).await;
+            seeding::signal(pid, "CONT")?;
+            freezes += 1;
+            victim = (victim + 1) % procs.len();
+            next_freeze = a.faults.freeze_every.map(|e| at.max(Instant::now()) + e);
+            continue;
+        }
+        if let Some(at) = next_kill.filter(|at| Instant::now() >= *at) {
+            seeding::signal(procs[victim].0.id(), "KILL")?;
+            (procs[victim], health[victim]) = spawn_worker(victim)?;
+            kills += 1;
+            victim = (victim + 1) % procs.len();
+            next_kill = a.faults.kill_every.map(|e| at + e);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let peaks: Vec<f64> = procs.iter().map(|p| crate::rss_mb(p.0.id()).1).collect();
+    drop(hog);
+    // what the workers saw (those alive at the end)
+    let (mut late_slots, mut lease_lost) = (0.0, 0.0);
+    for h in &health {
+        let text = http
+            .get(h.replace("/healthz", "/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = || {
+                line.rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            if line.starts_with("autosocial_rate_slots_spent_late") {
+                late_slots += value();
+            } else if line.starts_with("autosocial_jobs_lease_lost") {
+                lease_lost += value();
+            }
+        }
+    }
     drop(procs);
 
     let posts = seeding::sandbox_posts(&http, &sandbox).await?;
@@ -220,6 +301,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         report.duplicates, report.lost, report.unrecorded
     );
     println!("worker peak RSS MiB: {peaks:?}");
+    if freezes + kills > 0 {
+        println!("faults while draining: {freezes} freezes, {kills} kills");
+    }
+    println!(
+        "held slots spent because their post came late: {late_slots}; runs stopped by a lost lease: {lease_lost}"
+    );
     let r1 = |x: f64| (x * 10.0).round() / 10.0;
     println!(
         "{}",
@@ -227,7 +314,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "bench": "burst", "publications": n, "drain_s": r1(drain), "publishes_per_s": per_s.round(),
             "lag_p50_ms": p50.round(), "lag_p99_ms": p99.round(), "lag_max_ms": max.round(),
             "duplicates": report.duplicates, "lost": report.lost, "limit_violations": violations,
-            "peak_rss_mb": r1(peak),
+            "peak_rss_mb": r1(peak), "freezes": freezes, "kills": kills, "cpu_hog": a.cpu_hog,
+            "late_slots": late_slots, "lease_lost": lease_lost,
         })
     );
     Ok(())

@@ -24,6 +24,9 @@ mod bench_cards;
 #[path = "../console_bench.rs"]
 mod console_bench;
 
+#[path = "../fence_bench.rs"]
+mod fence_bench;
+
 #[derive(Debug, Parser)]
 #[command(name = "autosocial-bench", about = "AutoSocial benchmarks")]
 struct Cli {
@@ -54,6 +57,33 @@ enum Bench {
         concurrency: usize,
         #[arg(long)]
         worker_bin: Option<String>,
+        /// The workers' job lease.
+        #[arg(long, default_value_t = 30)]
+        lease_secs: u64,
+        /// Freeze one worker at a time (SIGSTOP) this often while the burst drains...
+        #[arg(long)]
+        freeze_every_secs: Option<f64>,
+        /// ...for this long, then thaw it (SIGCONT).
+        #[arg(long, default_value_t = 5.0)]
+        freeze_secs: f64,
+        /// Kill one worker at a time (SIGKILL) this often and start a new one.
+        #[arg(long)]
+        kill_every_secs: Option<f64>,
+        /// Run a busy loop per core beside the benchmark.
+        #[arg(long)]
+        cpu_hog: bool,
+    },
+    /// The window a job's fence leaves open: from a passed fence check to the request's first
+    /// byte at a local server, through the connector a worker uses.
+    Fence {
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Requests in flight at once (a busy worker has many).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Run a busy loop per core beside the benchmark.
+        #[arg(long)]
+        cpu_hog: bool,
     },
     /// Image card render time (1080×1080, logo, three-line headline) and encode time.
     Cards {
@@ -349,6 +379,18 @@ async fn main() -> anyhow::Result<()> {
             fonts,
             samples,
         }),
+        Bench::Fence {
+            requests,
+            concurrency,
+            cpu_hog,
+        } => {
+            fence_bench::run(fence_bench::Args {
+                requests,
+                concurrency,
+                cpu_hog,
+            })
+            .await
+        }
         Bench::Burst {
             database_url,
             redis_url,
@@ -358,7 +400,13 @@ async fn main() -> anyhow::Result<()> {
             workers,
             concurrency,
             worker_bin,
+            lease_secs,
+            freeze_every_secs,
+            freeze_secs,
+            kill_every_secs,
+            cpu_hog,
         } => {
+            let secs = |s: f64| Duration::try_from_secs_f64(s).context("a duration in seconds");
             burst::run(burst::Args {
                 database_url,
                 redis_url,
@@ -368,6 +416,13 @@ async fn main() -> anyhow::Result<()> {
                 workers,
                 concurrency,
                 worker_bin,
+                lease_secs,
+                faults: burst::Faults {
+                    freeze_every: freeze_every_secs.map(secs).transpose()?,
+                    freeze_for: secs(freeze_secs)?,
+                    kill_every: kill_every_secs.map(secs).transpose()?,
+                },
+                cpu_hog,
             })
             .await
         }
