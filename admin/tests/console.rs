@@ -554,3 +554,49 @@ async fn health_and_readiness(pool: PgPool) {
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body, r#"{"database":true,"redis":true}"#);
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_form_that_is_not_text_is_refused_naming_the_field(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    let mut b = Browser::new(state(pool.clone()).await);
+    let csrf = b.logged_in("owner@acme.test").await;
+    for body in [
+        format!("_csrf={csrf}&name=%FF%FE%FD&timezone=Europe%2FBerlin"),
+        format!("_csrf={csrf}&name=Bakery%C3&timezone=Europe%2FBerlin"),
+        format!("_csrf={csrf}&name=Bake%00ry&timezone=Europe%2FBerlin"),
+    ] {
+        let req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/clients")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .header("origin", "http://127.0.0.1:8080")
+            .body(axum::body::Body::from(body.clone()))
+            .unwrap();
+        let r = b.send(req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(r.body.contains("The field “name”"), "{}", r.body);
+        assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    }
+    // raw bytes, not percent-encoded, likewise
+    let mut raw = format!("_csrf={csrf}&timezone=UTC&name=").into_bytes();
+    raw.extend_from_slice(&[0xc3, 0x28]);
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/clients")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", "http://127.0.0.1:8080")
+        .body(axum::body::Body::from(raw))
+        .unwrap();
+    assert_eq!(b.send(req).await.status, StatusCode::BAD_REQUEST);
+    // and in a query string
+    let r = b.get("/clients?q=%FF").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("The field “q”"), "{}", r.body);
+    assert_eq!(client_count(&pool).await, 0, "nothing was created");
+    // a parameter that does not fit its type is named too
+    let r = b.get("/audit?before=99999999999999999999").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("“before”"), "{}", r.body);
+}

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeZone, Utc};
@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult, violated_constraint};
+use crate::extract::{Path, Query};
 use crate::pages::layout::{Htmx, Nav, bare_page, respond};
 use crate::pages::{format_in_zone, relative};
 

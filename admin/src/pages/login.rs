@@ -1,7 +1,6 @@
 //! Login and logout.
 
-use axum::Form;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -17,6 +16,7 @@ use crate::auth::{
 };
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Query};
 use crate::pages::layout::bare_page;
 
 #[derive(Debug, Deserialize, Default)]

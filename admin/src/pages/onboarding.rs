@@ -3,8 +3,7 @@
 
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -27,6 +26,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, Viewer, client_ip, cookie};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::layout::{Htmx, Nav, bare_page, respond};
 use crate::pages::{format_in_zone, relative};
 

@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -30,6 +29,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Owner};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path};
 use crate::pages::format_in_zone;
 use crate::pages::layout::{Htmx, Nav, respond};
 

@@ -11,8 +11,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -28,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::pages::{format_in_zone, relative};
 
