@@ -555,6 +555,64 @@ async fn health_and_readiness(pool: PgPool) {
     assert_eq!(ready.body, r#"{"database":true,"redis":true}"#);
 }
 
+/// Log in with `next` and return the answer (the login form's own token is used).
+async fn login_with_next(b: &mut Browser, next: &str) -> common::Response {
+    let token = b.get("/login").await.csrf();
+    b.post(
+        "/login",
+        &[
+            ("_csrf", &token),
+            ("email", "owner@acme.test"),
+            ("password", PASSWORD),
+            ("next", next),
+        ],
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn after_login_only_a_path_on_this_console_is_followed(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    // one account logs in many times here: not what the throttle is tested with
+    let mut web = autosocial_admin::config::WebArgs::for_tests();
+    web.login_per_account_per_minute = 100;
+    let state = common::state_with(pool.clone(), web).await;
+    for hostile in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\\evil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "/\u{a0}/evil.example",
+        "evil.example",
+    ] {
+        let mut b = Browser::new(state.clone());
+        let r = login_with_next(&mut b, hostile).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{hostile:?}: {}", r.body);
+        assert_eq!(r.location(), Some("/"), "{hostile:?}");
+        assert!(b.cookies.contains_key("autosocial_session"), "{hostile:?}");
+        // the login form does not carry it either
+        let form = b
+            .get(&format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(hostile.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert!(
+            form.body.contains("name=\"next\" value=\"/\""),
+            "{hostile:?}"
+        );
+    }
+    // a path on this console is kept, in its parsed (percent-encoded) form
+    let mut b = Browser::new(state.clone());
+    let r = login_with_next(&mut b, "/calendar?view=week&date=2026-11-23").await;
+    assert_eq!(r.location(), Some("/calendar?view=week&date=2026-11-23"));
+    let mut b = Browser::new(state);
+    let r = login_with_next(&mut b, "/clients?q=café").await;
+    assert_eq!(r.location(), Some("/clients?q=caf%C3%A9"));
+}
+
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn a_form_that_is_not_text_is_refused_naming_the_field(pool: PgPool) {
     user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
