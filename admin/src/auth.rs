@@ -5,7 +5,9 @@
 //!   absolute expiry. A new session id at every login; logout deletes the row.
 //! * The console router sits behind [`require_session`], so a route without a role extractor is
 //!   still never public; the role extractors ([`Viewer`], [`Reviewer`], [`AdminRole`], [`Owner`])
-//!   state what each handler needs.
+//!   state what each handler needs. Roles are the agency's; the deployment's operator
+//!   ([`CurrentUser::operator`], granted by the CLI only) is checked where deployment-wide
+//!   powers are used, never instead of a role for the agency's own data.
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -42,6 +44,9 @@ pub struct CurrentUser {
     /// Whether any kill switch covering the agency (its own or a global one) is engaged: the
     /// layout reads them for its banner only then (read with the session, one round trip).
     pub switches_engaged: bool,
+    /// Whether the person is an operator of the deployment (granted by the CLI only): global and
+    /// platform-wide kill switches, system jobs. Independent of the role in the agency.
+    pub operator: bool,
 }
 
 /// One of the person's agencies, for the header's switcher.
@@ -263,7 +268,8 @@ pub async fn session_user(
                   ms.ids AS "agency_ids!: Vec<Uuid>", ms.names AS "agency_names!: Vec<String>",
                   EXISTS (SELECT 1 FROM kill_switches k
                           WHERE k.disengaged_at IS NULL AND (k.agency_id = s.agency_id OR k.agency_id IS NULL))
-                      AS "switches_engaged!"
+                      AS "switches_engaged!",
+                  EXISTS (SELECT 1 FROM operators o WHERE o.user_id = s.user_id) AS "operator!"
            FROM sessions s
            JOIN memberships m ON m.agency_id = s.agency_id AND m.user_id = s.user_id
            JOIN users u ON u.id = s.user_id
@@ -304,6 +310,7 @@ pub async fn session_user(
             .map(|(id, name)| AgencyChoice { id, name })
             .collect(),
         switches_engaged: row.switches_engaged,
+        operator: row.operator,
     }))
 }
 

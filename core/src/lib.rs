@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authority;
 pub mod batch;
 pub mod config;
 pub mod content;
