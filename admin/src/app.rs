@@ -23,7 +23,7 @@ use crate::config::WebArgs;
 use crate::error::AppError;
 use crate::pages::{
     account, audit, calendar, client_filter, client_tabs, clients, composer, dashboard, fleet,
-    items, layout, live, login, onboarding, review, settings, switches,
+    invitations, items, layout, live, login, onboarding, review, settings, switches,
 };
 use crate::{csrf, extract, statics};
 
@@ -270,6 +270,10 @@ pub fn router(state: AppState) -> Router {
             "/settings/members/{user}/remove",
             post(settings::remove_member),
         )
+        .route(
+            "/settings/invitations/{id}/revoke",
+            post(settings::revoke_invitation),
+        )
         .route("/settings/apps/{platform}", post(settings::save_app))
         .route(
             "/settings/apps/{platform}/remove",
@@ -312,6 +316,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/onboard/{token}/finish", post(onboarding::finish))
         .route("/oauth/callback/{platform}", get(onboarding::callback))
+        // accepting an invitation to an agency: no login, its own CSRF defence
+        .route(
+            "/invite/{token}",
+            get(invitations::show).post(invitations::accept),
+        )
         .route("/media/{*path}", get(crate::media::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

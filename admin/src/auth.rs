@@ -177,39 +177,12 @@ pub async fn login(
             (None, false)
         }
     };
-    let ipnet = ip.map(sqlx::types::ipnetwork::IpNetwork::from);
     let mut tx = state.pool.begin().await?;
     let outcome = match user {
         Some(u) if verified && u.agency_id.is_some() => {
             let agency_id = u.agency_id.expect("checked");
-            let token = random_token(32);
-            let csrf = random_token(32);
-            let absolute = i32::try_from(state.web.session_absolute_hours).unwrap_or(12);
-            sqlx::query!(
-                "INSERT INTO sessions (id_hash, user_id, agency_id, csrf_token, expires_at, ip, user_agent)
-                 VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5), $6, left($7, 512))",
-                token_hash(&token),
-                u.id,
-                agency_id,
-                csrf,
-                absolute,
-                ipnet,
-                user_agent,
-            )
-            .execute(&mut *tx)
-            .await?;
-            let actor = autosocial_core::audit::Actor {
-                user_id: Some(u.id),
-                label: u.email.clone(),
-                ip,
-            };
-            autosocial_core::audit::append(
-                &mut tx,
-                &actor,
-                autosocial_core::audit::Entry::new(Some(agency_id), "auth.login")
-                    .target("user", u.id),
-            )
-            .await?;
+            let token =
+                open_session(state, &mut tx, u.id, &u.email, agency_id, ip, user_agent).await?;
             LoginOutcome::Ok { token }
         }
         _ => {
@@ -229,6 +202,47 @@ pub async fn login(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Open a fresh session (a new random id) for a member of `agency`, in the caller's
+/// transaction, and audit the login in the agency's chain. Returns the cookie's token.
+pub async fn open_session(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    email: &str,
+    agency_id: Uuid,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> AppResult<String> {
+    let token = random_token(32);
+    let csrf = random_token(32);
+    let absolute = i32::try_from(state.web.session_absolute_hours).unwrap_or(12);
+    sqlx::query!(
+        "INSERT INTO sessions (id_hash, user_id, agency_id, csrf_token, expires_at, ip, user_agent)
+         VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5), $6, left($7, 512))",
+        token_hash(&token),
+        user_id,
+        agency_id,
+        csrf,
+        absolute,
+        ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        user_agent,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let actor = autosocial_core::audit::Actor {
+        user_id: Some(user_id),
+        label: email.to_owned(),
+        ip,
+    };
+    autosocial_core::audit::append(
+        tx,
+        &actor,
+        autosocial_core::audit::Entry::new(Some(agency_id), "auth.login").target("user", user_id),
+    )
+    .await?;
+    Ok(token)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

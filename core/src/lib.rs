@@ -10,6 +10,7 @@ pub mod content;
 pub mod db;
 pub mod domain;
 pub mod fleet;
+pub mod invitations;
 pub mod killswitch;
 pub mod limits;
 pub mod media;

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod composer;
 pub mod dashboard;
 pub mod fleet;
+pub mod invitations;
 pub mod items;
 pub mod layout;
 pub mod live;
