@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fred::prelude::ClientLike;
 use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use autosocial_core::vault::Vault;
@@ -22,9 +23,9 @@ use crate::config::WebArgs;
 use crate::error::AppError;
 use crate::pages::{
     account, audit, calendar, client_filter, client_tabs, clients, composer, dashboard, fleet,
-    items, layout, live, login, onboarding, review, settings, switches,
+    invitations, items, layout, live, login, onboarding, review, settings, switches,
 };
-use crate::{csrf, statics};
+use crate::{csrf, extract, statics};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -136,6 +137,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn not_found() -> AppError {
     AppError::NotFound
+}
+
+/// A handler panicked: log it with an id and answer like any internal error.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    AppError::Other(anyhow::anyhow!("handler panicked: {what}")).into_response()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -259,6 +270,10 @@ pub fn router(state: AppState) -> Router {
             "/settings/members/{user}/remove",
             post(settings::remove_member),
         )
+        .route(
+            "/settings/invitations/{id}/revoke",
+            post(settings::revoke_invitation),
+        )
         .route("/settings/apps/{platform}", post(settings::save_app))
         .route(
             "/settings/apps/{platform}/remove",
@@ -301,12 +316,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/onboard/{token}/finish", post(onboarding::finish))
         .route("/oauth/callback/{platform}", get(onboarding::callback))
+        // accepting an invitation to an agency: no login, its own CSRF defence
+        .route(
+            "/invite/{token}",
+            get(invitations::show).post(invitations::accept),
+        )
         .route("/media/{*path}", get(crate::media::serve))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/{name}", get(statics::serve))
         .merge(console)
         .fallback(not_found)
+        // input that is not text is refused before any handler reads it
+        .layer(middleware::from_fn(extract::reject_invalid_text))
+        // a panic is a bug: the person gets the error page with an id, the connection survives
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,

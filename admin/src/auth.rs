@@ -5,7 +5,9 @@
 //!   absolute expiry. A new session id at every login; logout deletes the row.
 //! * The console router sits behind [`require_session`], so a route without a role extractor is
 //!   still never public; the role extractors ([`Viewer`], [`Reviewer`], [`AdminRole`], [`Owner`])
-//!   state what each handler needs.
+//!   state what each handler needs. Roles are the agency's; the deployment's operator
+//!   ([`CurrentUser::operator`], granted by the CLI only) is checked where deployment-wide
+//!   powers are used, never instead of a role for the agency's own data.
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -42,6 +44,9 @@ pub struct CurrentUser {
     /// Whether any kill switch covering the agency (its own or a global one) is engaged: the
     /// layout reads them for its banner only then (read with the session, one round trip).
     pub switches_engaged: bool,
+    /// Whether the person is an operator of the deployment (granted by the CLI only): global and
+    /// platform-wide kill switches, system jobs. Independent of the role in the agency.
+    pub operator: bool,
 }
 
 /// One of the person's agencies, for the header's switcher.
@@ -172,39 +177,12 @@ pub async fn login(
             (None, false)
         }
     };
-    let ipnet = ip.map(sqlx::types::ipnetwork::IpNetwork::from);
     let mut tx = state.pool.begin().await?;
     let outcome = match user {
         Some(u) if verified && u.agency_id.is_some() => {
             let agency_id = u.agency_id.expect("checked");
-            let token = random_token(32);
-            let csrf = random_token(32);
-            let absolute = i32::try_from(state.web.session_absolute_hours).unwrap_or(12);
-            sqlx::query!(
-                "INSERT INTO sessions (id_hash, user_id, agency_id, csrf_token, expires_at, ip, user_agent)
-                 VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5), $6, left($7, 512))",
-                token_hash(&token),
-                u.id,
-                agency_id,
-                csrf,
-                absolute,
-                ipnet,
-                user_agent,
-            )
-            .execute(&mut *tx)
-            .await?;
-            let actor = autosocial_core::audit::Actor {
-                user_id: Some(u.id),
-                label: u.email.clone(),
-                ip,
-            };
-            autosocial_core::audit::append(
-                &mut tx,
-                &actor,
-                autosocial_core::audit::Entry::new(Some(agency_id), "auth.login")
-                    .target("user", u.id),
-            )
-            .await?;
+            let token =
+                open_session(state, &mut tx, u.id, &u.email, agency_id, ip, user_agent).await?;
             LoginOutcome::Ok { token }
         }
         _ => {
@@ -224,6 +202,47 @@ pub async fn login(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Open a fresh session (a new random id) for a member of `agency`, in the caller's
+/// transaction, and audit the login in the agency's chain. Returns the cookie's token.
+pub async fn open_session(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    email: &str,
+    agency_id: Uuid,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> AppResult<String> {
+    let token = random_token(32);
+    let csrf = random_token(32);
+    let absolute = i32::try_from(state.web.session_absolute_hours).unwrap_or(12);
+    sqlx::query!(
+        "INSERT INTO sessions (id_hash, user_id, agency_id, csrf_token, expires_at, ip, user_agent)
+         VALUES ($1, $2, $3, $4, now() + make_interval(hours => $5), $6, left($7, 512))",
+        token_hash(&token),
+        user_id,
+        agency_id,
+        csrf,
+        absolute,
+        ip.map(sqlx::types::ipnetwork::IpNetwork::from),
+        user_agent,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let actor = autosocial_core::audit::Actor {
+        user_id: Some(user_id),
+        label: email.to_owned(),
+        ip,
+    };
+    autosocial_core::audit::append(
+        tx,
+        &actor,
+        autosocial_core::audit::Entry::new(Some(agency_id), "auth.login").target("user", user_id),
+    )
+    .await?;
+    Ok(token)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -263,7 +282,8 @@ pub async fn session_user(
                   ms.ids AS "agency_ids!: Vec<Uuid>", ms.names AS "agency_names!: Vec<String>",
                   EXISTS (SELECT 1 FROM kill_switches k
                           WHERE k.disengaged_at IS NULL AND (k.agency_id = s.agency_id OR k.agency_id IS NULL))
-                      AS "switches_engaged!"
+                      AS "switches_engaged!",
+                  EXISTS (SELECT 1 FROM operators o WHERE o.user_id = s.user_id) AS "operator!"
            FROM sessions s
            JOIN memberships m ON m.agency_id = s.agency_id AND m.user_id = s.user_id
            JOIN users u ON u.id = s.user_id
@@ -304,6 +324,7 @@ pub async fn session_user(
             .map(|(id, name)| AgencyChoice { id, name })
             .collect(),
         switches_engaged: row.switches_engaged,
+        operator: row.operator,
     }))
 }
 

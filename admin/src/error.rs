@@ -19,6 +19,14 @@ pub enum AppError {
     Csrf(&'static str),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Input that cannot be read at all (not UTF-8, a parameter that does not fit, a date out
+    /// of range): 400 with the message, which names the field.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -58,6 +66,21 @@ impl IntoResponse for AppError {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 r
             }
+            AppError::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                bare_page("Request refused", html! { h1 { "Request refused" } p { (message) } p { "Nothing was changed." } a href="/" { "Back to the console" } }),
+            )
+                .into_response(),
+            AppError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                bare_page("Request refused", html! { h1 { "Request refused" } p { "Send this form as a web form (application/x-www-form-urlencoded)." } p { "Nothing was changed." } }),
+            )
+                .into_response(),
+            AppError::PayloadTooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                bare_page("Request refused", html! { h1 { "Request refused" } p { (message) } p { "Nothing was changed." } }),
+            )
+                .into_response(),
             AppError::Database(e) => internal(&e),
             AppError::Other(e) => internal(&*e),
         }

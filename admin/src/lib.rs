@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod csrf;
 pub mod error;
+pub mod extract;
 pub mod media;
 pub mod pages;
 pub mod seed;

@@ -8,7 +8,7 @@ use autosocial_admin::app::{self, AppState};
 use autosocial_admin::config::ServeArgs;
 use autosocial_admin::seed;
 use autosocial_core::config::{DatabaseArgs, KeyArgs, LogArgs, exit_config_error};
-use autosocial_core::domain::Role;
+use autosocial_core::domain::{Platform, Role};
 use autosocial_core::{db, telemetry, vault};
 
 #[derive(Debug, Parser)]
@@ -36,6 +36,14 @@ enum Command {
     /// Manage the token vault's keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The deployment's operators: the only people whose console may engage global and
+    /// platform-wide kill switches and act on system jobs. Only this command grants it.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Kill switches for the whole deployment, from the command line (works without the
+    /// console).
+    #[command(subcommand)]
+    Switch(SwitchCommand),
     /// Demo data for `deploy/dev demo`.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -60,6 +68,92 @@ struct UserCreateArgs {
     /// owner, admin, reviewer or viewer.
     #[arg(long, value_parser = parse_role)]
     role: Role,
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Make the person with this email (an existing account) an operator of the deployment.
+    Grant(OperatorArgs),
+    /// Take the operator's powers from the person with this email.
+    Revoke(OperatorArgs),
+    /// List the deployment's operators.
+    List(DatabaseArgs),
+}
+
+#[derive(Debug, Args)]
+struct OperatorArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[arg(long)]
+    email: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum SwitchCommand {
+    /// List every engaged kill switch of the deployment (every agency's and the deployment-wide
+    /// ones).
+    List(DatabaseArgs),
+    /// Engage a deployment-wide switch: everything (`--global`) or one platform for every agency
+    /// (`--platform x`). Returns once no worker starts a new platform request for it.
+    Engage(SwitchEngageArgs),
+    /// Disengage an engaged switch by its id (from `switch list`); held work resumes.
+    Disengage(SwitchDisengageArgs),
+}
+
+#[derive(Debug, Args)]
+struct SwitchEngageArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Redis, to tell the workers at once; without it, engaging waits out their snapshot validity.
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Stop everything, for every agency.
+    #[arg(
+        long,
+        conflicts_with = "platform",
+        required_unless_present = "platform"
+    )]
+    global: bool,
+    /// Stop one platform for every agency.
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<Platform>,
+    /// Why (shown to every member of every agency affected, and kept in the audit log).
+    #[arg(long)]
+    reason: String,
+}
+
+#[derive(Debug, Args)]
+struct SwitchDisengageArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// The switch's id.
+    id: uuid::Uuid,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    s.parse()
+        .map_err(|_| "expected facebook, instagram, tiktok, linkedin, x or sandbox".to_string())
+}
+
+/// Redis for a switch command, if given and reachable (else the fallback wait applies).
+async fn optional_redis(url: Option<&str>) -> Option<fred::clients::Client> {
+    let url = url?;
+    match autosocial_core::redis::connect(&secrecy::SecretString::from(url.to_owned())).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!(
+                "Redis unreachable ({e}); waiting out the workers' snapshot validity instead"
+            );
+            None
+        }
+    }
+}
+
+/// The audit actor of the operator's command line.
+fn cli_actor() -> autosocial_core::audit::Actor {
+    autosocial_core::audit::Actor::system("operator (CLI)")
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -191,6 +285,118 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 Err(e) => {
                     eprintln!("user not created: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Operator(OperatorCommand::Grant(a)) => {
+            let pool = connect(&a.db).await;
+            let mut tx = pool.begin().await?;
+            match autosocial_core::authority::grant(&mut tx, &cli_actor(), &a.email).await {
+                Ok((id, already)) => {
+                    tx.commit().await?;
+                    if already {
+                        println!("{} ({id}) was already an operator", a.email.trim());
+                    } else {
+                        println!(
+                            "{} ({id}) is now an operator of this deployment",
+                            a.email.trim()
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("not granted: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Operator(OperatorCommand::Revoke(a)) => {
+            let pool = connect(&a.db).await;
+            let mut tx = pool.begin().await?;
+            match autosocial_core::authority::revoke(&mut tx, &cli_actor(), &a.email).await {
+                Ok(true) => {
+                    tx.commit().await?;
+                    println!("{} is no longer an operator", a.email.trim());
+                }
+                Ok(false) => println!("{} was not an operator", a.email.trim()),
+                Err(e) => {
+                    eprintln!("not revoked: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Operator(OperatorCommand::List(db)) => {
+            let pool = connect(&db).await;
+            let operators = autosocial_core::authority::list(&pool).await?;
+            if operators.is_empty() {
+                println!(
+                    "no operators (grant one with `autosocial-admin operator grant --email …`)"
+                );
+            }
+            for (email, since) in operators {
+                println!("{email}\tsince {}", since.format("%Y-%m-%d %H:%M UTC"));
+            }
+        }
+        Command::Switch(SwitchCommand::List(db)) => {
+            let pool = connect(&db).await;
+            let rows = sqlx::query!(
+                r#"SELECT k.id, k.scope, k.platform, k.reason, k.engaged_at, a.name AS "agency?"
+                   FROM kill_switches k LEFT JOIN agencies a ON a.id = k.agency_id
+                   WHERE k.disengaged_at IS NULL ORDER BY k.engaged_at"#
+            )
+            .fetch_all(&pool)
+            .await?;
+            if rows.is_empty() {
+                println!("no kill switch is engaged");
+            }
+            for r in rows {
+                println!(
+                    "{}\t{}{}\t{}\tsince {}\t{}",
+                    r.id,
+                    r.scope,
+                    r.platform.map(|p| format!(" {p}")).unwrap_or_default(),
+                    r.agency.unwrap_or_else(|| "(every agency)".into()),
+                    r.engaged_at.format("%Y-%m-%d %H:%M UTC"),
+                    r.reason
+                );
+            }
+        }
+        Command::Switch(SwitchCommand::Engage(a)) => {
+            let pool = connect(&a.db).await;
+            let redis = optional_redis(a.redis_url.as_deref()).await;
+            let target = match a.platform {
+                Some(platform) => autosocial_core::killswitch::Target::Platform {
+                    agency: None,
+                    platform,
+                },
+                None => autosocial_core::killswitch::Target::Global,
+            };
+            match autosocial_core::killswitch::engage(
+                &pool,
+                redis.as_ref(),
+                *autosocial_admin::pages::switches::SWITCH_VALIDITY,
+                &cli_actor(),
+                target,
+                &a.reason,
+            )
+            .await
+            {
+                Ok(id) => println!("engaged {id}: no new platform request for it starts anywhere"),
+                Err(e) => {
+                    eprintln!("not engaged: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Switch(SwitchCommand::Disengage(a)) => {
+            let pool = connect(&a.db).await;
+            let redis = optional_redis(a.redis_url.as_deref()).await;
+            match autosocial_core::killswitch::disengage(&pool, redis.as_ref(), &cli_actor(), a.id)
+                .await
+            {
+                Ok(released) => println!("disengaged {}; {released} held job(s) released", a.id),
+                Err(e) => {
+                    eprintln!("not disengaged: {e}");
                     std::process::exit(1)
                 }
             }

@@ -3,12 +3,13 @@
 //! the platform's fetcher has none. Anything unsigned, tampered or expired is 403, without
 //! saying which.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::extract::{Path, Query};
 
 #[derive(Debug, Deserialize)]
 pub struct Signed {

@@ -717,6 +717,64 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
         assert_eq!(path_of(&console).await, path, "{name}: not redirected");
         art.page(&console, name).await;
     }
+
+    // ---- an invitation: the owner invites, the invited person opens the link ----------------
+    step("invite a member and open the invitation");
+    goto(&console, &base, "/settings").await;
+    fill(&console, "#invite-email", "newcomer@example.test").await;
+    click(&console, "//button[normalize-space()='Invite']", "invite").await;
+    wait_js(
+        &console,
+        "return document.querySelector('#invite-link') !== null;",
+        Duration::from_secs(10),
+        "the invitation link is shown once",
+    )
+    .await;
+    let invite_link = console
+        .execute(
+            "return document.querySelector('#invite-link').value;",
+            vec![],
+        )
+        .await
+        .expect("the invitation link")
+        .as_str()
+        .expect("a link")
+        .to_owned();
+    art.foreign(&console, "settings-invited").await;
+    goto(&console, &base, "/settings").await;
+    art.page(&console, "settings-invitations").await;
+    let invitee = driver.session(&tools).await;
+    invitee
+        .goto(&invite_link)
+        .await
+        .expect("open the invitation");
+    art.page(&invitee, "invite").await;
+    invitee
+        .close()
+        .await
+        .expect("close the invited person's browser");
+
+    // ---- the operator's view of the same pages: deployment-wide switches, system jobs -------
+    step("the operator's switches and fleet");
+    sqlx::query("INSERT INTO operators (user_id) SELECT id FROM users WHERE email = $1")
+        .bind(OWNER)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (kind, state, attempts, max_attempts, last_error, finished_at)
+         VALUES ('refresh_sweep', 'failed', 3, 3, 'a system job that failed', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (name, path) in [
+        ("switches-operator", "/switches"),
+        ("fleet-operator", "/fleet"),
+    ] {
+        goto(&console, &base, path).await;
+        art.page(&console, name).await;
+    }
     console.close().await.expect("close the console's browser");
 
     // ---- the checks over everything seen ----------------------------------------------------

@@ -545,3 +545,122 @@ async fn the_calendar_filter_takes_a_typed_client_name(pool: PgPool) {
     );
     assert!(!r.body.contains("<select id=\"client\""));
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn hostile_dates_are_refused_with_a_400_that_says_why(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    let acme = agency_id(&pool, "Acme").await;
+    let bakery = client(&pool, "Acme", "Bakery").await;
+    let acct = account(&pool, acme, bakery).await;
+    let item = scheduled_item(
+        &pool,
+        acme,
+        bakery,
+        acct,
+        Utc::now() + TimeDelta::days(2),
+        "Bread",
+    )
+    .await;
+    let mut b = Browser::new(state(pool.clone()).await);
+    let csrf = b.logged_in("owner@acme.test").await;
+    for date in [
+        "-262143-01-01",
+        "+262142-12-31",
+        "0000-01-01",
+        "1969-12-31",
+        "2200-01-01",
+    ] {
+        for view in ["month", "week", "day"] {
+            for base in [
+                "/calendar".to_owned(),
+                format!("/clients/{bakery}/calendar"),
+            ] {
+                let uri = format!("{base}?view={view}&date={}", date.replace('+', "%2B"));
+                let r = b.get(&uri).await;
+                assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
+                assert!(
+                    r.body.contains("1970-01-01 to 2199-12-31"),
+                    "{uri}: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    // the edges of the window work, and so does every view's step beyond them (refused)
+    for date in ["1970-01-01", "2199-12-31"] {
+        for view in ["month", "week", "day"] {
+            let r = b.get(&format!("/calendar?view={view}&date={date}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{view} {date}");
+        }
+    }
+    // beyond four digits a year needs its sign: without it, it is no date at all
+    let r = b.get("/calendar?date=262142-12-31").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body.contains("is not a date like 2026-11-23"),
+        "{}",
+        r.body
+    );
+    let r = b.get("/calendar?view=fortnight").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("month, week or day"), "{}", r.body);
+    let r = b.get("/calendar?view=day&after=not-an-id").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // the audit log's filter: the form again with its field's message, and a 400
+    for (field, value) in [
+        ("from", "-262143-01-01"),
+        ("to", "%2B262142-12-31"),
+        ("to", "31.12.2026"),
+    ] {
+        let r = b.get(&format!("/audit?{field}={value}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{field}={value}: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains(&format!("id=\"{field}-error\"")),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("aria-invalid=\"true\""));
+    }
+
+    // a reschedule to a date beyond the window is refused with the field's message and
+    // changes nothing
+    let (_, before, _) = pub_and_job(&pool, item).await;
+    for at in [
+        "-262143-01-01T00:00",
+        "+262142-12-31T23:59",
+        "9999-12-31T23:59",
+    ] {
+        let r = post_form(
+            &mut b,
+            &format!("/calendar/items/{item}/reschedule"),
+            &[("_csrf", csrf.clone()), ("at", at.to_owned())],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{at}: {}",
+            r.body
+        );
+        assert!(r.body.contains("1970-01-01 to 2199-12-31"), "{}", r.body);
+    }
+    // and a hostile date of the view to come back to is refused before anything moves
+    let r = post_form(
+        &mut b,
+        &format!("/calendar/items/{item}/reschedule"),
+        &[
+            ("_csrf", csrf.clone()),
+            ("at", "2030-01-01T10:00".to_owned()),
+            ("date", "-262143-01-01".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(pub_and_job(&pool, item).await.1, before, "nothing moved");
+}

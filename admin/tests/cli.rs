@@ -172,3 +172,127 @@ async fn user_create_reads_the_password_from_stdin(pool: PgPool) {
         .unwrap();
     assert_eq!(role, "owner");
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn the_operator_is_made_and_switches_the_deployment_from_the_cli(pool: PgPool) {
+    let db = autosocial_core::testing::database_url(&pool).await;
+    autosocial_admin::seed::create_user(
+        &pool,
+        "Acme",
+        "ops@acme.test",
+        autosocial_core::domain::Role::Viewer,
+        "a long enough passphrase",
+    )
+    .await
+    .unwrap();
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("AUTOSOCIAL_SWITCH_VALIDITY_MS", "200"),
+    ];
+    let out = run(
+        ADMIN,
+        &["operator", "grant", "--email", "nobody@acme.test"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody@acme.test"));
+    let out = run(
+        ADMIN,
+        &["operator", "grant", "--email", "ops@acme.test"],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(ADMIN, &["operator", "list"], &env);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ops@acme.test"));
+
+    let out = run(
+        ADMIN,
+        &[
+            "switch",
+            "engage",
+            "--global",
+            "--reason",
+            "datacentre move",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        ADMIN,
+        &[
+            "switch",
+            "engage",
+            "--platform",
+            "x",
+            "--reason",
+            "X is down",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // one of the two is required, not both
+    assert!(
+        !run(ADMIN, &["switch", "engage", "--reason", "r"], &env)
+            .status
+            .success()
+    );
+    let listed = String::from_utf8(run(ADMIN, &["switch", "list"], &env).stdout).unwrap();
+    assert!(
+        listed.contains("global") && listed.contains("datacentre move"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("platform x") && listed.contains("(every agency)"),
+        "{listed}"
+    );
+    let ids: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT id, agency_id FROM kill_switches WHERE disengaged_at IS NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|(_, agency)| agency.is_none()));
+    for (id, _) in ids {
+        let out = run(ADMIN, &["switch", "disengage", &id.to_string()], &env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(
+        ADMIN,
+        &["operator", "revoke", "--email", "ops@acme.test"],
+        &env,
+    );
+    assert!(out.status.success());
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE agency_id IS NULL AND actor_label = 'operator (CLI)' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "operator.grant",
+            "kill_switch.engage",
+            "kill_switch.engage",
+            "kill_switch.disengage",
+            "kill_switch.disengage",
+            "operator.revoke"
+        ]
+    );
+}

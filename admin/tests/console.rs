@@ -554,3 +554,107 @@ async fn health_and_readiness(pool: PgPool) {
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body, r#"{"database":true,"redis":true}"#);
 }
+
+/// Log in with `next` and return the answer (the login form's own token is used).
+async fn login_with_next(b: &mut Browser, next: &str) -> common::Response {
+    let token = b.get("/login").await.csrf();
+    b.post(
+        "/login",
+        &[
+            ("_csrf", &token),
+            ("email", "owner@acme.test"),
+            ("password", PASSWORD),
+            ("next", next),
+        ],
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn after_login_only_a_path_on_this_console_is_followed(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    // one account logs in many times here: not what the throttle is tested with
+    let mut web = autosocial_admin::config::WebArgs::for_tests();
+    web.login_per_account_per_minute = 100;
+    let state = common::state_with(pool.clone(), web).await;
+    for hostile in [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\\evil.example",
+        "//evil.example",
+        "https://evil.example/",
+        "/\u{a0}/evil.example",
+        "evil.example",
+    ] {
+        let mut b = Browser::new(state.clone());
+        let r = login_with_next(&mut b, hostile).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{hostile:?}: {}", r.body);
+        assert_eq!(r.location(), Some("/"), "{hostile:?}");
+        assert!(b.cookies.contains_key("autosocial_session"), "{hostile:?}");
+        // the login form does not carry it either
+        let form = b
+            .get(&format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(hostile.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert!(
+            form.body.contains("name=\"next\" value=\"/\""),
+            "{hostile:?}"
+        );
+    }
+    // a path on this console is kept, in its parsed (percent-encoded) form
+    let mut b = Browser::new(state.clone());
+    let r = login_with_next(&mut b, "/calendar?view=week&date=2026-11-23").await;
+    assert_eq!(r.location(), Some("/calendar?view=week&date=2026-11-23"));
+    let mut b = Browser::new(state);
+    let r = login_with_next(&mut b, "/clients?q=café").await;
+    assert_eq!(r.location(), Some("/clients?q=caf%C3%A9"));
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_form_that_is_not_text_is_refused_naming_the_field(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    let mut b = Browser::new(state(pool.clone()).await);
+    let csrf = b.logged_in("owner@acme.test").await;
+    for body in [
+        format!("_csrf={csrf}&name=%FF%FE%FD&timezone=Europe%2FBerlin"),
+        format!("_csrf={csrf}&name=Bakery%C3&timezone=Europe%2FBerlin"),
+        format!("_csrf={csrf}&name=Bake%00ry&timezone=Europe%2FBerlin"),
+    ] {
+        let req = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/clients")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .header("origin", "http://127.0.0.1:8080")
+            .body(axum::body::Body::from(body.clone()))
+            .unwrap();
+        let r = b.send(req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert!(r.body.contains("The field “name”"), "{}", r.body);
+        assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    }
+    // raw bytes, not percent-encoded, likewise
+    let mut raw = format!("_csrf={csrf}&timezone=UTC&name=").into_bytes();
+    raw.extend_from_slice(&[0xc3, 0x28]);
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/clients")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", "http://127.0.0.1:8080")
+        .body(axum::body::Body::from(raw))
+        .unwrap();
+    assert_eq!(b.send(req).await.status, StatusCode::BAD_REQUEST);
+    // and in a query string
+    let r = b.get("/clients?q=%FF").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("The field “q”"), "{}", r.body);
+    assert_eq!(client_count(&pool).await, 0, "nothing was created");
+    // a parameter that does not fit its type is named too
+    let r = b.get("/audit?before=99999999999999999999").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("“before”"), "{}", r.body);
+}

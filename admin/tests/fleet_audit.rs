@@ -195,12 +195,8 @@ async fn fleet_roles_and_tenancy(pool: PgPool) {
             !page.body.contains("their failure"),
             "{role} sees another agency's job"
         );
-        // system jobs: owners only
-        assert_eq!(
-            page.body.contains("system detail"),
-            role == Role::Owner,
-            "{role}"
-        );
+        // system jobs: the deployment's operator only, never an agency's role
+        assert!(!page.body.contains("system detail"), "{role}");
         let admin = role.allows(Role::Admin);
         let r = b
             .post(&format!("/fleet/jobs/{ours}/retry"), &[("_csrf", &csrf)])
@@ -223,36 +219,62 @@ async fn fleet_roles_and_tenancy(pool: PgPool) {
                 .await;
             assert_eq!(
                 r.status,
-                if admin {
-                    StatusCode::NOT_FOUND
-                } else {
-                    StatusCode::FORBIDDEN
-                },
+                StatusCode::NOT_FOUND,
                 "{role} {action} another agency's job"
             );
-        }
-        if role == Role::Admin {
             let r = b
-                .post(&format!("/fleet/jobs/{system}/retry"), &[("_csrf", &csrf)])
+                .post(
+                    &format!("/fleet/jobs/{system}/{action}"),
+                    &[("_csrf", &csrf)],
+                )
                 .await;
             assert_eq!(
                 r.status,
                 StatusCode::NOT_FOUND,
-                "admins do not touch system jobs"
+                "{role} {action} a system job"
             );
-        }
-        if role == Role::Owner {
-            let r = b
-                .post(
-                    &format!("/fleet/jobs/{system}/discard"),
-                    &[("_csrf", &csrf)],
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::SEE_OTHER);
         }
     }
     assert_eq!(job_state(&pool, theirs).await.0, "failed");
+    assert_eq!(job_state(&pool, system).await.0, "failed");
+    // the operator (granted by the CLI), a viewer in their agency, sees and acts on system jobs;
+    // it is audited in the system chain
+    user(&pool, "Acme", "ops@acme.test", Role::Viewer).await;
+    let mut tx = pool.begin().await.unwrap();
+    autosocial_core::authority::grant(
+        &mut tx,
+        &autosocial_core::audit::Actor::system("operator (CLI)"),
+        "ops@acme.test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (mut ops, csrf) = logged_in(state(pool.clone()).await, "ops@acme.test").await;
+    let page = ops.get("/fleet").await;
+    assert!(page.body.contains("system detail"));
+    assert!(!page.body.contains("their failure"));
+    let r = ops
+        .post(
+            &format!("/fleet/jobs/{system}/discard"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(job_state(&pool, system).await.0, "discarded");
+    let chain: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT agency_id FROM audit_log WHERE action = 'job.discard' AND target_id = $1",
+    )
+    .bind(system.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(chain, None);
+    // but not the agency's own jobs, which need an admin of it
+    let ours = failed_job(&pool, Some(acme), "our failure", None).await;
+    let r = ops
+        .post(&format!("/fleet/jobs/{ours}/retry"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

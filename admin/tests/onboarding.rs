@@ -629,3 +629,191 @@ async fn one_link_connects_two_different_platforms(pool: PgPool) {
         "used up"
     );
 }
+
+async fn accounts(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM social_accounts")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn refusals(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT details->>'reason' FROM audit_log WHERE action = 'account.connect_refused' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_connection_in_flight_stops_when_its_link_is_revoked_used_or_its_client_archived(
+    pool: PgPool,
+) {
+    let mut s = setup(&pool).await;
+
+    // revoked while the client was at the platform
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    let callback = authorize(&mut c, &token).await;
+    let link: Uuid = sqlx::query_scalar("SELECT id FROM onboarding_links")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let r = s
+        .admin
+        .post(
+            &format!("/clients/{}/onboarding/{link}/revoke", s.client_id),
+            &[("_csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = c.get(&callback).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.body);
+    assert!(r.body.contains("revoked, used up or expired"), "{}", r.body);
+    assert_eq!(accounts(&pool).await, 0, "nothing was connected");
+
+    // used up (the client finished in another tab) while at the platform
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    let callback = authorize(&mut c, &token).await;
+    let page = c.get(&format!("/onboard/{token}")).await;
+    let r = c
+        .post(
+            &format!("/onboard/{token}/finish"),
+            &[("_csrf", &page.csrf()), ("timezone", "Europe/Berlin")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = c.get(&callback).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.body);
+    assert_eq!(accounts(&pool).await, 0);
+
+    // the client archived meanwhile
+    let token = new_link(&mut s).await;
+    let mut c = client_browser(&s);
+    let callback = authorize(&mut c, &token).await;
+    sqlx::query("UPDATE clients SET status = 'archived' WHERE id = $1")
+        .bind(s.client_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = c.get(&callback).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.body);
+    assert_eq!(accounts(&pool).await, 0);
+
+    // started from the console by an admin who is a viewer by the time it comes back
+    sqlx::query("UPDATE clients SET status = 'active' WHERE id = $1")
+        .bind(s.client_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = s
+        .admin
+        .post(
+            &format!("/clients/{}/accounts/connect/sandbox", s.client_id),
+            &[("_csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let back = http().get(r.location().unwrap()).send().await.unwrap();
+    let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    sqlx::query("UPDATE memberships SET role = 'viewer' WHERE user_id = (SELECT id FROM users WHERE email = 'admin@acme.test')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = s
+        .admin
+        .get(&format!("{}?{}", back.path(), back.query().unwrap()))
+        .await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.body);
+    assert!(r.body.contains("no longer an admin"), "{}", r.body);
+    assert_eq!(accounts(&pool).await, 0);
+
+    assert_eq!(
+        refusals(&pool).await,
+        [
+            "link_no_longer_active",
+            "link_no_longer_active",
+            "client_archived",
+            "member_no_longer_admin"
+        ]
+    );
+}
+
+/// The re-check at the moment of storing holds the link: a revoke that comes while the account
+/// is being stored waits until it is stored (it was connected before the revoke returned), and
+/// a store after the revoke sees it.
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn revoking_waits_for_a_connection_being_stored_or_is_seen_by_it(pool: PgPool) {
+    let (agency, client) = autosocial_core::testing::tenant(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let link = autosocial_core::onboarding::create(&mut conn, agency, client, None)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    let mut storing = pool.begin().await.unwrap();
+    let allowed = autosocial_core::onboarding::recheck_for_connection(
+        &mut storing,
+        agency,
+        client,
+        Some(link.id),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(allowed, Ok(()));
+    // a revoke now waits for the storing transaction
+    let revoke = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let done = autosocial_core::onboarding::revoke(&mut tx, agency, link.id)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            done
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            !revoke.is_finished(),
+            "the revoke did not wait for the connection"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoke never blocked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    storing.commit().await.unwrap();
+    assert!(
+        revoke.await.unwrap(),
+        "revoked once the connection was stored"
+    );
+    // after the revoke, a connection is refused
+    let mut late = pool.begin().await.unwrap();
+    assert_eq!(
+        autosocial_core::onboarding::recheck_for_connection(
+            &mut late,
+            agency,
+            client,
+            Some(link.id),
+            None
+        )
+        .await
+        .unwrap(),
+        Err(autosocial_core::onboarding::ConnectRefused::LinkGone)
+    );
+}

@@ -539,20 +539,29 @@ async fn owners_invite_change_roles_and_never_lose_the_last_owner(pool: PgPool) 
             ],
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let marker = "shown only now:</p><p><code>";
-    let start = r.body.find(marker).expect("one-time password shown") + marker.len();
-    let password = r.body[start..].split('<').next().unwrap().to_owned();
-    assert!(password.len() >= 20);
-    // shown once: the settings page does not have it
-    assert!(!b.get("/settings").await.body.contains(&password));
-    // and it works
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let token = invitation_token(&r.body);
+    // shown once: the settings page lists the invitation, not its link
+    let settings = b.get("/settings").await;
+    assert!(settings.body.contains("new@acme.test") && !settings.body.contains(&token));
+    // the newcomer accepts by choosing a password, and is logged in to Acme
     let mut newcomer = Browser::new(state_with(pool.clone(), web()).await);
+    let password = "a newcomer's own passphrase";
+    let r = accept(&mut newcomer, &token, password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        newcomer
+            .get("/clients")
+            .await
+            .body
+            .contains("new@acme.test")
+    );
+    let mut again = Browser::new(state_with(pool.clone(), web()).await);
     assert_eq!(
-        newcomer.login("new@acme.test", &password).await.status,
+        again.login("new@acme.test", password).await.status,
         StatusCode::SEE_OTHER
     );
-    // inviting again is refused
+    // inviting a member again is refused
     let r = b
         .post(
             "/settings/members",
@@ -648,20 +657,219 @@ async fn owners_invite_change_roles_and_never_lose_the_last_owner(pool: PgPool) 
         actions,
         [
             "member.invite",
+            "member.join",
             "member.role",
             "member.role",
             "member.role",
             "member.remove"
         ]
     );
-    let leaked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%'",
+    for secret in [password, token.as_str()] {
+        let leaked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%'",
+        )
+        .bind(secret)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(leaked, 0);
+    }
+}
+
+/// The invitation link on the page that answered an invite.
+fn invitation_token(body: &str) -> String {
+    let marker = "/invite/";
+    let start = body.find(marker).expect("the invitation link is shown") + marker.len();
+    body[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Accept an invitation in `b` with `password`.
+async fn accept(b: &mut Browser, token: &str, password: &str) -> common::Response {
+    let page = b.get(&format!("/invite/{token}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    b.post(
+        &format!("/invite/{token}"),
+        &[("_csrf", &csrf), ("password", password)],
     )
-    .bind(&password)
+    .await
+}
+
+async fn is_member(pool: &PgPool, email: &str, agency: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id JOIN agencies a ON a.id = m.agency_id
+                        WHERE u.email = $1 AND a.name = $2)",
+    )
+    .bind(email)
+    .bind(agency)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn inviting_says_nothing_of_other_agencies_and_joining_is_the_invitees_choice(pool: PgPool) {
+    user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
+    user(&pool, "Other", "known@other.test", Role::Owner).await;
+    let (mut b, csrf, _) = logged_in(&pool, "owner@acme.test").await;
+    let mut answers = Vec::new();
+    let mut tokens = Vec::new();
+    for email in ["known@other.test", "nobody@nowhere.test"] {
+        let r = b
+            .post(
+                "/settings/members",
+                &[("_csrf", &csrf), ("email", email), ("role", "reviewer")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{email}: {}", r.body);
+        let token = invitation_token(&r.body);
+        assert_eq!(token.len(), 43, "256 bits");
+        // the same answer, but for the address, the link and its expiry
+        let start = r.body.find("<div class=\"notice\"").expect("a notice");
+        let notice = &r.body[start..];
+        let notice = &notice[..notice.find("</div>").unwrap()];
+        let expires = notice.split("expires ").nth(1).unwrap()[..16].to_owned();
+        answers.push(
+            notice
+                .replace(email, "EMAIL")
+                .replace(&token, "TOKEN")
+                .replace(&expires, "WHEN"),
+        );
+        tokens.push(token);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "an existing account is not told apart"
+    );
+    assert!(!answers[0].contains("already had an account"));
+    // nobody joined by being invited
+    assert!(!is_member(&pool, "known@other.test", "Acme").await);
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'nobody@nowhere.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(users, 0, "no account is made before the invitee accepts");
+    // only the link's hash is stored
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM invitations WHERE token_hash = convert_to($1, 'UTF8')",
+    )
+    .bind(&tokens[0])
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(leaked, 0);
+    assert_eq!(stored, 0);
+
+    // the known person opens their link: the agency and role are named; a wrong password
+    // changes nothing; their own password makes them a member, logged in to Acme
+    let mut known = Browser::new(state_with(pool.clone(), web()).await);
+    let page = known.get(&format!("/invite/{}", tokens[0])).await;
+    assert!(page.body.contains("Acme") && page.body.contains("reviewer"));
+    let r = accept(&mut known, &tokens[0], "not my password at all").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!is_member(&pool, "known@other.test", "Acme").await);
+    let r = accept(&mut known, &tokens[0], common::PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(is_member(&pool, "known@other.test", "Acme").await);
+    let home = known.get("/clients").await;
+    assert!(home.body.contains("Acme"), "logged in to the agency joined");
+    // used: the link shows the neutral page now
+    let r = known.get(&format!("/invite/{}", tokens[0])).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("cannot be used") && !r.body.contains("Acme"));
+
+    // the new person chooses a password (too short is refused, and changes nothing)
+    let mut newcomer = Browser::new(state_with(pool.clone(), web()).await);
+    let r = accept(&mut newcomer, &tokens[1], "short").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("at least 12 characters"), "{}", r.body);
+    let r = accept(&mut newcomer, &tokens[1], "a passphrase of my own").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(is_member(&pool, "nobody@nowhere.test", "Acme").await);
+
+    // a revoked or expired invitation cannot be used
+    let r = b
+        .post(
+            "/settings/members",
+            &[
+                ("_csrf", &csrf),
+                ("email", "late@acme.test"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    let late = invitation_token(&r.body);
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM invitations WHERE email = 'late@acme.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let r = b
+        .post(
+            &format!("/settings/invitations/{id}/revoke"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let mut stranger = Browser::new(state_with(pool.clone(), web()).await);
+    assert_eq!(
+        stranger.get(&format!("/invite/{late}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = b
+        .post(
+            "/settings/members",
+            &[
+                ("_csrf", &csrf),
+                ("email", "expired@acme.test"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    let expired = invitation_token(&r.body);
+    sqlx::query("UPDATE invitations SET created_at = now() - interval '8 days', expires_at = now() - interval '1 day' WHERE email = 'expired@acme.test'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stranger.get(&format!("/invite/{expired}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // another agency's owner cannot revoke Acme's invitations
+    let (mut other, other_csrf, _) = logged_in(&pool, "known@other.test").await;
+    let pending: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM invitations WHERE email = 'expired@acme.test'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let r = other
+        .post(
+            &format!("/settings/invitations/{pending}/revoke"),
+            &[("_csrf", &other_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action IN ('member.invite', 'member.join', 'member.join_refused', 'invitation.revoke') ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "member.invite",
+            "member.invite",
+            "member.join_refused",
+            "member.join",
+            "member.join",
+            "member.invite",
+            "invitation.revoke",
+            "member.invite"
+        ]
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

@@ -28,8 +28,21 @@ fn engage_form<'a>(csrf: &'a str, scope: &'a str, reason: &'a str) -> Vec<(&'a s
     ]
 }
 
+/// Make `email` an operator of the deployment, as `autosocial-admin operator grant` does.
+async fn grant_operator(pool: &PgPool, email: &str) {
+    let mut tx = pool.begin().await.unwrap();
+    autosocial_core::authority::grant(
+        &mut tx,
+        &autosocial_core::audit::Actor::system("operator (CLI)"),
+        email,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
-async fn everyone_sees_switches_admins_engage_and_only_owners_go_global(pool: PgPool) {
+async fn admins_switch_their_agency_and_only_the_operator_reaches_every_agency(pool: PgPool) {
     for (email, role) in [
         ("viewer@acme.test", Role::Viewer),
         ("reviewer@acme.test", Role::Reviewer),
@@ -57,31 +70,28 @@ async fn everyone_sees_switches_admins_engage_and_only_owners_go_global(pool: Pg
             "{role} engage agency: {}",
             r.body
         );
+        // not even an owner stops every agency, or a platform for every agency
         let r = b
             .post("/switches", &engage_form(&csrf, "global", "incident"))
             .await;
-        assert_eq!(
-            r.status,
-            if role == Role::Owner {
-                StatusCode::SEE_OTHER
-            } else {
-                StatusCode::FORBIDDEN
-            },
-            "{role} engage global"
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} engage global");
+        let mut form = engage_form(&csrf, "platform_all", "incident");
+        form.push(("platform", "x"));
+        let r = b.post("/switches", &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role} engage X for all");
+        let page = b.get("/switches").await;
+        assert!(
+            !page.body.contains("value=\"global\""),
+            "{role} is offered global"
         );
-        // disengage what is engaged (a viewer and a reviewer may not)
+        assert!(!page.body.contains("value=\"platform_all\""));
         for (id, scope) in engaged(&pool).await {
             let r = b
                 .post(&format!("/switches/{id}/disengage"), &[("_csrf", &csrf)])
                 .await;
-            let allowed = if scope == "global" {
-                role == Role::Owner
-            } else {
-                admin
-            };
             assert_eq!(
                 r.status,
-                if allowed {
+                if admin {
                     StatusCode::SEE_OTHER
                 } else {
                     StatusCode::FORBIDDEN
@@ -93,6 +103,83 @@ async fn everyone_sees_switches_admins_engage_and_only_owners_go_global(pool: Pg
             assert!(engaged(&pool).await.is_empty());
         }
     }
+
+    // the operator (granted by the CLI only), whatever their role in an agency
+    user(&pool, "Acme", "ops@acme.test", Role::Viewer).await;
+    grant_operator(&pool, "ops@acme.test").await;
+    let (mut ops, ops_csrf) = logged_in(&pool, "ops@acme.test").await;
+    let page = ops.get("/switches").await;
+    assert!(page.body.contains("value=\"global\""));
+    assert!(
+        !page.body.contains("value=\"agency\""),
+        "a viewer of the agency still does not switch it"
+    );
+    let r = ops
+        .post(
+            "/switches",
+            &engage_form(&ops_csrf, "global", "deployment incident"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let mut form = engage_form(&ops_csrf, "platform_all", "X is down");
+    form.push(("platform", "x"));
+    let r = ops.post("/switches", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let wide: Vec<(String, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT scope, platform, agency_id FROM kill_switches WHERE disengaged_at IS NULL ORDER BY engaged_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        wide,
+        [
+            ("global".to_owned(), None, None),
+            ("platform".to_owned(), Some("x".to_owned()), None)
+        ]
+    );
+    let r = ops
+        .post("/switches", &engage_form(&ops_csrf, "agency", "no"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // an owner sees them and why, not who engaged them, and cannot disengage them
+    let (mut owner, owner_csrf) = logged_in(&pool, "owner@acme.test").await;
+    let page = owner.get("/switches").await;
+    assert!(page.body.contains("deployment incident") && page.body.contains("X (all agencies)"));
+    assert!(!page.body.contains("ops@acme.test"), "{}", page.body);
+    assert!(
+        page.body.contains("the deployment&#39;s operator")
+            || page.body.contains("the deployment's operator")
+    );
+    for (id, _) in engaged(&pool).await {
+        let r = owner
+            .post(
+                &format!("/switches/{id}/disengage"),
+                &[("_csrf", &owner_csrf)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = ops
+            .post(
+                &format!("/switches/{id}/disengage"),
+                &[("_csrf", &ops_csrf)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    assert!(engaged(&pool).await.is_empty());
+    // deployment-wide switches are audited in the system chain, not an agency's
+    let chains: Vec<(String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT action, agency_id FROM audit_log WHERE action LIKE 'kill_switch.%' AND actor_label = 'ops@acme.test' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(chains.len(), 4);
+    assert!(
+        chains.iter().all(|(_, agency)| agency.is_none()),
+        "{chains:?}"
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
@@ -222,7 +309,7 @@ async fn an_engaged_switch_shows_a_banner_on_every_page_until_disengaged(pool: P
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
-async fn another_agencys_switches_and_targets_are_404(pool: PgPool) {
+async fn another_agencys_switches_authors_and_targets_are_never_reached(pool: PgPool) {
     user(&pool, "Acme", "owner@acme.test", Role::Owner).await;
     user(&pool, "Other", "owner@other.test", Role::Owner).await;
     let their_client = client(&pool, "Other", "Their client").await;
@@ -272,23 +359,36 @@ async fn another_agencys_switches_and_targets_are_404(pool: PgPool) {
     );
     assert_eq!(engaged(&pool).await.len(), 1);
 
-    // a global switch concerns everyone: both agencies see it
+    // an owner cannot stop every agency: that is the operator's
     let r = b
         .post(
             "/switches",
             &engage_form(&csrf, "global", "deployment incident"),
         )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(engaged(&pool).await.len(), 1);
+    // a global switch (engaged before this rule, by an agency's owner) concerns everyone: both
+    // agencies see it and why, neither sees who engaged it
     let acme = agency_id(&pool, "Acme").await;
-    let agency: Option<Uuid> =
-        sqlx::query_scalar("SELECT agency_id FROM kill_switches WHERE scope = 'global'")
+    let acme_owner: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'owner@acme.test'")
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(
-        agency, None,
-        "global switches belong to no agency (not {acme})"
+    sqlx::query(
+        "INSERT INTO kill_switches (id, scope, reason, engaged_by) VALUES ($1, 'global', 'deployment incident', $2)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(acme_owner)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let page = theirs.get("/switches").await;
+    assert!(page.body.contains("deployment incident"));
+    assert!(
+        !page.body.contains("owner@acme.test"),
+        "another agency's member is never shown (not {acme}'s owner)"
     );
     assert!(
         theirs

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authority;
 pub mod batch;
 pub mod config;
 pub mod content;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod fence;
 pub mod fleet;
+pub mod invitations;
 pub mod killswitch;
 pub mod limits;
 pub mod media;

@@ -169,3 +169,81 @@ pub async fn finish(conn: &mut PgConnection, link: Uuid, timezone: &str) -> sqlx
     .await?;
     Ok(true)
 }
+
+/// Why a connection that was started may not be stored any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefused {
+    /// The onboarding link it was started from was revoked, used up or expired meanwhile.
+    LinkGone,
+    /// The client was archived (or removed) meanwhile.
+    ClientGone,
+    /// The member who started it from the console is no longer an admin of the agency.
+    MemberGone,
+}
+
+impl ConnectRefused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectRefused::LinkGone => "link_no_longer_active",
+            ConnectRefused::ClientGone => "client_archived",
+            ConnectRefused::MemberGone => "member_no_longer_admin",
+        }
+    }
+}
+
+/// Re-check, in the transaction that stores a connection, that what allowed it to start still
+/// holds: the onboarding link is still active (or the member who started it from the console
+/// is still an admin of the agency) and the client is not archived. The rows read are locked
+/// (`FOR SHARE`) until the caller commits, so a revoke, a finish, an archive or a role change
+/// either waits for the connection to be stored or is seen here: nothing is connected through a
+/// link after its revocation returned. Locks are taken in the order revoke and finish take them
+/// (link, then client).
+pub async fn recheck_for_connection(
+    conn: &mut PgConnection,
+    agency: Uuid,
+    client: Uuid,
+    link: Option<Uuid>,
+    member: Option<Uuid>,
+) -> sqlx::Result<Result<(), ConnectRefused>> {
+    if let Some(link) = link {
+        let active = sqlx::query_scalar!(
+            r#"SELECT true AS "active!" FROM onboarding_links
+               WHERE id = $1 AND agency_id = $2 AND client_id = $3
+                 AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now()
+               FOR SHARE"#,
+            link,
+            agency,
+            client
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if active.is_none() {
+            return Ok(Err(ConnectRefused::LinkGone));
+        }
+    }
+    let live = sqlx::query_scalar!(
+        r#"SELECT true AS "live!" FROM clients WHERE id = $1 AND agency_id = $2 AND status <> 'archived' FOR SHARE"#,
+        client,
+        agency
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if live.is_none() {
+        return Ok(Err(ConnectRefused::ClientGone));
+    }
+    if let Some(member) = member {
+        let admin = sqlx::query_scalar!(
+            r#"SELECT true AS "admin!" FROM memberships
+               WHERE agency_id = $1 AND user_id = $2 AND role IN ('admin', 'owner')
+               FOR SHARE"#,
+            agency,
+            member
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if admin.is_none() {
+            return Ok(Err(ConnectRefused::MemberGone));
+        }
+    }
+    Ok(Ok(()))
+}

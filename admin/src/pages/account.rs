@@ -12,8 +12,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -29,6 +28,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, cookie, session_cookie_name};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Query};
 use crate::pages::layout::{Htmx, Nav, respond};
 
 // ---------------------------------------------------------------------------------------------

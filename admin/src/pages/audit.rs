@@ -5,7 +5,8 @@
 //! Only the agency's own chain is shown; the system chain (failed logins of unknown accounts and
 //! other deployment-wide events) belongs to no agency.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use maud::{Markup, html};
@@ -16,8 +17,9 @@ use autosocial_core::audit::{self, ChainStatus};
 use crate::app::AppState;
 use crate::auth::AdminRole;
 use crate::error::AppResult;
-use crate::pages::format_in_zone;
+use crate::extract::Query;
 use crate::pages::layout::{Htmx, Nav, respond};
+use crate::pages::{format_in_zone, parse_day};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -56,17 +58,6 @@ fn like_pattern(s: &str) -> String {
             .replace('%', "\\%")
             .replace('_', "\\_")
     )
-}
-
-/// A date filter: empty is none; anything else must be a calendar date.
-fn parse_day(s: &str) -> Result<Option<NaiveDate>, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(Some)
-        .map_err(|_| format!("“{s}” is not a date like 2026-11-23."))
 }
 
 fn start_of(day: NaiveDate) -> DateTime<Utc> {
@@ -151,6 +142,12 @@ pub async fn list(
     });
     let from_error = from.as_ref().err();
     let to_error = to.as_ref().err();
+    // a filter that cannot be read is refused (400) with its field's message; nothing is listed
+    let http_status = if from_error.is_some() || to_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let body = html! {
         h1 { "Audit log" }
         (chain_status(&status))
@@ -211,7 +208,9 @@ pub async fn list(
             div.actions { a.button.secondary href=(link) rel="next" { "Older entries" } }
         }
     };
-    Ok(respond(htmx, &user, "Audit log", Nav::Audit, body))
+    let mut r = respond(htmx, &user, "Audit log", Nav::Audit, body);
+    *r.status_mut() = http_status;
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -227,5 +226,8 @@ mod tests {
         );
         assert!(parse_day("23/11/2026").unwrap_err().contains("23/11/2026"));
         assert_eq!(like_pattern("a_b%"), "%a\\_b\\%%");
+        // the end of the last day in the window still exists
+        let (_, last) = crate::pages::date_window();
+        assert!(last.checked_add_days(Days::new(1)).is_some());
     }
 }

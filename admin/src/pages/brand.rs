@@ -13,9 +13,8 @@ use std::io::Cursor;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use axum::Form;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -31,6 +30,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::client_tabs;
 use crate::pages::layout::{Htmx, Nav, respond};
 

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{
@@ -35,6 +34,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::client_filter;
 use crate::pages::layout::{Htmx, Nav, respond};
 
@@ -104,12 +104,35 @@ pub struct CalendarQuery {
 }
 
 impl CalendarQuery {
-    fn view(&self) -> View {
-        match self.view.as_str() {
+    /// Check what the address asks for before anything is read: a known view, a date inside the
+    /// console's window (empty: today) and a well-formed cursor. Refused with a 400 that says
+    /// which parameter and why; a date like `-262143-01-01` would otherwise overflow the
+    /// month's arithmetic.
+    fn checked(&self, today: NaiveDate) -> AppResult<(View, NaiveDate, Option<Uuid>)> {
+        let view = match self.view.trim() {
+            "" | "month" => View::Month,
             "week" => View::Week,
             "day" => View::Day,
-            _ => View::Month,
-        }
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(AppError::BadRequest(format!(
+                    "The calendar has no view “{shown}”: choose month, week or day."
+                )));
+            }
+        };
+        let anchor = crate::pages::parse_day(&self.date)
+            .map_err(|m| AppError::BadRequest(format!("The calendar’s date: {m}")))?
+            .unwrap_or(today);
+        let after = match self.after.trim() {
+            "" => None,
+            a => Some(Uuid::from_str(a).map_err(|_| {
+                AppError::BadRequest(
+                    "The calendar’s “after” is not a post’s id; open the day again from the calendar."
+                        .into(),
+                )
+            })?),
+        };
+        Ok((view, anchor, after))
     }
 }
 
@@ -178,9 +201,15 @@ pub fn parse_local(value: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
             if value.is_empty() {
                 "Enter the new date and time.".to_owned()
             } else {
-                format!("“{value}” is not a date and time like 2026-11-24T09:30.")
+                let shown: String = value.chars().take(40).collect();
+                format!("“{shown}” is not a date and time like 2026-11-24T09:30.")
             }
         })?;
+    if !crate::pages::in_date_window(naive.date()) {
+        return Err(crate::pages::outside_window(
+            &value.chars().take(40).collect::<String>(),
+        ));
+    }
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
         LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
@@ -457,14 +486,12 @@ async fn render(
         }
         None => (None, chrono_tz::UTC),
     };
-    let view = q.view();
     let now = Utc::now();
     let today = now.with_timezone(&tz).date_naive();
-    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d").unwrap_or(today);
+    let (view, anchor, after) = q.checked(today)?;
     let (first, last) = span(view, anchor);
     let from = local_midnight(tz, first);
     let to = local_midnight(tz, last + TimeDelta::days(1));
-    let after = Uuid::from_str(q.after.trim()).ok();
 
     // a day: its list, a page at a time; a month or week: every post, or (a busy agency, all
     // clients) the counts per day
@@ -813,6 +840,13 @@ pub struct RescheduleForm {
 impl RescheduleForm {
     fn back(&self) -> AppResult<(Scope, CalendarQuery)> {
         let client = parse_client(&self.client)?;
+        // the view to come back to is checked like the calendar's own address
+        CalendarQuery {
+            view: self.view.clone(),
+            date: self.date.clone(),
+            ..CalendarQuery::default()
+        }
+        .checked(Utc::now().date_naive())?;
         let scope = match (self.scope.as_str(), client) {
             ("client", Some(c)) => Scope::Client(c),
             _ => Scope::Agency(client),
@@ -864,9 +898,8 @@ async fn refused(
 
 fn back_to(f: &RescheduleForm) -> AppResult<Response> {
     let (scope, q) = f.back()?;
-    let anchor = NaiveDate::parse_from_str(q.date.trim(), "%Y-%m-%d")
-        .unwrap_or_else(|_| Utc::now().date_naive());
-    Ok(Redirect::to(&scope.url(q.view(), anchor)).into_response())
+    let (view, anchor, _) = q.checked(Utc::now().date_naive())?;
+    Ok(Redirect::to(&scope.url(view, anchor)).into_response())
 }
 
 /// `POST /calendar/items/{id}/reschedule`: move an approved item (all its pending posts).
@@ -877,6 +910,7 @@ pub async fn reschedule_item(
     Path(id): Path<Uuid>,
     Form(f): Form<RescheduleForm>,
 ) -> AppResult<Response> {
+    f.back()?;
     let mut tx = state.pool.begin().await?;
     let item = sqlx::query!(
         r#"SELECT i.state AS "state: ItemState", i.slot_at, c.timezone FROM content_items i
@@ -942,6 +976,7 @@ pub async fn reschedule_publication(
     Path(id): Path<Uuid>,
     Form(f): Form<RescheduleForm>,
 ) -> AppResult<Response> {
+    f.back()?;
     let mut tx = state.pool.begin().await?;
     let p = sqlx::query!(
         r#"SELECT p.state AS "state: PublicationState", p.scheduled_at, c.timezone FROM publications p

@@ -13,7 +13,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
+use crate::extract::Query;
 
 /// Names suggested (and matches offered without JavaScript) at most.
 pub const SUGGESTIONS: i64 = 20;

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -21,6 +20,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult, violated_constraint};
+use crate::extract::{Form, Path, Query};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::pages::{format_in_zone, relative};
 

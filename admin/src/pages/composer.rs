@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, RawForm, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -34,6 +34,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Path, RawForm};
 use crate::pages::items::{self, Draft, FieldErrors};
 use crate::pages::layout::{Htmx, Nav, respond};
 

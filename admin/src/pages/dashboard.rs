@@ -189,7 +189,7 @@ async fn count(state: &AppState, agency: Uuid) -> AppResult<Figures> {
     )
     .fetch_all(&state.pool)
     .await?;
-    let switches = crate::pages::switches::engaged_for(&state.pool, agency)
+    let switches = crate::pages::switches::engaged_for(&state.pool, agency, false)
         .await?
         .len();
     let lag_secs = sqlx::query_scalar!(

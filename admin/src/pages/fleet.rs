@@ -2,13 +2,15 @@
 //! failed jobs with their error, which admins may retry or discard. The live part refreshes
 //! itself every few seconds through htmx polling; without JavaScript a reload does the same.
 //!
-//! Tenancy: jobs carrying an `agency_id` are shown to that agency only. Jobs without one are
-//! system work (sweeps, periodic planning) that serves every agency of the deployment; they are
-//! shown to owners only, and only owners may retry or discard them.
+//! Tenancy: jobs carrying an `agency_id` are shown to that agency only (admins and owners retry
+//! or discard them). Jobs without one are system work (sweeps, periodic planning) that serves
+//! every agency of the deployment: they are the operator's (granted by the CLI only), shown to
+//! and acted on by operators alone, and audited in the system chain. How many jobs each worker
+//! runs counts every agency's work, so only operators see it.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeZone, Utc};
@@ -20,9 +22,10 @@ use autosocial_core::domain::Role;
 use autosocial_core::fleet;
 
 use crate::app::AppState;
-use crate::auth::{AdminRole, CurrentUser, Viewer};
+use crate::auth::{CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult, violated_constraint};
+use crate::extract::{Path, Query};
 use crate::pages::layout::{Htmx, Nav, bare_page, respond};
 use crate::pages::{format_in_zone, relative};
 
@@ -38,7 +41,7 @@ fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 fn sees_system_jobs(user: &CurrentUser) -> bool {
-    user.role.allows(Role::Owner)
+    user.operator
 }
 
 struct Depth {
@@ -101,7 +104,7 @@ async fn live_partial(state: &AppState, user: &CurrentUser) -> AppResult<Markup>
                 p.alert role="alert" { "Worker presence is unavailable: Redis did not answer. Jobs keep running; this list comes back with Redis." }
             }
             Ok(ws) if ws.is_empty() => { p.empty { "No worker is alive. Jobs wait until one starts." } }
-            Ok(ws) => { (workers_table(ws, now)) }
+            Ok(ws) => { (workers_table(ws, now, system)) }
         }
         h2 { "Queue" }
         @if depth.is_empty() {
@@ -158,7 +161,8 @@ fn seconds(s: f64) -> String {
     }
 }
 
-fn workers_table(ws: &[HashMap<String, String>], now: DateTime<Utc>) -> Markup {
+/// The live workers; `operator` adds how many jobs each runs (every agency's work together).
+fn workers_table(ws: &[HashMap<String, String>], now: DateTime<Utc>, operator: bool) -> Markup {
     let field = |w: &HashMap<String, String>, k: &str| w.get(k).cloned().unwrap_or_default();
     let at = |w: &HashMap<String, String>, k: &str| {
         w.get(k)
@@ -167,14 +171,18 @@ fn workers_table(ws: &[HashMap<String, String>], now: DateTime<Utc>) -> Markup {
     };
     html! {
         table {
-            thead { tr { th scope="col" { "Worker" } th scope="col" { "Host" } th scope="col" { "Version" } th scope="col" { "Jobs in flight" } th scope="col" { "Started" } th scope="col" { "Last beat" } } }
+            thead { tr {
+                th scope="col" { "Worker" } th scope="col" { "Host" } th scope="col" { "Version" }
+                @if operator { th scope="col" { "Jobs in flight" } }
+                th scope="col" { "Started" } th scope="col" { "Last beat" }
+            } }
             tbody {
                 @for w in ws {
                     tr {
                         td { code { (field(w, "id")) } }
                         td { (field(w, "host")) " (pid " (field(w, "pid")) ")" }
                         td { (field(w, "version")) }
-                        td { (field(w, "in_flight")) }
+                        @if operator { td { (field(w, "in_flight")) } }
                         td { @if let Some(t) = at(w, "started_ms") { (when(t, now)) } @else { "—" } }
                         td { @if let Some(t) = at(w, "last_beat_ms") { (relative(t, now)) } @else { "—" } }
                     }
@@ -232,7 +240,7 @@ async fn failed_partial(
             .finish();
         format!("/fleet?{params}")
     });
-    let can_act = user.role.allows(Role::Admin);
+    let admin = user.role.allows(Role::Admin);
     let now = Utc::now();
     Ok(html! {
         h2 { "Failed jobs" }
@@ -250,7 +258,7 @@ async fn failed_partial(
                             td { (j.last_error.as_deref().unwrap_or("—")) }
                             td { (when(j.finished_at, now)) }
                             td {
-                                @if can_act && (!j.system || system) {
+                                @if (j.system && system) || (!j.system && admin) {
                                     div.actions {
                                         form method="post" action={ "/fleet/jobs/" (j.id) "/retry" } {
                                             input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
@@ -304,8 +312,9 @@ enum Action {
     Discard,
 }
 
-/// Find a failed job this user may act on: another agency's job, or a system job for a
-/// non-owner, is a 404; a job that is no longer failed gets a plain explanation.
+/// Find a failed job this user may act on: another agency's job, or a system job for anyone
+/// but an operator, is a 404; the agency's own jobs need an admin; a job that is no longer
+/// failed gets a plain explanation. Actions on system jobs go to the system audit chain.
 async fn act(state: &AppState, user: &CurrentUser, id: i64, action: Action) -> AppResult<Response> {
     let system = sees_system_jobs(user);
     let mut tx = state.pool.begin().await?;
@@ -318,6 +327,9 @@ async fn act(state: &AppState, user: &CurrentUser, id: i64, action: Action) -> A
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppError::NotFound)?;
+    if job.agency_id.is_some() && !user.role.allows(Role::Admin) {
+        return Err(AppError::Forbidden);
+    }
     if job.state != "failed" {
         return Ok(conflict(&format!(
             "Job #{id} is no longer failed (it is {}); nothing was changed.",
@@ -354,7 +366,7 @@ async fn act(state: &AppState, user: &CurrentUser, id: i64, action: Action) -> A
     audit::append(
         &mut tx,
         &user.actor(),
-        Entry::new(Some(user.agency_id), verb)
+        Entry::new(job.agency_id, verb)
             .target("job", id)
             .details(serde_json::json!({ "kind": job.kind, "system": job.agency_id.is_none() })),
     )
@@ -376,7 +388,7 @@ fn conflict(message: &str) -> Response {
 
 pub async fn retry(
     State(state): State<AppState>,
-    user: AdminRole,
+    user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     act(&state, &user, id, Action::Retry).await
@@ -384,7 +396,7 @@ pub async fn retry(
 
 pub async fn discard(
     State(state): State<AppState>,
-    user: AdminRole,
+    user: CurrentUser,
     Path(id): Path<i64>,
 ) -> AppResult<Response> {
     act(&state, &user, id, Action::Discard).await

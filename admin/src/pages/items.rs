@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -34,6 +33,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::pages::{format_in_zone, relative};
 
@@ -487,7 +487,15 @@ pub fn parse_local(input: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let naive = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .ok_or_else(|| format!("“{s}” is not a date and time like 2026-11-23 16:30."))?;
+        .ok_or_else(|| {
+            let shown: String = s.chars().take(40).collect();
+            format!("“{shown}” is not a date and time like 2026-11-23 16:30.")
+        })?;
+    if !crate::pages::in_date_window(naive.date()) {
+        return Err(crate::pages::outside_window(
+            &s.chars().take(40).collect::<String>(),
+        ));
+    }
     Ok(schedule::resolve_local(tz, naive.date(), naive.time()))
 }
 
@@ -787,7 +795,7 @@ pub async fn edit_form_fragment(
     State(state): State<AppState>,
     user: Reviewer,
     Path(id): Path<Uuid>,
-    axum::extract::Query(q): axum::extract::Query<EditFormQuery>,
+    Query(q): Query<EditFormQuery>,
 ) -> AppResult<Response> {
     let item = load_one(&state, user.agency_id, id).await?;
     if !matches!(item.state.as_str(), "pending_review" | "approved") {

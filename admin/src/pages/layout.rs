@@ -85,7 +85,10 @@ pub fn page(user: &CurrentUser, title: &str, nav: Nav, content: Markup) -> Marku
                             a href="/settings" aria-current=[current(Nav::Settings)] { "Settings" }
                         }
                     }
-                    span.who { (user.email) " · " (user.agency_name) " · " (user.role.as_str()) }
+                    span.who {
+                        (user.email) " · " (user.agency_name) " · " (user.role.as_str())
+                        @if user.operator { " · operator of this deployment" }
+                    }
                     @if user.agencies.len() > 1 { (agency_switcher(user)) }
                     a href="/account/password" aria-current=[current(Nav::Account)] { "Password" }
                     form method="post" action="/logout" {
@@ -136,16 +139,17 @@ pub async fn switch_banner(State(state): State<AppState>, req: Request, next: Ne
         .extensions()
         .get::<CurrentUser>()
         .filter(|u| u.switches_engaged)
-        .map(|u| u.agency_id);
+        .map(|u| (u.agency_id, u.operator));
     match agency {
-        Some(agency) if !partial => {
-            let engaged = match crate::pages::switches::engaged_for(&state.pool, agency).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading kill switches for the banner failed");
-                    Vec::new()
-                }
-            };
+        Some((agency, operator)) if !partial => {
+            let engaged =
+                match crate::pages::switches::engaged_for(&state.pool, agency, operator).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading kill switches for the banner failed");
+                        Vec::new()
+                    }
+                };
             ENGAGED.scope(Arc::new(engaged), next.run(req)).await
         }
         _ => next.run(req).await,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,8 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::extract::Query;
 use crate::statics;
 
 /// The channel the trigger notifies.
@@ -255,12 +257,23 @@ fn sse_event(ev: &LiveEvent) -> Event {
         .data(serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into()))
 }
 
-/// `GET /live/events`: the session's agency's changes as `event: live` messages.
+/// `GET /live/events`: the session's agency's changes as `event: live` messages (`client`:
+/// one of its clients only; another agency's client is not found, like everywhere else).
 pub async fn events(
     State(state): State<AppState>,
     user: Viewer,
     Query(q): Query<EventsQuery>,
-) -> Response {
+) -> AppResult<Response> {
+    if let Some(client) = q.client {
+        sqlx::query_scalar!(
+            r#"SELECT true AS "ours!" FROM clients WHERE id = $1 AND agency_id = $2"#,
+            client,
+            user.agency_id
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    }
     let rx = state.live.subscribe(&state.pool).await;
     let stream = filtered(rx, user.agency_id, q.client);
     let mut r = Sse::new(stream)
@@ -269,7 +282,7 @@ pub async fn events(
     // a proxy must pass each event on at once
     r.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    Ok(r)
 }
 
 fn filtered(

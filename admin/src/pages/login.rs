@@ -1,7 +1,6 @@
 //! Login and logout.
 
-use axum::Form;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -17,6 +16,7 @@ use crate::auth::{
 };
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Query};
 use crate::pages::layout::bare_page;
 
 #[derive(Debug, Deserialize, Default)]
@@ -33,11 +33,40 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// Only a local path may be a post-login destination (no open redirect).
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
+/// The longest `next` accepted (a console address is far shorter).
+const MAX_NEXT: usize = 2048;
+
+/// Where to go after login: a path on this console, nothing else (no open redirect). `next` must
+/// be a relative reference with an absolute path — one leading `/`, so no scheme and no
+/// `//host` — without control characters, whitespace or backslashes (browsers drop tabs and
+/// newlines and read `\` as `/`, so `/\t/evil.example` would lead to `//evil.example`), and
+/// resolved against this origin it must stay on it. The result is the parsed path and query
+/// re-serialized by the `url` crate (percent-encoded, safe in a `Location` header); anything
+/// else is `/`.
+fn safe_next(next: Option<&str>) -> String {
+    let Some(n) = next else {
+        return "/".to_owned();
+    };
+    let plain = n.len() <= MAX_NEXT
+        && n.starts_with('/')
+        && !n.starts_with("//")
+        && !n
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if !plain {
+        return "/".to_owned();
+    }
+    let base = url::Url::parse("http://console.invalid/").expect("a valid base");
+    match base.join(n) {
+        Ok(u) if u.origin() == base.origin() && u.username().is_empty() => {
+            let mut local = u.path().to_owned();
+            if let Some(q) = u.query() {
+                local.push('?');
+                local.push_str(q);
+            }
+            local
+        }
+        _ => "/".to_owned(),
     }
 }
 
@@ -71,7 +100,11 @@ pub async fn form(
         token.clone(),
     ));
     let next = safe_next(q.next.as_deref());
-    (jar, bare_page("Log in", login_form(&token, "", next, None))).into_response()
+    (
+        jar,
+        bare_page("Log in", login_form(&token, "", &next, None)),
+    )
+        .into_response()
 }
 
 pub async fn submit(
@@ -97,7 +130,7 @@ pub async fn submit(
         Some(e) if constant_time_eq(e.as_bytes(), f.csrf.as_bytes()) => {}
         _ => return Err(AppError::Csrf("missing or wrong login token")),
     }
-    let next = safe_next(f.next.as_deref()).to_owned();
+    let next = safe_next(f.next.as_deref());
     let email = f.email.trim();
     if let Err(wait) = state.throttle.check(email, ip) {
         tracing::warn!(ip = ?ip, "login throttled");
@@ -147,9 +180,30 @@ mod tests {
     #[test]
     fn only_local_paths_are_login_destinations() {
         assert_eq!(safe_next(Some("/clients?x=1")), "/clients?x=1");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(
+            safe_next(Some("/calendar?view=week&date=2026-11-23")),
+            "/calendar?view=week&date=2026-11-23"
+        );
+        assert_eq!(safe_next(Some("/clients/%C3%A9")), "/clients/%C3%A9");
+        assert_eq!(safe_next(Some("/a/../b")), "/b");
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "/\u{85}/evil.example",
+            "/\u{2028}/evil.example",
+            "\t//evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

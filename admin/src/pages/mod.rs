@@ -10,6 +10,7 @@ pub mod clients;
 pub mod composer;
 pub mod dashboard;
 pub mod fleet;
+pub mod invitations;
 pub mod items;
 pub mod layout;
 pub mod live;
@@ -20,8 +21,47 @@ pub mod rules;
 pub mod settings;
 pub mod switches;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+
+/// The first and last day the console reads from a form or an address. Posts, audit entries and
+/// calendars live well inside it; outside it, date arithmetic (a month's grid, a day's end in a
+/// zone) and Postgres' timestamps would overflow, so such dates are refused at the edge.
+pub fn date_window() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date"),
+        NaiveDate::from_ymd_opt(2199, 12, 31).expect("a valid date"),
+    )
+}
+
+/// Whether `d` is inside [`date_window`].
+pub fn in_date_window(d: NaiveDate) -> bool {
+    let (first, last) = date_window();
+    (first..=last).contains(&d)
+}
+
+/// The message for a date outside [`date_window`].
+pub fn outside_window(typed: &str) -> String {
+    let (first, last) = date_window();
+    format!(
+        "“{typed}” is outside the dates the console works with: choose one from {first} to {last}."
+    )
+}
+
+/// A `YYYY-MM-DD` field: empty is `None`; anything else must be a calendar date inside
+/// [`date_window`]. The error is the field's message.
+pub fn parse_day(s: &str) -> Result<Option<NaiveDate>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let shown: String = s.chars().take(40).collect();
+    match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(d) if in_date_window(d) => Ok(Some(d)),
+        Ok(_) => Err(outside_window(&shown)),
+        Err(_) => Err(format!("“{shown}” is not a date like 2026-11-23.")),
+    }
+}
 
 /// "2026-11-23 16:04 CET (Europe/Berlin)" — times are shown in the client's zone, named.
 pub fn format_in_zone(at: DateTime<Utc>, tz: Tz) -> String {
@@ -56,6 +96,22 @@ pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn days_are_read_inside_the_window_only() {
+        assert_eq!(parse_day(""), Ok(None));
+        assert_eq!(
+            parse_day(" 2026-11-23 "),
+            Ok(NaiveDate::from_ymd_opt(2026, 11, 23))
+        );
+        for hostile in ["-262143-01-01", "+262142-12-31", "1969-12-31", "2200-01-01"] {
+            let e = parse_day(hostile).unwrap_err();
+            assert!(e.contains("1970-01-01 to 2199-12-31"), "{hostile}: {e}");
+        }
+        assert!(parse_day("23/11/2026").unwrap_err().contains("not a date"));
+        assert!(parse_day("99999-01-01").unwrap_err().contains("not a date"));
+        assert!(parse_day(&"9".repeat(10_000)).unwrap_err().chars().count() < 100);
+    }
 
     #[test]
     fn times_are_shown_in_the_named_zone_and_relative() {

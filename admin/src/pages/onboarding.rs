@@ -3,8 +3,7 @@
 
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -27,6 +26,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, Viewer, client_ip, cookie};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::layout::{Htmx, Nav, bare_page, respond};
 use crate::pages::{format_in_zone, relative};
 
@@ -465,6 +465,13 @@ pub async fn callback(
             "The answer came from another platform than the one you started with.",
         ));
     }
+    let facts = Facts {
+        agency: t.agency_id,
+        client: t.client_id,
+        link: t.onboarding_link_id,
+        member: t.started_by,
+        platform,
+    };
     let (Some(connector), Some(app)) = (
         platforms::connector(platform, &state.platforms),
         platform_apps::resolve(
@@ -499,6 +506,22 @@ pub async fn callback(
             "The answer from the platform carried no code.",
         ));
     };
+    // revoked, finished, archived or demoted since it started: stop before asking the platform
+    {
+        let mut check = state.pool.begin().await?;
+        let now = onboarding::recheck_for_connection(
+            &mut check,
+            t.agency_id,
+            t.client_id,
+            t.onboarding_link_id,
+            t.started_by,
+        )
+        .await?;
+        check.rollback().await?;
+        if let Err(why) = now {
+            return connection_stopped(&state, &facts, why, ip).await;
+        }
+    }
     let row = t.id.to_string();
     let verifier = state
         .vault
@@ -527,8 +550,22 @@ pub async fn callback(
         Ok(a) => a,
         Err(e) => return Ok(platform_refused(platform, &e)),
     };
-    // store: encrypted, one row per platform account (a reconnect updates it)
+    // store: encrypted, one row per platform account (a reconnect updates it) — but only if the
+    // link (or the member) and the client still allow it now, at the moment of storing; the rows
+    // stay locked until the account is committed, so a revoke either waits or is seen here
     let mut tx = state.pool.begin().await?;
+    if let Err(why) = onboarding::recheck_for_connection(
+        &mut tx,
+        t.agency_id,
+        t.client_id,
+        t.onboarding_link_id,
+        t.started_by,
+    )
+    .await?
+    {
+        tx.rollback().await?;
+        return connection_stopped(&state, &facts, why, ip).await;
+    }
     let account_id = autosocial_core::accounts::store_connection(
         &mut tx,
         &state.vault,
@@ -557,6 +594,57 @@ pub async fn callback(
         Some(_) => Ok(Redirect::to(&format!("/clients/{}", t.client_id)).into_response()),
         None => Ok(Redirect::to("/onboard/continue").into_response()),
     }
+}
+
+/// What a refused connection is about, for its audit entry.
+struct Facts {
+    agency: Uuid,
+    client: Uuid,
+    link: Option<Uuid>,
+    member: Option<Uuid>,
+    platform: Platform,
+}
+
+/// A connection whose link, client or member no longer allows it: nothing is stored, the
+/// refusal is audited in the agency's chain, and the person is told plainly.
+async fn connection_stopped(
+    state: &AppState,
+    f: &Facts,
+    why: onboarding::ConnectRefused,
+    ip: Option<std::net::IpAddr>,
+) -> AppResult<Response> {
+    tracing::warn!(platform = %f.platform, reason = why.as_str(), "a connection in flight was stopped");
+    let mut tx = state.pool.begin().await?;
+    audit::append(
+        &mut tx,
+        &Actor {
+            user_id: f.member,
+            label: if f.member.is_some() { "agency member (console)".into() } else { "client (onboarding link)".into() },
+            ip,
+        },
+        Entry::new(Some(f.agency), "account.connect_refused")
+            .target("client", f.client)
+            .details(serde_json::json!({ "platform": f.platform, "link_id": f.link, "reason": why.as_str() })),
+    )
+    .await?;
+    tx.commit().await?;
+    let message = match (why, f.member.is_some()) {
+        (onboarding::ConnectRefused::MemberGone, _) => {
+            "You are no longer an admin of this agency, so the account was not connected."
+        }
+        (_, true) => "This client was archived meanwhile, so the account was not connected.",
+        (_, false) => {
+            "This onboarding link was revoked, used up or expired while you were connecting, so the account was not connected. Ask your agency for a new link."
+        }
+    };
+    Ok((
+        StatusCode::GONE,
+        bare_page(
+            "Connection not completed",
+            html! { h1 { "Connection not completed" } p { (message) } p { "Nothing was saved." } },
+        ),
+    )
+        .into_response())
 }
 
 fn platform_refused(platform: Platform, e: &PlatformError) -> Response {

@@ -9,7 +9,7 @@
 use std::str::FromStr;
 
 use axum::body::Bytes;
-use axum::extract::{Query, RawForm, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Query, RawForm};
 use crate::pages::client_filter::{self, Resolved};
 use crate::pages::items;
 use crate::pages::layout::{Htmx, Nav, respond};

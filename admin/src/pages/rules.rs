@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
@@ -33,6 +32,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path, Query};
 use crate::pages::brand::client_of;
 use crate::pages::client_tabs;
 use crate::pages::layout::{Htmx, Nav, respond};
@@ -527,8 +527,10 @@ fn preview_from(tz: Tz, from: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
     if from.is_empty() {
         return Ok(now);
     }
-    let date = NaiveDate::parse_from_str(from, "%Y-%m-%d")
-        .map_err(|_| format!("“{from}” is not a date (YYYY-MM-DD)."))?;
+    let date = NaiveDate::parse_from_str(from, "%Y-%m-%d").map_err(|_| {
+        let shown: String = from.chars().take(40).collect();
+        format!("“{shown}” is not a date (YYYY-MM-DD).")
+    })?;
     let today = schedule::local_date(tz, now);
     if (date - today).num_days().abs() > 366 * 2 {
         return Err("Preview a week within two years of today.".into());
@@ -674,13 +676,18 @@ pub async fn list(
             }
         }
     };
-    Ok(respond(
+    let mut r = respond(
         htmx,
         &user,
         &format!("{}: rules", client.name),
         Nav::Clients,
         body,
-    ))
+    );
+    // a preview date that cannot be used is refused with its field's message
+    if from_error.is_some() {
+        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    Ok(r)
 }
 
 fn field_error(errors: &FieldErrors, field: &str) -> Markup {

@@ -5,14 +5,16 @@
 //! Secrets (app client secrets, the AI key) are write-only: the forms never echo them, the page
 //! only says whether one is set, and removing one is its own explicit action.
 //!
-//! Inviting a member who has no account yet creates it with a random password shown once, on the
-//! response to the invite only (nothing keeps it); an existing account just gains the membership.
+//! Inviting a member makes an invitation (`core::invitations`): a one-time link, shown once to
+//! the inviting owner to pass on (until the console sends email), that the invited person opens
+//! to join — with their password if they have an account, or by choosing one. The answer to the
+//! owner is the same whether or not the address has an account anywhere on the deployment, and
+//! nobody becomes a member of an agency without accepting.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -23,6 +25,7 @@ use uuid::Uuid;
 
 use autosocial_core::audit::{self, Entry};
 use autosocial_core::domain::{Platform, Role};
+use autosocial_core::invitations::{self, InvitationState, Invited};
 use autosocial_core::platform_apps::{self, NewApp};
 use autosocial_core::vault::Aad;
 
@@ -30,6 +33,7 @@ use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Owner};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path};
 use crate::pages::format_in_zone;
 use crate::pages::layout::{Htmx, Nav, respond};
 
@@ -122,6 +126,11 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
     .fetch_all(&state.pool)
     .await?;
     let apps = platform_apps::list(&state.pool, agency).await?;
+    let invites = if user.role.allows(Role::Owner) {
+        invitations::list(&state.pool, agency).await?
+    } else {
+        Vec::new()
+    };
     let ai = sqlx::query_as!(
         AiSettings,
         r#"SELECT ai_provider, ai_base_url, ai_model, ai_api_key_ct IS NOT NULL AS "key_set!", updated_at AS "updated_at?"
@@ -220,8 +229,32 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
                     }
                 }
                 (flash.message("invite-role"))
-                p.hint { "A new account gets a one-time password, shown once on the next page: pass it on securely." }
+                p.hint { "You get a link to pass on: it works once and for " (invitations::LIFETIME_DAYS) " days. The person opens it to join, with their password or by choosing one; nobody joins without accepting." }
                 div.actions { button type="submit" { "Invite" } }
+            }
+            @if !invites.is_empty() {
+                h3 #invitations { "Invitations" }
+                table {
+                    thead { tr { th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                    tbody {
+                        @for i in &invites {
+                            tr {
+                                td { (i.email) }
+                                td { (i.role.as_str()) }
+                                td { (when(i.expires_at)) }
+                                td { (i.state.label()) }
+                                td {
+                                    @if i.state == InvitationState::Open {
+                                        form method="post" action={ "/settings/invitations/" (i.id) "/revoke" } {
+                                            input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
+                                            button.secondary type="submit" { "Revoke" span.visually-hidden { " the invitation for " (i.email) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
 
@@ -422,96 +455,57 @@ pub async fn invite(
         let flash = refused("invite-role", "Choose owner, admin, reviewer or viewer.");
         return page(&state, htmx, &user, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
     };
-    let existing =
-        sqlx::query_scalar!("SELECT id FROM users WHERE email = $1::text::citext", email)
-            .fetch_optional(&state.pool)
-            .await?;
-    // a new account's one-time password (hashed before the transaction: argon2 is slow)
-    let fresh = match existing {
-        Some(_) => None,
-        None => {
-            let password = autosocial_core::secret::random_token(18);
-            let p = password.clone();
-            let hash = tokio::task::spawn_blocking(move || autosocial_core::password::hash(&p))
-                .await
-                .map_err(anyhow::Error::from)??;
-            Some((password, hash))
-        }
-    };
     let mut tx = state.pool.begin().await?;
-    let (user_id, password) = match (existing, fresh) {
-        (Some(id), _) => (id, None),
-        (None, Some((password, hash))) => {
-            let created = sqlx::query_scalar!(
-                "INSERT INTO users (id, email, password_hash) VALUES ($1, $2::text::citext, $3)
-                 ON CONFLICT (email) DO NOTHING RETURNING id",
-                Uuid::now_v7(),
-                email,
-                hash
-            )
-            .fetch_optional(&mut *tx)
-            .await?;
-            match created {
-                Some(id) => (id, Some(password)),
-                // created by someone else a moment ago: treat it as an existing account
-                None => (
-                    sqlx::query_scalar!(
-                        "SELECT id FROM users WHERE email = $1::text::citext",
-                        email
-                    )
-                    .fetch_one(&mut *tx)
-                    .await?,
-                    None,
-                ),
-            }
+    let invited = invitations::create(&mut tx, &user.actor(), user.agency_id, email, role).await?;
+    let invitation = match invited {
+        Invited::Created(i) => i,
+        Invited::AlreadyMember => {
+            let flash = refused(
+                "invite-email",
+                "This person is already a member of your agency.",
+            );
+            return page(&state, htmx, &user, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
         }
-        (None, None) => unreachable!("a password is made for every new account"),
     };
-    let added = sqlx::query!(
-        "INSERT INTO memberships (agency_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        user.agency_id,
-        user_id,
-        role.as_str()
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        > 0;
-    if !added {
-        let flash = refused(
-            "invite-email",
-            "This person is already a member of your agency.",
-        );
-        return page(&state, htmx, &user, StatusCode::UNPROCESSABLE_ENTITY, flash).await;
-    }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "member.invite")
-            .target("user", user_id)
-            .details(serde_json::json!({ "email": email, "role": role, "new_account": password.is_some() })),
-    )
-    .await?;
     tx.commit().await?;
+    let link = format!(
+        "{}/invite/{}",
+        state.web.public_url.as_str().trim_end_matches('/'),
+        invitation.token
+    );
+    // the same answer whether or not the address has an account anywhere
     let notice = html! {
         div.notice role="status" {
-            @match &password {
-                Some(pw) => {
-                    p { "Created an account for " strong { (email) } " as " (role.as_str()) ". Their one-time password, shown only now:" }
-                    p { code { (pw) } }
-                    p.hint { "Send it to them over a channel you trust. It is not stored anywhere readable and cannot be shown again." }
-                }
-                None => {
-                    p { strong { (email) } " already had an account and is now a member of your agency as " (role.as_str()) ". They log in with their own password." }
-                }
-            }
+            p { "Invited " strong { (email) } " as " (role.as_str()) ". Send them this link over a channel you trust; it is shown only now, works once and expires " (when(invitation.expires_at)) "." }
+            label for="invite-link" { "Invitation link" }
+            input #invite-link type="text" readonly value=(link);
+            p.hint { "They join when they open it and accept, with the password of their account or by choosing one." }
         }
     };
     let flash = Flash {
         notice: Some(notice),
         ..Flash::default()
     };
-    page(&state, htmx, &user, StatusCode::OK, flash).await
+    let mut r = page(&state, htmx, &user, StatusCode::CREATED, flash).await?;
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}
+
+/// `POST /settings/invitations/{id}/revoke`: the link stops working.
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    user: Owner,
+    Path(id): Path<Uuid>,
+) -> AppResult<Response> {
+    let mut tx = state.pool.begin().await?;
+    if !invitations::revoke(&mut tx, &user.actor(), user.agency_id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(back("invitations"))
 }
 
 #[derive(Debug, Deserialize)]

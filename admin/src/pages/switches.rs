@@ -1,6 +1,11 @@
-//! Kill switches: every member sees what is engaged (and a banner on every page says so); admins
-//! engage and disengage switches for their agency, a client, a platform or an account; only an
-//! owner may engage or disengage a global switch, which stops every agency of the deployment.
+//! Kill switches: every member sees what is engaged for their agency (and a banner on every page
+//! says so); admins and owners engage and disengage switches for their agency, a client, a
+//! platform for the agency or an account. Switches that reach beyond one agency — global, or a
+//! platform for every agency — belong to the deployment's operator (granted by the CLI only,
+//! `autosocial-admin operator grant`), whatever their role in an agency; the CLI's
+//! `autosocial-admin switch` does the same without the console. Members of an agency see that a
+//! deployment-wide switch is engaged and why, never who engaged it, and never another agency's
+//! switches.
 //!
 //! Engaging takes a reason and an explicit confirmation checked by the server (no JavaScript
 //! needed), then goes through `core::killswitch::engage`, which returns once no worker will start
@@ -11,8 +16,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -21,20 +25,22 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use autosocial_core::authority::{self, Authority};
 use autosocial_core::domain::{KillSwitchScope, Platform, Role};
 use autosocial_core::killswitch::{self, SwitchError, Target};
 
 use crate::app::AppState;
-use crate::auth::{AdminRole, CurrentUser, Viewer};
+use crate::auth::{CurrentUser, Viewer};
 use crate::csrf;
 use crate::error::{AppError, AppResult};
+use crate::extract::{Form, Path};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::pages::{format_in_zone, relative};
 
 /// How long workers trust their switch snapshot: the same setting (and default) as the worker's
 /// `--switch-validity-ms`, read from the shared environment file, so `engage` waits long enough
 /// when a worker does not acknowledge.
-static SWITCH_VALIDITY: LazyLock<Duration> = LazyLock::new(|| {
+pub static SWITCH_VALIDITY: LazyLock<Duration> = LazyLock::new(|| {
     let ms = std::env::var("AUTOSOCIAL_SWITCH_VALIDITY_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -53,12 +59,40 @@ pub struct Engaged {
     pub target: String,
     pub reason: String,
     pub engaged_at: DateTime<Utc>,
+    /// Who engaged it (an email), or `None` when unknown or not to be shown: a deployment-wide
+    /// switch's author is shown to operators only.
     pub engaged_by: Option<String>,
 }
 
-/// The switches engaged now that concern an agency: its own and the deployment-wide ones.
-/// One small query (engaged switches are few and indexed); the layout runs it for every page.
-pub async fn engaged_for(pool: &PgPool, agency: Uuid) -> sqlx::Result<Vec<Engaged>> {
+impl Engaged {
+    /// Whether this switch reaches beyond one agency.
+    pub fn deployment_wide(&self) -> bool {
+        self.agency_id.is_none()
+    }
+}
+
+/// Who engaged or disengaged a switch, as `viewer` may see it: an agency's own switches name
+/// the member; a deployment-wide one names the operator's email to operators only.
+fn author(
+    viewer_is_operator: bool,
+    deployment_wide: bool,
+    email: Option<String>,
+) -> Option<String> {
+    if deployment_wide && !viewer_is_operator {
+        Some("the deployment's operator".to_owned())
+    } else {
+        email
+    }
+}
+
+/// The switches engaged now that concern an agency: its own and the deployment-wide ones (whose
+/// author only an operator sees). One small query (engaged switches are few and indexed); the
+/// layout runs it for every page that has one engaged.
+pub async fn engaged_for(
+    pool: &PgPool,
+    agency: Uuid,
+    operator: bool,
+) -> sqlx::Result<Vec<Engaged>> {
     let rows = sqlx::query!(
         r#"SELECT k.id, k.scope AS "scope: KillSwitchScope", k.agency_id, k.platform AS "platform: Platform",
                   c.name AS "client_name?", a.display_name AS "account_name?", a.platform AS "account_platform?: Platform",
@@ -89,7 +123,7 @@ pub async fn engaged_for(pool: &PgPool, agency: Uuid) -> sqlx::Result<Vec<Engage
             ),
             reason: r.reason,
             engaged_at: r.engaged_at,
-            engaged_by: r.engaged_by,
+            engaged_by: author(operator, r.agency_id.is_none(), r.engaged_by),
         })
         .collect())
 }
@@ -205,7 +239,9 @@ struct History {
     disengaged_by: Option<String>,
 }
 
-async fn history(state: &AppState, agency: Uuid) -> AppResult<Vec<History>> {
+/// Recently disengaged switches: the agency's own, and for an operator also the deployment-wide
+/// ones.
+async fn history(state: &AppState, agency: Uuid, operator: bool) -> AppResult<Vec<History>> {
     let rows = sqlx::query!(
         r#"SELECT k.scope AS "scope: KillSwitchScope", k.agency_id, k.platform AS "platform: Platform",
                   c.name AS "client_name?", a.display_name AS "account_name?", a.platform AS "account_platform?: Platform",
@@ -215,9 +251,10 @@ async fn history(state: &AppState, agency: Uuid) -> AppResult<Vec<History>> {
            LEFT JOIN social_accounts a ON a.id = k.account_id AND a.agency_id = k.agency_id
            LEFT JOIN users e ON e.id = k.engaged_by
            LEFT JOIN users d ON d.id = k.disengaged_by
-           WHERE k.disengaged_at IS NOT NULL AND k.agency_id = $1
+           WHERE k.disengaged_at IS NOT NULL AND (k.agency_id = $1 OR (k.agency_id IS NULL AND $2))
            ORDER BY k.disengaged_at DESC LIMIT 20"#,
-        agency
+        agency,
+        operator
     )
     .fetch_all(&state.pool)
     .await?;
@@ -234,9 +271,9 @@ async fn history(state: &AppState, agency: Uuid) -> AppResult<Vec<History>> {
             ),
             reason: r.reason,
             engaged_at: r.engaged_at,
-            engaged_by: r.engaged_by,
+            engaged_by: author(operator, r.agency_id.is_none(), r.engaged_by),
             disengaged_at: r.disengaged_at,
-            disengaged_by: r.disengaged_by,
+            disengaged_by: author(operator, r.agency_id.is_none(), r.disengaged_by),
         })
         .collect())
 }
@@ -257,20 +294,28 @@ fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     )
 }
 
-/// Who may disengage: admins their agency's switches, owners also deployment-wide ones.
+/// Who may disengage: admins and owners their agency's switches, the operator the
+/// deployment-wide ones.
 fn may_disengage(user: &CurrentUser, s: &Engaged) -> bool {
     match s.agency_id {
         Some(_) => user.role.allows(Role::Admin),
-        None => user.role.allows(Role::Owner),
+        None => user.operator,
     }
+}
+
+/// Whether the person may engage anything: their agency's scopes (admin and up) or, as the
+/// operator, the deployment-wide ones.
+fn may_engage(user: &CurrentUser) -> bool {
+    user.role.allows(Role::Admin) || user.operator
 }
 
 fn engage_form(user: &CurrentUser, c: &Choices, f: &EngageForm, errors: &FieldErrors) -> Markup {
     let invalid = |field: &str| errors.contains_key(field).then_some("true");
     let described = |field: &str| errors.contains_key(field).then(|| format!("{field}-error"));
-    let owner = user.role.allows(Role::Owner);
+    let admin = user.role.allows(Role::Admin);
+    let operator = user.operator;
     let scope = if f.scope.is_empty() {
-        "agency"
+        if admin { "agency" } else { "global" }
     } else {
         f.scope.as_str()
     };
@@ -282,13 +327,16 @@ fn engage_form(user: &CurrentUser, c: &Choices, f: &EngageForm, errors: &FieldEr
             input type="hidden" name=(csrf::FIELD) value=(user.csrf_token);
             label for="scope" { "What to stop" }
             select #scope name="scope" aria-invalid=[invalid("scope")] aria-describedby=[described("scope")] {
-                @if owner {
-                    option value="global" selected[scope == "global"] { "Everything, for every agency of this deployment (owners only)" }
+                @if operator {
+                    option value="global" selected[scope == "global"] { "Everything, for every agency of this deployment (operator)" }
+                    option value="platform_all" selected[scope == "platform_all"] { "One platform for every agency (operator; choose below)" }
                 }
-                option value="agency" selected[scope == "agency"] { "The whole agency" }
-                option value="client" selected[scope == "client"] { "One client (choose below)" }
-                option value="platform" selected[scope == "platform"] { "One platform for the agency (choose below)" }
-                option value="account" selected[scope == "account"] { "One account (choose below)" }
+                @if admin {
+                    option value="agency" selected[scope == "agency"] { "The whole agency" }
+                    option value="client" selected[scope == "client"] { "One client (choose below)" }
+                    option value="platform" selected[scope == "platform"] { "One platform for the agency (choose below)" }
+                    option value="account" selected[scope == "account"] { "One account (choose below)" }
+                }
             }
             (field_error(errors, "scope"))
             label for="client_id" { "Client (for a client switch)" }
@@ -337,11 +385,10 @@ async fn page_body(
     form: &EngageForm,
     errors: &FieldErrors,
 ) -> AppResult<Markup> {
-    let engaged = engaged_for(&state.pool, user.agency_id).await?;
-    let past = history(state, user.agency_id).await?;
+    let engaged = engaged_for(&state.pool, user.agency_id, user.operator).await?;
+    let past = history(state, user.agency_id, user.operator).await?;
     let now = Utc::now();
-    let can_engage = user.role.allows(Role::Admin);
-    let choices = if can_engage {
+    let choices = if may_engage(user) {
         Some(choices(state, user.agency_id).await?)
     } else {
         None
@@ -430,9 +477,28 @@ async fn target(
         );
     }
     let agency = user.agency_id;
+    // deployment-wide scopes are the operator's; the agency's scopes need an admin of it
+    let deployment_wide = matches!(f.scope.as_str(), "global" | "platform_all");
+    let allowed = if deployment_wide {
+        user.operator
+    } else {
+        user.role.allows(Role::Admin)
+    };
+    if !allowed {
+        return Err(AppError::Forbidden);
+    }
     let target = match f.scope.as_str() {
-        "global" if user.role.allows(Role::Owner) => Some(Target::Global),
-        "global" => return Err(AppError::Forbidden),
+        "global" => Some(Target::Global),
+        "platform_all" => match Platform::from_str(&f.platform) {
+            Ok(platform) => Some(Target::Platform {
+                agency: None,
+                platform,
+            }),
+            Err(_) => {
+                errors.insert("platform", "Choose the platform to stop.".into());
+                None
+            }
+        },
         "agency" => Some(Target::Agency(agency)),
         "client" => match parse_id(&f.client_id) {
             Some(client) => {
@@ -490,6 +556,16 @@ async fn target(
             None
         }
     };
+    let authority = if user.operator {
+        Authority::Operator
+    } else {
+        Authority::Agency(agency)
+    };
+    if let Some(t) = &target
+        && !authority.may_switch(t)
+    {
+        return Err(AppError::Forbidden);
+    }
     Ok(match target {
         Some(t) if errors.is_empty() => Ok((t, reason)),
         _ => Err(errors),
@@ -513,7 +589,7 @@ async fn refused(
 
 pub async fn engage(
     State(state): State<AppState>,
-    user: AdminRole,
+    user: CurrentUser,
     htmx: Htmx,
     Form(f): Form<EngageForm>,
 ) -> AppResult<Response> {
@@ -532,7 +608,7 @@ pub async fn engage(
     .await;
     match engaged {
         Ok(id) => {
-            tracing::info!(switch = %id, scope = ?target, "kill switch engaged from the console");
+            tracing::info!(switch = %id, scope = ?target, deployment_wide = authority::deployment_wide(&target), "kill switch engaged from the console");
             // the dashboard counts engaged switches (a global one counts for every agency)
             state.live.touch(None);
             Ok(Redirect::to("/switches").into_response())
@@ -555,7 +631,7 @@ pub async fn engage(
 
 pub async fn disengage(
     State(state): State<AppState>,
-    user: AdminRole,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> AppResult<Response> {
     // Only this agency's switches and the deployment-wide ones exist for this user.
@@ -567,7 +643,14 @@ pub async fn disengage(
     .fetch_optional(&state.pool)
     .await?
     .ok_or(AppError::NotFound)?;
-    if s.agency_id.is_none() && !user.role.allows(Role::Owner) {
+    let allowed = match s.agency_id {
+        Some(a) => {
+            user.role.allows(Role::Admin)
+                && Authority::Agency(user.agency_id).may_disengage(Some(a))
+        }
+        None => user.operator && Authority::Operator.may_disengage(None),
+    };
+    if !allowed {
         return Err(AppError::Forbidden);
     }
     match killswitch::disengage(&state.pool, Some(&state.redis), &user.actor(), id).await {

@@ -177,7 +177,15 @@ impl Browser {
         }
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        // a stream of server-sent events never ends: its body is not read here
+        let streaming = headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let bytes = if streaming {
+            Default::default()
+        } else {
+            res.into_body().collect().await.unwrap().to_bytes()
+        };
         Response {
             status,
             headers,
