@@ -27,3 +27,5 @@ pub mod vault;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod settings_doc;

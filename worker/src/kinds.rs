@@ -22,6 +22,10 @@ pub const ALL: &[&str] = &[
     "noop",
     "diag_sleep",
 ];
+/// [`DEFAULT`] as the `--kinds` default (clap's help and the README show it).
+pub const DEFAULT_LIST: &str =
+    "publish,sync_metrics,prune,refresh_token,refresh_sweep,plan,plan_sweep,generate";
+
 /// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
 /// fault tests) and run only when asked for.
 pub const DEFAULT: &[&str] = &[
@@ -248,5 +252,14 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
             })
         }
         other => unreachable!("kind `{other}` passed validation but has no handler"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_list_is_every_production_kind() {
+        assert_eq!(super::DEFAULT_LIST, super::DEFAULT.join(","));
+        assert!(super::DEFAULT.iter().all(|k| super::ALL.contains(k)));
     }
 }
