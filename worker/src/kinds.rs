@@ -177,6 +177,13 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                                 tracing::info!(%account, why, "refresh skipped");
                                 Ok(Outcome::Done)
                             }
+                            // no retry helps: the app's configuration must change
+                            Refreshed::AppRefused(reason) => {
+                                tracing::warn!(%account, %reason, "the platform refused the app's credentials");
+                                Ok(Outcome::Fail(format!(
+                                    "the platform refused the app's credentials (client id or secret): {reason}"
+                                )))
+                            }
                             Refreshed::NeedsReconnect(reason) => {
                                 tracing::warn!(%account, %reason, "account needs reconnecting");
                                 Ok(Outcome::Fail(format!(
