@@ -305,6 +305,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/{name}", get(statics::serve))
+        .route("/favicon.ico", get(statics::favicon))
         .merge(console)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
