@@ -732,7 +732,14 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
 
     step("the calendar shows it, with posts in every state around it");
     // around now: sub-second times in every state next to the real published post
-    posts_in_every_state(&pool, ids, Utc::now() - chrono::TimeDelta::minutes(20), 240.7, 10).await;
+    posts_in_every_state(
+        &pool,
+        ids,
+        Utc::now() - chrono::TimeDelta::minutes(20),
+        240.7,
+        10,
+    )
+    .await;
     goto(&console, &base, "/calendar").await;
     wait_js(
         &console,
@@ -747,9 +754,18 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     for (name, path) in [
         ("calendar-week", format!("/calendar?view=week&date={today}")),
         ("calendar-day", format!("/calendar?view=day&date={today}")),
-        ("calendar-client-filter", format!("/calendar?client={client_id}&date={today}")),
-        ("client-calendar", format!("/clients/{client_id}/calendar?date={berlin_today}")),
-        ("client-calendar-week", format!("/clients/{client_id}/calendar?view=week&date={berlin_today}")),
+        (
+            "calendar-client-filter",
+            format!("/calendar?client={client_id}&date={today}"),
+        ),
+        (
+            "client-calendar",
+            format!("/clients/{client_id}/calendar?date={berlin_today}"),
+        ),
+        (
+            "client-calendar-week",
+            format!("/clients/{client_id}/calendar?view=week&date={berlin_today}"),
+        ),
     ] {
         goto(&console, &base, &path).await;
         wait_js(
@@ -768,10 +784,26 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     let busy_from = monday.and_hms_opt(8, 0, 0).unwrap().and_utc();
     posts_in_every_state(&pool, ids, busy_from, 300.0, 450).await;
     for (name, path, marker) in [
-        ("calendar-busy-month", format!("/calendar?date={monday}"), ".day-count"),
-        ("calendar-busy-week", format!("/calendar?view=week&date={monday}"), ".day-count"),
-        ("calendar-busy-day", format!("/calendar?view=day&date={monday}"), "nav.pager"),
-        ("client-calendar-busy-week", format!("/clients/{client_id}/calendar?view=week&date={monday}"), "li.entry"),
+        (
+            "calendar-busy-month",
+            format!("/calendar?date={monday}"),
+            ".day-count",
+        ),
+        (
+            "calendar-busy-week",
+            format!("/calendar?view=week&date={monday}"),
+            ".day-count",
+        ),
+        (
+            "calendar-busy-day",
+            format!("/calendar?view=day&date={monday}"),
+            "nav.pager",
+        ),
+        (
+            "client-calendar-busy-week",
+            format!("/clients/{client_id}/calendar?view=week&date={monday}"),
+            "li.entry",
+        ),
     ] {
         goto(&console, &base, &path).await;
         wait_js(

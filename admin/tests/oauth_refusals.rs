@@ -142,15 +142,9 @@ async fn refused_app_credentials_show_on_settings_and_on_the_accounts_until_fixe
     // the agency's own app, with a secret the platform does not accept
     save_app(&s, "a-wrong-secret-123").await;
     let gate = autosocial_core::killswitch::Gate::new(pool.clone(), Duration::from_secs(2));
-    let refreshed = tokens::refresh(
-        &pool,
-        &s.state.vault,
-        &s.state.platforms,
-        &gate,
-        account,
-    )
-    .await
-    .unwrap();
+    let refreshed = tokens::refresh(&pool, &s.state.vault, &s.state.platforms, &gate, account)
+        .await
+        .unwrap();
     assert!(
         matches!(refreshed, Refreshed::AppRefused(_)),
         "{refreshed:?}"
@@ -159,13 +153,24 @@ async fn refused_app_credentials_show_on_settings_and_on_the_accounts_until_fixe
     let settings = s.admin.get("/settings").await;
     assert_eq!(settings.status, StatusCode::OK);
     assert!(
-        settings.body.contains("Sandbox refused the app&#39;s credentials")
-            || settings.body.contains("Sandbox refused the app's credentials"),
+        settings
+            .body
+            .contains("Sandbox refused the app&#39;s credentials")
+            || settings
+                .body
+                .contains("Sandbox refused the app's credentials"),
         "{}",
         settings.body
     );
-    assert!(settings.body.contains("Check the client id and secret of your agency"));
-    assert!(!settings.body.contains("a-wrong-secret-123"), "no secret on the page");
+    assert!(
+        settings
+            .body
+            .contains("Check the client id and secret of your agency")
+    );
+    assert!(
+        !settings.body.contains("a-wrong-secret-123"),
+        "no secret on the page"
+    );
     let page = s.admin.get(&format!("/clients/{}", s.client_id)).await;
     assert!(
         page.body.contains("App credentials refused"),
@@ -183,7 +188,12 @@ async fn refused_app_credentials_show_on_settings_and_on_the_accounts_until_fixe
     let callback = authorize(&mut s).await;
     let r = s.admin.get(&callback).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("refused the app this agency connects accounts with"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("refused the app this agency connects accounts with"),
+        "{}",
+        r.body
+    );
 
     // fixed: saving the app clears the message, and the refresh works again
     save_app(&s, "autosocial-sandbox-secret").await;
@@ -194,15 +204,15 @@ async fn refused_app_credentials_show_on_settings_and_on_the_accounts_until_fixe
             .body
             .contains("App credentials refused")
     );
-    let refreshed = tokens::refresh(
-        &pool,
-        &s.state.vault,
-        &s.state.platforms,
-        &gate,
-        account,
-    )
-    .await
-    .unwrap();
+    let refreshed = tokens::refresh(&pool, &s.state.vault, &s.state.platforms, &gate, account)
+        .await
+        .unwrap();
     assert_eq!(refreshed, Refreshed::Done);
-    assert!(!s.admin.get("/settings").await.body.contains("refused the app"));
+    assert!(
+        !s.admin
+            .get("/settings")
+            .await
+            .body
+            .contains("refused the app")
+    );
 }

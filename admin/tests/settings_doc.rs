@@ -38,7 +38,9 @@ fn the_readme_documents_the_admin_settings_as_they_are() {
     let mut settings = Vec::new();
     all_settings(Vec::new(), &mut settings);
     assert!(
-        settings.iter().any(|s| s.variable == "AUTOSOCIAL_SESSION_IDLE_MINUTES"),
+        settings
+            .iter()
+            .any(|s| s.variable == "AUTOSOCIAL_SESSION_IDLE_MINUTES"),
         "serve's settings were read: {settings:?}"
     );
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();

@@ -61,7 +61,12 @@ fn bracketed(text: &str, open: &str) -> Option<String> {
         match c {
             '[' => depth += 1,
             ']' if depth == 0 => {
-                return Some(text[start..start + i].split_whitespace().collect::<Vec<_>>().join(" "));
+                return Some(
+                    text[start..start + i]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
             }
             ']' => depth -= 1,
             _ => {}

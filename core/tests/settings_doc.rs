@@ -16,8 +16,8 @@ fn env_example_shows_the_documented_defaults_and_only_documented_variables() {
     // everything a production process reads is in the example, but what only development,
     // tests and the demo use (and what systemd hands over otherwise)
     let not_for_production = [
-        "AUTOSOCIAL_KEYS",                  // development only; production uses the key file
-        "AUTOSOCIAL_KEY_FILE",              // the systemd credential instead
+        "AUTOSOCIAL_KEYS",     // development only; production uses the key file
+        "AUTOSOCIAL_KEY_FILE", // the systemd credential instead
         "AUTOSOCIAL_WORKER_METRICS_LISTEN", // from the unit's instance name
         "AUTOSOCIAL_SANDBOX_URL",
         "AUTOSOCIAL_SANDBOX_CLIENT_ID",

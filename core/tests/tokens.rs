@@ -278,7 +278,10 @@ async fn wrong_app_credentials_stop_the_refresh_and_are_shown_until_the_app_work
         .unwrap();
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert_eq!(refusals[0].platform, Platform::Sandbox);
-    assert!(!refusals[0].own_app, "the deployment's app, not the agency's");
+    assert!(
+        !refusals[0].own_app,
+        "the deployment's app, not the agency's"
+    );
     assert_eq!(refusals[0].client_id, "autosocial-sandbox-client");
     // no secret in what is kept
     assert!(!refusals[0].message.contains("not-the-secret"));
@@ -302,12 +305,20 @@ async fn a_used_authorization_code_is_a_rejected_code_not_a_revoked_grant(pool: 
     let redirect = url::Url::parse("http://127.0.0.1:9/oauth/callback/sandbox").unwrap();
     // `world` already exchanged its code: a made-up one and a used one are both refused
     match connector
-        .exchange_code(&app, &redirect, "no-such-code", "a-verifier-of-enough-length-0123456789-abcdefgh")
+        .exchange_code(
+            &app,
+            &redirect,
+            "no-such-code",
+            "a-verifier-of-enough-length-0123456789-abcdefgh",
+        )
         .await
     {
         Err(e @ PlatformError::CodeRejected(_)) => {
             let text = e.to_string();
-            assert!(text.contains("did not accept the authorization code"), "{text}");
+            assert!(
+                text.contains("did not accept the authorization code"),
+                "{text}"
+            );
             assert!(!text.contains("revoked"), "{text}");
         }
         Err(other) => panic!("expected the code rejected, got {other:?}"),

@@ -214,13 +214,12 @@ async fn a_due_job_starts_on_time_while_a_weeks_cards_render(pool: PgPool) {
     .await
     .unwrap();
     // identical cards (the same headline) are stored once: count each item's sizes
-    let cards: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM content_item_media WHERE agency_id = $1",
-    )
-    .bind(agency)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let cards: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM content_item_media WHERE agency_id = $1")
+            .bind(agency)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     let busy = lags(&pool, "busy").await;
     eprintln!(
         "start lag ms, idle: p50 {:.1} p99 {:.1} max {:.1}; while {} items' cards rendered \

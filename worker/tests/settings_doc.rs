@@ -22,7 +22,10 @@ fn the_readme_documents_the_worker_settings_as_they_are() {
         .find(|s| s.variable == "AUTOSOCIAL_WORKER_KINDS")
         .and_then(|s| s.default.clone())
         .expect("AUTOSOCIAL_WORKER_KINDS has a default");
-    assert!(kinds.contains("publish") && kinds.contains("generate"), "{kinds}");
+    assert!(
+        kinds.contains("publish") && kinds.contains("generate"),
+        "{kinds}"
+    );
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let problems = readme_mismatches("worker", &settings, &readme_rows(&readme), &["RUST_LOG"]);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
