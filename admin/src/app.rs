@@ -325,6 +325,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/{name}", get(statics::serve))
+        .route("/favicon.ico", get(statics::favicon))
         .merge(console)
         .fallback(not_found)
         // input that is not text is refused before any handler reads it

@@ -13,6 +13,7 @@ const HTMX: &[u8] = include_bytes!("../static/htmx.min.js");
 const CSS: &[u8] = include_bytes!("../static/app.css");
 const SSE: &[u8] = include_bytes!("../static/sse.js");
 const REVIEW_JS: &[u8] = include_bytes!("../static/review.js");
+const FAVICON: &[u8] = include_bytes!("../static/favicon.svg");
 
 struct Asset {
     name: String,
@@ -29,12 +30,13 @@ fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str)
     }
 }
 
-static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 5]> = LazyLock::new(|| {
     [
         asset("htmx", "js", HTMX, "text/javascript; charset=utf-8"),
         asset("app", "css", CSS, "text/css; charset=utf-8"),
         asset("review", "js", REVIEW_JS, "text/javascript; charset=utf-8"),
         asset("sse", "js", SSE, "text/javascript; charset=utf-8"),
+        asset("favicon", "svg", FAVICON, "image/svg+xml"),
     ]
 });
 
@@ -54,6 +56,30 @@ pub fn review_js_path() -> String {
 /// The htmx SSE extension (`hx-sse:connect`), loaded by the pages that update live.
 pub fn sse_path() -> String {
     format!("/static/{}", ASSETS[3].name)
+}
+
+/// The site icon, linked from every page's head.
+pub fn favicon_path() -> String {
+    format!("/static/{}", ASSETS[4].name)
+}
+
+/// `GET /favicon.ico`: browsers ask for it where no page names an icon (an image or a JSON
+/// answer opened directly); the same icon, under a day's cache lifetime since the name is fixed.
+pub async fn favicon() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }
 
 pub async fn serve(Path(name): Path<String>) -> Response {

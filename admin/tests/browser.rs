@@ -4,7 +4,10 @@
 //! generated; the owner approves an item from the review queue with the keyboard and watches it
 //! publish live, then finds it in the calendar and its post log. Every page of ours that the
 //! scenario visits is screenshotted, validated by the Nu Html Checker and checked by axe-core
-//! (serious and critical findings fail the test). Artifacts: `target/browser-artifacts/`.
+//! (every finding fails the test), and what the browser logged as an error on it (a resource
+//! that did not load) fails it too. The calendars are seen holding posts in every state, at
+//! instants with microseconds, in detail and as a busy week's per-day counts. Artifacts:
+//! `target/browser-artifacts/`.
 //!
 //! Processes: the sandbox and the console run in this process on 127.0.0.1 ports, the browser
 //! and chromedriver as child processes. The worker is core's queue `Runner` with the `plan`,
@@ -287,6 +290,46 @@ async fn rule(
     .unwrap();
 }
 
+/// Posts in every state the calendar shows (scheduled, held, published, failed, needs
+/// attention), `n` of them `step_secs` apart from `from`, at instants with microseconds the way
+/// Postgres keeps a real post's times (HTML allows at most three digits of a second's fraction,
+/// so every `<time datetime>` must be written through the pages' one formatter).
+async fn posts_in_every_state(
+    pool: &PgPool,
+    (agency, client, account): (Uuid, Uuid, Uuid),
+    from: chrono::DateTime<Utc>,
+    step_secs: f64,
+    n: i64,
+) {
+    sqlx::query(
+        "WITH i AS (
+             INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
+             SELECT gen_random_uuid(), $1, $2, 'manual', 'approved',
+                    $3::timestamptz + g * make_interval(secs => $4) + interval '93655 microseconds',
+                    'text', 'Seeded post ' || g, now()
+             FROM generate_series(1, $5) g
+             RETURNING id, slot_at, split_part(caption, ' ', 3)::int AS g),
+         s AS (SELECT i.*, (ARRAY['scheduled', 'held', 'published', 'failed', 'needs_attention'])[1 + g % 5] AS state FROM i)
+         INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot,
+                                   platform_post_id, published_at, held_reason, last_error)
+         SELECT gen_random_uuid(), $1, $2, s.id, $6, 'sandbox', s.state, s.slot_at, '{}',
+                CASE WHEN s.state = 'published' THEN 'seeded-' || s.id END,
+                CASE WHEN s.state = 'published' THEN s.slot_at + interval '0.654321 s' END,
+                CASE WHEN s.state = 'held' THEN 'Publishing is stopped for this client' END,
+                CASE WHEN s.state IN ('failed', 'needs_attention') THEN 'The platform refused the post' END
+         FROM s",
+    )
+    .bind(agency)
+    .bind(client)
+    .bind(from)
+    .bind(step_secs)
+    .bind(n)
+    .bind(account)
+    .execute(pool)
+    .await
+    .expect("seeding posts in every state");
+}
+
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) {
     let tools = Tools::find();
@@ -340,6 +383,7 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
 
     let log = art.dir.join("chromedriver.log");
     let driver = Driver::start(&tools, &log).await;
+    art.driver_url = Some(driver.url.clone());
     let console = driver.session(&tools).await;
 
     // ---- the owner logs in ------------------------------------------------------------------
@@ -686,7 +730,16 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
         "the item page names the platform's post id {post_id}"
     );
 
-    step("the calendar shows it");
+    step("the calendar shows it, with posts in every state around it");
+    // around now: sub-second times in every state next to the real published post
+    posts_in_every_state(
+        &pool,
+        ids,
+        Utc::now() - chrono::TimeDelta::minutes(20),
+        240.7,
+        10,
+    )
+    .await;
     goto(&console, &base, "/calendar").await;
     wait_js(
         &console,
@@ -696,6 +749,72 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     )
     .await;
     art.page(&console, "calendar").await;
+    let today = Utc::now().date_naive();
+    let berlin_today = Utc::now().with_timezone(&TZ).date_naive();
+    for (name, path) in [
+        ("calendar-week", format!("/calendar?view=week&date={today}")),
+        ("calendar-day", format!("/calendar?view=day&date={today}")),
+        (
+            "calendar-client-filter",
+            format!("/calendar?client={client_id}&date={today}"),
+        ),
+        (
+            "client-calendar",
+            format!("/clients/{client_id}/calendar?date={berlin_today}"),
+        ),
+        (
+            "client-calendar-week",
+            format!("/clients/{client_id}/calendar?view=week&date={berlin_today}"),
+        ),
+    ] {
+        goto(&console, &base, &path).await;
+        wait_js(
+            &console,
+            "return document.querySelector('time[datetime*=\".\"]') !== null;",
+            Duration::from_secs(10),
+            &format!("{name} shows posts with sub-second times"),
+        )
+        .await;
+        art.page(&console, name).await;
+    }
+    // a busy week six weeks ahead (more than the agency-wide views list: per-day counts, and a
+    // day list longer than a page)
+    let monday = today + chrono::Days::new(42)
+        - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
+    let busy_from = monday.and_hms_opt(8, 0, 0).unwrap().and_utc();
+    posts_in_every_state(&pool, ids, busy_from, 300.0, 450).await;
+    for (name, path, marker) in [
+        (
+            "calendar-busy-month",
+            format!("/calendar?date={monday}"),
+            ".day-count",
+        ),
+        (
+            "calendar-busy-week",
+            format!("/calendar?view=week&date={monday}"),
+            ".day-count",
+        ),
+        (
+            "calendar-busy-day",
+            format!("/calendar?view=day&date={monday}"),
+            "nav.pager",
+        ),
+        (
+            "client-calendar-busy-week",
+            format!("/clients/{client_id}/calendar?view=week&date={monday}"),
+            "li.entry",
+        ),
+    ] {
+        goto(&console, &base, &path).await;
+        wait_js(
+            &console,
+            &format!("return document.querySelector('{marker}') !== null;"),
+            Duration::from_secs(10),
+            &format!("{name} shows the busy week ({marker})"),
+        )
+        .await;
+        art.page(&console, name).await;
+    }
 
     // ---- every other page, for validation and accessibility ---------------------------------
     step("visit the remaining pages");
@@ -782,6 +901,7 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     let errors = art.validate_html(&tools);
     step("accessibility (axe-core)");
     let axe = std::mem::take(&mut art.axe_failures);
+    let console_errors = std::mem::take(&mut art.console_errors);
     if std::env::var_os("AUTOSOCIAL_UPDATE_SCREENSHOTS").is_some() {
         art.publish_screenshots(
             &[
@@ -794,17 +914,19 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     }
     let _ = std::fs::remove_dir_all(&media_dir);
     let report = format!(
-        "Scenario failures ({}):\n{}\n\nHTML errors ({}):\n{}\n\naxe-core serious/critical violations ({}):\n{}\n",
+        "Scenario failures ({}):\n{}\n\nHTML errors ({}):\n{}\n\naxe-core violations ({}):\n{}\n\nBrowser console errors ({}):\n{}\n",
         findings.len(),
         findings.join("\n"),
         errors.len(),
         errors.join("\n"),
         axe.len(),
         axe.join("\n"),
+        console_errors.len(),
+        console_errors.join("\n"),
     );
     std::fs::write(art.dir.join("report.txt"), &report).expect("write the report");
     assert!(
-        findings.is_empty() && errors.is_empty() && axe.is_empty(),
+        findings.is_empty() && errors.is_empty() && axe.is_empty() && console_errors.is_empty(),
         "{}\n(full report and artifacts in {})",
         summarize(&report),
         art.dir.display()

@@ -71,8 +71,7 @@ pub struct KeyArgs {
         long = "keys",
         env = "AUTOSOCIAL_KEYS",
         value_name = "AUTOSOCIAL_KEYS",
-        hide_env_values = true,
-        hide = true
+        hide_env_values = true
     )]
     pub keys: Option<SecretString>,
 }

@@ -29,4 +29,6 @@ pub mod tokens;
 pub mod vault;
 
 #[cfg(feature = "testing")]
+pub mod settings_doc;
+#[cfg(feature = "testing")]
 pub mod testing;

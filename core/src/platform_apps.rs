@@ -167,6 +167,14 @@ pub async fn save(
         }
         None => return Err(SaveError::MissingSecret),
     }
+    // the app changed: an earlier refusal of its credentials no longer says anything
+    sqlx::query!(
+        "DELETE FROM platform_app_refusals WHERE agency_id = $1 AND platform = $2",
+        agency,
+        app.platform.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::append(
         &mut tx,
         actor,
@@ -202,6 +210,13 @@ pub async fn remove(
     .rows_affected()
         > 0;
     if removed {
+        sqlx::query!(
+            "DELETE FROM platform_app_refusals WHERE agency_id = $1 AND platform = $2",
+            agency,
+            platform.as_str()
+        )
+        .execute(&mut *tx)
+        .await?;
         audit::append(
             &mut tx,
             actor,
@@ -244,6 +259,80 @@ pub async fn resolve(
         client_id: row.client_id,
         client_secret: SecretString::from(secret.as_str().to_owned()),
     }))
+}
+
+/// A platform refused an app's own credentials for this agency (see [`record_outcome`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub platform: Platform,
+    /// The agency's own app (Settings) or the deployment's (environment).
+    pub own_app: bool,
+    pub client_id: String,
+    /// The platform's own words.
+    pub message: String,
+    pub refused_at: DateTime<Utc>,
+}
+
+/// The agency's platforms whose app credentials were refused and not since fixed.
+pub async fn refusals(pool: &PgPool, agency: Uuid) -> sqlx::Result<Vec<Refusal>> {
+    let rows = sqlx::query!(
+        r#"SELECT platform AS "platform: Platform", own_app, client_id, message, refused_at
+           FROM platform_app_refusals WHERE agency_id = $1 ORDER BY platform"#,
+        agency
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Refusal {
+            platform: r.platform,
+            own_app: r.own_app,
+            client_id: r.client_id,
+            message: r.message,
+            refused_at: r.refused_at,
+        })
+        .collect())
+}
+
+/// What an app's use at a platform's token endpoint (a refresh, a code exchange) says about
+/// the app: a refusal of its credentials is kept for the settings page and the accounts it
+/// affects; a success clears an earlier refusal. Other failures are about the account or the
+/// moment, not the app, and change nothing here.
+pub async fn record_outcome(
+    pool: &PgPool,
+    agency: Uuid,
+    platform: Platform,
+    app: &OAuthApp,
+    failure: Option<&platforms::PlatformError>,
+) -> sqlx::Result<()> {
+    match failure {
+        None => {
+            sqlx::query!(
+                "DELETE FROM platform_app_refusals WHERE agency_id = $1 AND platform = $2",
+                agency,
+                platform.as_str()
+            )
+            .execute(pool)
+            .await?;
+        }
+        Some(platforms::PlatformError::AppCredentials(message)) => {
+            sqlx::query!(
+                "INSERT INTO platform_app_refusals (agency_id, platform, own_app, client_id, message)
+                 SELECT $1, $2, EXISTS (SELECT 1 FROM platform_apps WHERE agency_id = $1 AND platform = $2 AND client_id = $3),
+                        left($3, 500), left($4, 2000)
+                 ON CONFLICT (agency_id, platform) DO UPDATE SET own_app = EXCLUDED.own_app,
+                     client_id = EXCLUDED.client_id, message = EXCLUDED.message, refused_at = now()",
+                agency,
+                platform.as_str(),
+                app.client_id,
+                message
+            )
+            .execute(pool)
+            .await?;
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// Platforms this agency can connect: a connector exists and there is an app for it (the

@@ -598,7 +598,10 @@ fn status_of(e: &PlatformError) -> (&'static str, Option<i32>) {
         PlatformError::Transient(_) => ("transient", None),
         PlatformError::RateLimited { .. } => ("rate_limited", Some(429)),
         PlatformError::Auth(_) | PlatformError::GrantRevoked(_) => ("auth", Some(401)),
-        PlatformError::Permanent(_) => ("permanent", None),
+        // the two below come from token endpoints, not from posting; refused all the same
+        PlatformError::Permanent(_)
+        | PlatformError::CodeRejected(_)
+        | PlatformError::AppCredentials(_) => ("permanent", None),
         PlatformError::NotSent(_) => ("held", None),
     }
 }
@@ -1356,7 +1359,9 @@ impl Publisher {
                     .await?
             }
             PlatformError::NotSent(_) => unreachable!("handled before the transaction"),
-            PlatformError::Permanent(_) => {
+            PlatformError::Permanent(_)
+            | PlatformError::CodeRejected(_)
+            | PlatformError::AppCredentials(_) => {
                 let failed = sqlx::query!(
                     "UPDATE publications SET state = 'failed', last_error = left($2, 4000), updated_at = now()
                      WHERE id = $1 AND state = 'publishing' AND attempt_id = $3",

@@ -104,6 +104,11 @@ pub enum Refreshed {
     NeedsReconnect(String),
     /// The job's run lost its lease before the refresh left: whoever holds it now refreshes.
     LeaseLost(String),
+    /// The platform refused the app's own credentials: no retry can help and the account is
+    /// not to blame. The refusal is recorded for the settings page and the platform's accounts
+    /// ([`crate::platform_apps::refusals`]); the account stays connected, and the next sweep
+    /// tries again (once the app is fixed, that refresh succeeds and clears the refusal).
+    AppRefused(String),
 }
 
 fn aad<'a>(column: &'a str, agency: Uuid, row: &'a str) -> Aad<'a> {
@@ -167,6 +172,14 @@ pub async fn refresh(
     }
     let result = connector.refresh(&app, &refresh_token).await;
     drop(fence);
+    crate::platform_apps::record_outcome(
+        pool,
+        a.agency_id,
+        a.platform,
+        &app,
+        result.as_ref().err(),
+    )
+    .await?;
     match result {
         Ok(tokens) => {
             let mut tx = pool.begin().await?;
@@ -241,6 +254,7 @@ pub async fn refresh(
             tx.commit().await?;
             Ok(Refreshed::NeedsReconnect(reason))
         }
+        Err(PlatformError::AppCredentials(reason)) => Ok(Refreshed::AppRefused(reason)),
         Err(e) => Ok(Refreshed::Retry(e)),
     }
 }

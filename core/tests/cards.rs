@@ -474,3 +474,49 @@ fn write_sample_cards() {
         }
     }
 }
+
+/// Cards render off the async threads, in parallel up to one per core and never more, and a
+/// cancelled caller does not free its slot while its render still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_render_in_parallel_one_per_core_at_most() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let fonts = Arc::new(fonts());
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (running, peak, fonts) = (running.clone(), peak.clone(), fonts.clone());
+        tasks.push(tokio::spawn(cards::on_blocking_pool(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            let headline = format!("Card number {i} of a busy week");
+            let r = cards::render(&fonts, &spec(CardSize::Square, &headline, None));
+            let png = r.and_then(|r| cards::encode_png(&r.image));
+            running.fetch_sub(1, Ordering::SeqCst);
+            png.map(|b| b.len())
+        })));
+    }
+    // one more, abandoned at once: its slot stays taken until its render ends
+    let abandoned = {
+        let (running, peak) = (running.clone(), peak.clone());
+        tokio::spawn(cards::on_blocking_pool(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(0)
+        }))
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    abandoned.abort();
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap() > 1000, "a real PNG");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    let cores = cards::parallel_renders();
+    assert!(peak <= cores, "{peak} cards at once on {cores} cores");
+    if cores > 1 {
+        assert!(peak > 1, "cards rendered one at a time on {cores} cores");
+    }
+}

@@ -282,7 +282,7 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
     };
     assert!(matches!(
         w.c.refresh(&wrong, "rt_whatever").await,
-        Err(PlatformError::Permanent(m)) if m.contains("app credentials")
+        Err(PlatformError::AppCredentials(_))
     ));
 }
 

@@ -251,3 +251,77 @@ async fn the_sweep_enqueues_one_refresh_per_expiring_account(pool: PgPool) {
         .unwrap();
     assert_eq!(tokens::sweep(&w.pool).await.unwrap(), 0, "nothing due");
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn wrong_app_credentials_stop_the_refresh_and_are_shown_until_the_app_works(pool: PgPool) {
+    let mut w = world(pool).await;
+    let good = w.platforms.clone();
+    // the deployment's app with a wrong secret: the sandbox answers invalid_client
+    let mut bad = w.platforms.clone();
+    bad.sandbox_app = Some(platforms::OAuthApp {
+        client_id: "autosocial-sandbox-client".into(),
+        client_secret: secrecy::SecretString::from("not-the-secret".to_owned()),
+    });
+    let before = stored(&w).await;
+    w.platforms = bad;
+    match refresh(&w).await {
+        Refreshed::AppRefused(reason) => assert!(!reason.is_empty()),
+        other => panic!("expected the app's credentials refused, got {other:?}"),
+    }
+    assert_eq!(
+        stored(&w).await,
+        before,
+        "the account is untouched: still active, same tokens"
+    );
+    let refusals = autosocial_core::platform_apps::refusals(&w.pool, w.agency)
+        .await
+        .unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].platform, Platform::Sandbox);
+    assert!(
+        !refusals[0].own_app,
+        "the deployment's app, not the agency's"
+    );
+    assert_eq!(refusals[0].client_id, "autosocial-sandbox-client");
+    // no secret in what is kept
+    assert!(!refusals[0].message.contains("not-the-secret"));
+
+    // the app fixed: the next refresh works and the refusal is gone
+    w.platforms = good;
+    assert_eq!(refresh(&w).await, Refreshed::Done);
+    assert!(
+        autosocial_core::platform_apps::refusals(&w.pool, w.agency)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_used_authorization_code_is_a_rejected_code_not_a_revoked_grant(pool: PgPool) {
+    let w = world(pool).await;
+    let connector = platforms::connector(Platform::Sandbox, &w.platforms).unwrap();
+    let app = w.platforms.app(Platform::Sandbox).unwrap();
+    let redirect = url::Url::parse("http://127.0.0.1:9/oauth/callback/sandbox").unwrap();
+    // `world` already exchanged its code: a made-up one and a used one are both refused
+    match connector
+        .exchange_code(
+            &app,
+            &redirect,
+            "no-such-code",
+            "a-verifier-of-enough-length-0123456789-abcdefgh",
+        )
+        .await
+    {
+        Err(e @ PlatformError::CodeRejected(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("did not accept the authorization code"),
+                "{text}"
+            );
+            assert!(!text.contains("revoked"), "{text}");
+        }
+        Err(other) => panic!("expected the code rejected, got {other:?}"),
+        Ok(_) => panic!("a made-up code was accepted"),
+    }
+}

@@ -122,15 +122,29 @@ child_alive() { # PID: true while the child or anything in its group runs
 }
 
 # Start NAME in the background with output to LOG, stdin from /dev/null, in
-# its own session so that it and everything it spawns can be stopped.
+# its own session so that it and everything it spawns can be stopped.  LOG "-"
+# (or /dev/stderr, /dev/stdout) shares our own stderr (stdout) instead of
+# opening it again: opening /dev/stderr when it is a file truncates the file,
+# and with `deploy/dev demo > demo.log 2>&1` that erased everything printed
+# before, the owner's one-time password included.
 start_child() { # NAME LOG CMD...
     local name=$1 log=$2
     shift 2
-    if have setsid; then
-        setsid "$@" </dev/null >"$log" 2>&1 &
-    else
-        "$@" </dev/null >"$log" 2>&1 &
-    fi
+    local setsid=()
+    have setsid && setsid=(setsid)
+    case $log in
+        - | /dev/stderr | /proc/self/fd/2 | /dev/fd/2)
+            "${setsid[@]}" "$@" </dev/null >&2 &
+            log=""
+            ;;
+        /dev/stdout | /proc/self/fd/1 | /dev/fd/1)
+            "${setsid[@]}" "$@" </dev/null 2>&1 &
+            log=""
+            ;;
+        *)
+            "${setsid[@]}" "$@" </dev/null >"$log" 2>&1 &
+            ;;
+    esac
     CHILD_PIDS+=("$!")
     CHILD_NAMES+=("$name")
     CHILD_LOGS+=("$log")

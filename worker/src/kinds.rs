@@ -22,6 +22,10 @@ pub const ALL: &[&str] = &[
     "noop",
     "diag_sleep",
 ];
+/// [`DEFAULT`] as the `--kinds` default (clap's help and the README show it).
+pub const DEFAULT_LIST: &str =
+    "publish,sync_metrics,prune,refresh_token,refresh_sweep,plan,plan_sweep,generate";
+
 /// What `run` runs without `--kinds`. `noop` and `diag_sleep` are diagnostics (benchmarks,
 /// fault tests) and run only when asked for.
 pub const DEFAULT: &[&str] = &[
@@ -179,6 +183,13 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
                                 Ok(Outcome::Done)
                             }
                             Refreshed::LeaseLost(why) => Ok(Outcome::LeaseLost(why)),
+                            // no retry helps: the app's configuration must change
+                            Refreshed::AppRefused(reason) => {
+                                tracing::warn!(%account, %reason, "the platform refused the app's credentials");
+                                Ok(Outcome::Fail(format!(
+                                    "the platform refused the app's credentials (client id or secret): {reason}"
+                                )))
+                            }
                             Refreshed::NeedsReconnect(reason) => {
                                 tracing::warn!(%account, %reason, "account needs reconnecting");
                                 Ok(Outcome::Fail(format!(
@@ -254,5 +265,14 @@ pub fn spec(kind: &str, concurrency: usize, ctx: &Context) -> KindSpec {
             })
         }
         other => unreachable!("kind `{other}` passed validation but has no handler"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_list_is_every_production_kind() {
+        assert_eq!(super::DEFAULT_LIST, super::DEFAULT.join(","));
+        assert!(super::DEFAULT.iter().all(|k| super::ALL.contains(k)));
     }
 }

@@ -106,8 +106,10 @@ struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
 
-    /// Job kinds this process runs (default: every production kind).
-    #[arg(long, env = "AUTOSOCIAL_WORKER_KINDS", value_name = "AUTOSOCIAL_WORKER_KINDS", value_parser = parse_kinds)]
+    /// Job kinds this process runs: every production kind by default (`noop` and `diag_sleep`
+    /// are diagnostics, run only when named).
+    #[arg(long, env = "AUTOSOCIAL_WORKER_KINDS", value_name = "AUTOSOCIAL_WORKER_KINDS", value_parser = parse_kinds,
+          default_value = kinds::DEFAULT_LIST)]
     kinds: Option<KindList>,
 
     /// Per-kind limit `KIND=N` (repeatable). Default: three quarters of --concurrency when

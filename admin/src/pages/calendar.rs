@@ -604,7 +604,7 @@ async fn render(
         @if let Cells::Counts(c) = &cells {
             p.hint {
                 "More than " (DETAIL_MAX) " posts in this period: each day shows how many, open a day for its posts or filter by a client. "
-                "Counts as of " time datetime=(c.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (c.at.format("%H:%M:%S")) " UTC" } "."
+                "Counts as of " time datetime=(crate::pages::html_datetime(&c.at)) { (c.at.format("%H:%M:%S")) " UTC" } "."
             }
         }
         @match view {
@@ -724,7 +724,7 @@ fn entry(ctx: &FormContext<'_>, e: &CalEntry, can_move: bool, show_client: bool)
     html! {
         li.entry {
             a href={ "/items/" (e.item_id) } {
-                time datetime=(e.at.to_rfc3339()) { (e.at.with_timezone(&tz).format("%H:%M")) }
+                time datetime=(crate::pages::html_datetime(&e.at)) { (e.at.with_timezone(&tz).format("%H:%M")) }
                 " "
                 @if show_client { strong { (e.client_name) } " · " }
                 @if e.snippet.is_empty() { "(no caption yet)" } @else { (e.snippet) }

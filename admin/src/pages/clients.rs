@@ -459,6 +459,8 @@ pub async fn show(
     let needs_reconnect = accounts
         .iter()
         .any(|a| a.status == autosocial_core::domain::AccountStatus::NeedsReconnect);
+    // an app whose credentials the platform refused affects every account on that platform
+    let refusals = autosocial_core::platform_apps::refusals(&state.pool, user.agency_id).await?;
     let connectable =
         autosocial_core::platform_apps::connectable(&state.pool, &state.platforms, user.agency_id)
             .await?;
@@ -486,7 +488,15 @@ pub async fn show(
                             td { (a.platform.label()) }
                             td { (a.display_name) }
                             td {
-                                (a.status.label())
+                                @if let Some(r) = refusals.iter().find(|r| r.platform == a.platform) {
+                                    strong { "App credentials refused" }
+                                    p.hint {
+                                        (a.platform.label()) " refused the app's credentials, so this account's connection cannot be refreshed: " (r.message) " "
+                                        @if can_manage { a href="/settings#apps" { "Platform apps in Settings" } }
+                                    }
+                                } @else {
+                                    (a.status.label())
+                                }
                                 @if let Some(r) = &a.status_reason { p.hint { (r) } }
                             }
                             td { @if let Some(t) = a.token_expires_at { (format_in_zone(t, tz)) " · " (relative(t, now)) } @else { "—" } }

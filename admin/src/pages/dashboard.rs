@@ -397,7 +397,7 @@ fn figures_markup(user: &CurrentUser, figures: &crate::cache::Cached<Figures>) -
         }
         p { a href="/fleet" { "Fleet details" } }
         p.hint {
-            "Figures as of " time datetime=(figures.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (figures.at.format("%H:%M:%S")) " UTC" }
+            "Figures as of " time datetime=(crate::pages::html_datetime(&figures.at)) { (figures.at.format("%H:%M:%S")) " UTC" }
             " (counted at most every " (FIGURES_TTL.as_secs()) " s; live changes recount them)."
         }
     }

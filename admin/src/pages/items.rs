@@ -885,8 +885,10 @@ fn card_at(
             @if let Some(g) = &item.generation_error {
                 p.alert { "Last generation attempt failed: " (g) }
             }
+            // plain sections, not landmarks: named regions repeated on every card of the queue
+            // are landmarks with the same name (axe: landmark-unique), 150 of them on a page
             div.review-grid {
-                section.variants aria-label="Variants" {
+                section.variants {
                     @if item.variants.is_empty() {
                         div.variant.chosen {
                             h3 { "Text" }
@@ -913,7 +915,7 @@ fn card_at(
                         dt { "Link" } dd { (item.link_url.as_deref().unwrap_or("—")) }
                     }
                 }
-                section.moderation aria-label="Moderation" {
+                section.moderation {
                     h3 { "Moderation" }
                     @match item.moderation_status.as_str() {
                         "pass" => p { "Passed for every target platform." },
@@ -924,7 +926,7 @@ fn card_at(
                         _ => p { "Not checked yet." },
                     }
                 }
-                section.previews aria-label="Previews" {
+                section.previews {
                     @for p in &platforms { (preview(state, item, *p)) }
                 }
             }

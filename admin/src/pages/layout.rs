@@ -54,6 +54,7 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="htmx-config" content=(HTMX_CONFIG);
             title { (title) " · AutoSocial" }
+            link rel="icon" href=(statics::favicon_path()) type="image/svg+xml";
             link rel="stylesheet" href=(statics::css_path());
             script src=(statics::htmx_path()) defer {}
         }

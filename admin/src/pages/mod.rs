@@ -69,6 +69,20 @@ pub fn format_in_zone(at: DateTime<Utc>, tz: Tz) -> String {
     format!("{} ({})", local.format("%Y-%m-%d %H:%M %Z"), tz.name())
 }
 
+/// An instant as a `<time datetime>` value: UTC, with milliseconds only when it has a fraction
+/// of a second. HTML's valid date-time strings allow one to three fraction digits, and the
+/// instants Postgres keeps (a post's `published_at`) carry microseconds, so every page writes its
+/// machine-readable times through here rather than with `to_rfc3339`.
+pub fn html_datetime<Z: chrono::TimeZone>(at: &DateTime<Z>) -> String {
+    let at = at.with_timezone(&Utc);
+    let format = if at.timestamp_subsec_millis() == 0 {
+        chrono::SecondsFormat::Secs
+    } else {
+        chrono::SecondsFormat::Millis
+    };
+    at.to_rfc3339_opts(format, true)
+}
+
 /// "in 3 h", "5 min ago" relative to `now`.
 pub fn relative(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (at - now).num_seconds();
@@ -111,6 +125,20 @@ mod tests {
         assert!(parse_day("23/11/2026").unwrap_err().contains("not a date"));
         assert!(parse_day("99999-01-01").unwrap_err().contains("not a date"));
         assert!(parse_day(&"9".repeat(10_000)).unwrap_err().chars().count() < 100);
+    }
+
+    #[test]
+    fn html_datetimes_have_at_most_three_fraction_digits() {
+        let whole = Utc.with_ymd_and_hms(2026, 12, 6, 23, 44, 30).unwrap();
+        assert_eq!(html_datetime(&whole), "2026-12-06T23:44:30Z");
+        let micros = whole + chrono::TimeDelta::microseconds(93_655);
+        assert_eq!(html_datetime(&micros), "2026-12-06T23:44:30.093Z");
+        // under a millisecond: whole seconds, not ".000"
+        let tiny = whole + chrono::TimeDelta::microseconds(655);
+        assert_eq!(html_datetime(&tiny), "2026-12-06T23:44:30Z");
+        // a local time is written as the same instant in UTC
+        let berlin = micros.with_timezone(&chrono_tz::Europe::Berlin);
+        assert_eq!(html_datetime(&berlin), "2026-12-06T23:44:30.093Z");
     }
 
     #[test]

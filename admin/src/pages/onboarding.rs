@@ -536,10 +536,19 @@ pub async fn callback(
         )
         .map_err(|e| anyhow::anyhow!("pkce verifier: {e}"))?;
     let redirect = url::Url::parse(&t.redirect_uri).map_err(anyhow::Error::from)?;
-    let tokens = match connector
+    let exchanged = connector
         .exchange_code(&app, &redirect, code, &verifier)
-        .await
-    {
+        .await;
+    // a refusal of the app's credentials is shown to the agency (Settings, the accounts)
+    platform_apps::record_outcome(
+        &state.pool,
+        t.agency_id,
+        platform,
+        &app,
+        exchanged.as_ref().err(),
+    )
+    .await?;
+    let tokens = match exchanged {
         Ok(t) => t,
         Err(e) => return Ok(platform_refused(platform, &e)),
     };
@@ -652,6 +661,18 @@ fn platform_refused(platform: Platform, e: &PlatformError) -> Response {
     let message = match e {
         PlatformError::Transient(_) | PlatformError::RateLimited { .. } => format!(
             "{} is not answering right now. Please try again in a few minutes.",
+            platform.label()
+        ),
+        // nothing was revoked: the code was wrong, expired (they live minutes) or used
+        PlatformError::CodeRejected(why) => format!(
+            "{} did not accept the authorization it sent back: it was wrong, had expired or was \
+             already used ({why}). Please start connecting again.",
+            platform.label()
+        ),
+        PlatformError::AppCredentials(_) => format!(
+            "{} refused the app this agency connects accounts with, so no account can be \
+             connected right now. The agency sees this in its settings; please try again once \
+             they have fixed it.",
             platform.label()
         ),
         _ => format!("{} refused the connection: {e}", platform.label()),

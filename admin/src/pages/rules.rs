@@ -485,7 +485,7 @@ fn utc_label(at: DateTime<Utc>) -> String {
 
 fn slot_time(at: DateTime<Utc>, tz: Tz) -> Markup {
     html! {
-        time datetime=(at.to_rfc3339()) title=(utc_label(at)) { (local_label(at, tz)) }
+        time datetime=(crate::pages::html_datetime(&at)) title=(utc_label(at)) { (local_label(at, tz)) }
         " " span.utc { "(" (utc_label(at)) ")" }
     }
 }

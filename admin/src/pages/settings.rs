@@ -113,6 +113,27 @@ struct AiSettings {
     updated_at: Option<DateTime<Utc>>,
 }
 
+/// A platform refused the app's own credentials: what happened, and who can fix it.
+fn app_refusal(r: &platform_apps::Refusal) -> Markup {
+    html! {
+        div.alert role="alert" {
+            p {
+                strong { (r.platform.label()) " refused the app's credentials" }
+                " (client id " code { (r.client_id) } ") on " (when(r.refused_at)) ": " (r.message)
+            }
+            p {
+                "Your clients' " (r.platform.label()) " accounts cannot be refreshed or connected until the app works. "
+                @if r.own_app {
+                    "Check the client id and secret of your agency's app below (saving them clears this message)."
+                } @else {
+                    "This is the deployment's app: ask whoever runs AutoSocial to check AUTOSOCIAL_"
+                    (r.platform.as_str().to_uppercase()) "_CLIENT_ID and _CLIENT_SECRET, or set your agency's own app below."
+                }
+            }
+        }
+    }
+}
+
 async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResult<Markup> {
     let agency = user.agency_id;
     let members = sqlx::query_as!(
@@ -131,6 +152,7 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
     } else {
         Vec::new()
     };
+    let refusals = platform_apps::refusals(&state.pool, agency).await?;
     let ai = sqlx::query_as!(
         AiSettings,
         r#"SELECT ai_provider, ai_base_url, ai_model, ai_api_key_ct IS NOT NULL AS "key_set!", updated_at AS "updated_at?"
@@ -264,8 +286,10 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
             @let app = apps.iter().find(|a| a.platform == *p);
             @let id_field = format!("app-{p}-client_id");
             @let secret_field = format!("app-{p}-client_secret");
+            @let refusal = refusals.iter().find(|r| r.platform == *p);
             div.card {
                 h3 { (p.label()) }
+                @if let Some(r) = refusal { (app_refusal(r)) }
                 dl.facts {
                     dt { "App in use" }
                     dd {

@@ -147,6 +147,8 @@ impl Driver {
     pub async fn session(&self, tools: &Tools) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
+        // the browser's console (a failed resource load, a script error) for Artifacts::page
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         caps.insert(
             "goog:chromeOptions".into(),
             json!({
@@ -193,6 +195,10 @@ pub struct Artifacts {
     pub dir: PathBuf,
     pub visits: Vec<Visit>,
     pub axe_failures: Vec<String>,
+    /// Errors in the browser's console on our pages (a resource that did not load, a script
+    /// that failed), one line each; read through chromedriver at `driver_url`.
+    pub console_errors: Vec<String>,
+    pub driver_url: Option<String>,
     axe_source: String,
     http: reqwest::Client,
     files: usize,
@@ -207,6 +213,8 @@ impl Artifacts {
             dir,
             visits: Vec::new(),
             axe_failures: Vec::new(),
+            console_errors: Vec::new(),
+            driver_url: None,
             axe_source: std::fs::read_to_string(&tools.axe_js)
                 .unwrap_or_else(|e| panic!("reading {}: {e}", tools.axe_js.display())),
             http: reqwest::Client::builder()
@@ -231,8 +239,41 @@ impl Artifacts {
         png
     }
 
+    /// The browser console's entries since the last read (chromedriver hands each out once),
+    /// as (level, message).
+    async fn console(&self, c: &Client) -> Vec<(String, String)> {
+        let Some(driver) = &self.driver_url else {
+            return Vec::new();
+        };
+        let id = c.session_id().await.ok().flatten().expect("a session id");
+        let answer: Value = self
+            .http
+            .post(format!("{driver}/session/{id}/se/log"))
+            .json(&json!({ "type": "browser" }))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("chromedriver hands out the browser's console log")
+            .json()
+            .await
+            .expect("the console log as JSON");
+        answer["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["level"].as_str().unwrap_or("").to_owned(),
+                    e["message"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Record a page of someone else (the sandbox's consent page): screenshot only.
     pub async fn foreign(&mut self, c: &Client, name: &str) {
+        // what the browser logged meanwhile is not about our pages
+        let _ = self.console(c).await;
         let png = self.screenshot(c, name).await;
         self.visits.push(Visit {
             name: name.to_owned(),
@@ -243,7 +284,8 @@ impl Artifacts {
 
     /// Record one of our pages: screenshot, the HTML the server sends for its URL (fetched again
     /// with the session's cookies: the DOM Chromium serializes has been repaired by its parser,
-    /// so it would hide markup errors), and axe-core's serious and critical findings.
+    /// so it would hide markup errors), axe-core's findings of every impact, and the errors the
+    /// browser logged.
     pub async fn page(&mut self, c: &Client, name: &str) {
         let png = self.screenshot(c, name).await;
         let url = c.current_url().await.expect("the current URL");
@@ -270,6 +312,12 @@ impl Artifacts {
         let html = self.file(name, "html");
         std::fs::write(&html, body).expect("write the HTML");
         self.axe(c, name, url.path()).await;
+        for (level, message) in self.console(c).await {
+            if level == "SEVERE" {
+                self.console_errors
+                    .push(format!("{name} ({}): {message}", url.path()));
+            }
+        }
         self.visits.push(Visit {
             name: name.to_owned(),
             png,
@@ -303,9 +351,6 @@ impl Artifacts {
         }
         for v in parsed.as_array().into_iter().flatten() {
             let impact = v["impact"].as_str().unwrap_or("");
-            if !matches!(impact, "serious" | "critical") {
-                continue;
-            }
             let targets: Vec<String> = v["nodes"]
                 .as_array()
                 .into_iter()

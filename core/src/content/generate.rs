@@ -1096,7 +1096,7 @@ async fn prepare_and_write(
     };
     let stored = if let Some(picture) = picture {
         let media_dir = content.media_dir.clone();
-        tokio::task::spawn_blocking(move || store_generated(&picture, &sizes, &media_dir)).await??
+        cards::on_blocking_pool(move || store_generated(&picture, &sizes, &media_dir)).await?
     } else if item.content_type == ContentType::Image {
         let logo = match brand.logo_media_id {
             Some(logo) => sqlx::query_scalar!(
@@ -1134,7 +1134,7 @@ async fn prepare_and_write(
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("this process was not set up to render cards"))?,
         };
-        tokio::task::spawn_blocking(move || render_cards(job)).await??
+        cards::on_blocking_pool(move || render_cards(job)).await?
     } else {
         Vec::new()
     };

@@ -149,6 +149,14 @@ fn meta(
         (4 | 17 | 32 | 613, _) | (80001..=80014, _) => throttled(Duration::from_secs(300)),
         // the access token expired, was invalidated, or the session is gone
         (190 | 102, _) | (10, 458..=467) => PlatformError::Auth(message),
+        // the app itself: "Invalid application ID" (101), "Error validating client secret"
+        // (Meta answers a wrong secret with the generic code 1)
+        (101, _) => PlatformError::AppCredentials(message),
+        (1, _) if message.to_ascii_lowercase().contains("client secret") => {
+            PlatformError::AppCredentials(message)
+        }
+        // the authorization code: expired (36007), another redirect URI (36008), used (36009)
+        (100, 36007..=36009) => PlatformError::CodeRejected(message),
         // temporary: unknown error, service unavailable, "please retry"
         (1 | 2, _) => PlatformError::Transient(message),
         _ if err["is_transient"].as_bool() == Some(true) => PlatformError::Transient(message),
@@ -287,6 +295,31 @@ mod tests {
             PlatformError::Auth(m) => assert!(m.contains("Session has expired")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn meta_app_and_code_refusals_say_what_was_refused() {
+        let secret = r#"{"error":{"message":"Error validating client secret.","type":"OAuthException","code":1,"fbtrace_id":"x"}}"#;
+        assert_eq!(
+            classify(Platform::Facebook, 400, &HeaderMap::new(), secret, now()),
+            PlatformError::AppCredentials("Error validating client secret.".into())
+        );
+        let app_id = r#"{"error":{"message":"Error validating application. Invalid application ID.","type":"OAuthException","code":101,"fbtrace_id":"x"}}"#;
+        assert!(matches!(
+            classify(Platform::Instagram, 400, &HeaderMap::new(), app_id, now()),
+            PlatformError::AppCredentials(_)
+        ));
+        let used = r#"{"error":{"message":"This authorization code has been used.","type":"OAuthException","code":100,"error_subcode":36009,"fbtrace_id":"x"}}"#;
+        assert_eq!(
+            classify(Platform::Facebook, 400, &HeaderMap::new(), used, now()),
+            PlatformError::CodeRejected("This authorization code has been used.".into())
+        );
+        // code 1 without a word about the secret stays Meta's "unknown error, retry"
+        let unknown = r#"{"error":{"message":"An unknown error occurred","type":"OAuthException","code":1,"fbtrace_id":"x"}}"#;
+        assert!(matches!(
+            classify(Platform::Facebook, 500, &HeaderMap::new(), unknown, now()),
+            PlatformError::Transient(_)
+        ));
     }
 
     #[test]

@@ -369,9 +369,7 @@ fn token_error(status: u16, body: &str) -> PlatformError {
         .unwrap_or_else(|| body.chars().take(300).collect());
     match v["error"].as_str() {
         Some("invalid_grant") => PlatformError::GrantRevoked(detail),
-        Some("invalid_client" | "unauthorized_client") => {
-            PlatformError::Permanent(format!("app credentials refused: {detail}"))
-        }
+        Some("invalid_client" | "unauthorized_client") => PlatformError::AppCredentials(detail),
         _ if status >= 500 || status == 429 => PlatformError::Transient(detail),
         _ => PlatformError::Permanent(detail),
     }
@@ -462,6 +460,7 @@ impl Connector for LinkedinConnector {
                 ],
             )
             .await
+            .map_err(PlatformError::at_code_exchange)
         }
         .boxed()
     }

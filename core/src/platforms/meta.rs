@@ -138,6 +138,7 @@ impl Graph {
             ],
         )
         .await
+        .map_err(PlatformError::at_code_exchange)
     }
 
     /// Exchange a user token (short- or long-lived, still valid) for a fresh long-lived one.

@@ -78,9 +78,21 @@ pub enum PlatformError {
     /// The token is not accepted (401, Meta code 190): refresh, then reconnect.
     #[error("authorization failed: {0}")]
     Auth(String),
-    /// The grant is gone (`invalid_grant`, revoked): the account must be reconnected.
+    /// The grant is gone (`invalid_grant` on a refresh, revoked): the account must be reconnected.
     #[error("the platform revoked the grant: {0}")]
     GrantRevoked(String),
+    /// The authorization code was not accepted at the exchange (`invalid_grant` there): wrong,
+    /// expired, already used, or issued for another redirect URI or PKCE verifier. Nothing was
+    /// revoked; the person starts connecting again.
+    #[error(
+        "the platform did not accept the authorization code (wrong, expired or already used): {0}"
+    )]
+    CodeRejected(String),
+    /// The platform refused the app's own credentials (`invalid_client`, `unauthorized_client`,
+    /// Meta's codes for a wrong app id or secret). No account is to blame and retrying cannot
+    /// help: the app's configuration (the agency's in Settings, or the deployment's) must change.
+    #[error("the platform refused the app's credentials (client id or secret): {0}")]
+    AppCredentials(String),
     /// The platform refused the request itself; its own message is kept for the console.
     #[error("refused by the platform: {0}")]
     Permanent(String),
@@ -118,6 +130,18 @@ pub struct Unfenced;
 impl Fence for Unfenced {
     fn check(&self) -> BoxFuture<'_, Result<(), PlatformError>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+impl PlatformError {
+    /// The same failure as seen at the authorization code exchange, where `invalid_grant` is
+    /// about the code (the connectors' token classification is shared with refreshes, where it
+    /// means the grant is gone).
+    pub fn at_code_exchange(self) -> PlatformError {
+        match self {
+            PlatformError::GrantRevoked(m) => PlatformError::CodeRejected(m),
+            other => other,
+        }
     }
 }
 
@@ -355,9 +379,7 @@ pub fn classify_oauth_error<RE: std::error::Error + 'static>(
                 .unwrap_or_else(|| r.error().to_string());
             match r.error() {
                 T::InvalidGrant => PlatformError::GrantRevoked(detail),
-                T::InvalidClient | T::UnauthorizedClient => {
-                    PlatformError::Permanent(format!("app credentials refused: {detail}"))
-                }
+                T::InvalidClient | T::UnauthorizedClient => PlatformError::AppCredentials(detail),
                 _ => PlatformError::Permanent(detail),
             }
         }

@@ -73,7 +73,7 @@ pub async fn exchange_code(
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
         .request_async(http)
         .await
-        .map_err(classify_oauth_error)?;
+        .map_err(|e| classify_oauth_error(e).at_code_exchange())?;
     Ok(token_set(&t))
 }
 

@@ -360,9 +360,7 @@ fn oauth_failure(
     };
     match error {
         "invalid_grant" => PlatformError::GrantRevoked(detail),
-        "invalid_client" | "unauthorized_client" => {
-            PlatformError::Permanent(format!("app credentials refused: {detail}"))
-        }
+        "invalid_client" | "unauthorized_client" => PlatformError::AppCredentials(detail),
         "server_error" | "temporarily_unavailable" => PlatformError::Transient(detail),
         _ if status == 429 || status >= 500 => {
             errors::classify(Platform::Tiktok, status, headers, body, Utc::now())
@@ -529,6 +527,7 @@ impl Connector for TiktokConnector {
                 ("code_verifier", pkce_verifier),
             ])
             .await
+            .map_err(PlatformError::at_code_exchange)
         }
         .boxed()
     }
@@ -859,8 +858,8 @@ mod tests {
             PlatformError::GrantRevoked(_)
         ));
         assert!(matches!(
-            oauth_failure(401, &h, "", "invalid_client", ""),
-            PlatformError::Permanent(m) if m.contains("app credentials")
+            oauth_failure(401, &h, "", "invalid_client", "Client key is invalid"),
+            PlatformError::AppCredentials(m) if m.contains("Client key is invalid")
         ));
     }
 

@@ -85,10 +85,14 @@ enum Bench {
         #[arg(long)]
         cpu_hog: bool,
     },
-    /// Image card render time (1080×1080, logo, three-line headline) and encode time.
+    /// Image cards end to end (render + encode) per format and platform size, and the render
+    /// and encode alone (1080×1080, logo, three-line headline).
     Cards {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+        /// Also compare PNG levels and filters and the JPEG encoders (time and size).
+        #[arg(long)]
+        encoders: bool,
         /// The shipped fonts.
         #[arg(long, default_value = "templates/fonts")]
         fonts: std::path::PathBuf,
@@ -372,12 +376,14 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Cards {
             iterations,
+            encoders,
             fonts,
             samples,
         } => bench_cards::run(bench_cards::Args {
             iterations,
             fonts,
             samples,
+            encoders,
         }),
         Bench::Fence {
             requests,
