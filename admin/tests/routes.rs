@@ -234,12 +234,21 @@ const ROUTES: &[Route] = &[
     get("/healthz", &[]),
     get("/readyz", &[]),
     get("/static/{name}", &[]),
+    get("/favicon.ico", &[]),
 ];
 
 /// Routes outside the console: no session needed (and none used).
 fn public(path: &str) -> bool {
     [
-        "/login", "/onboard", "/oauth", "/invite", "/media", "/healthz", "/readyz", "/static",
+        "/login",
+        "/onboard",
+        "/oauth",
+        "/invite",
+        "/media",
+        "/healthz",
+        "/readyz",
+        "/static",
+        "/favicon.ico",
     ]
     .iter()
     .any(|p| path.starts_with(p))
