@@ -24,10 +24,8 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
 /// The options for `url`. A server on this machine (loopback address, `localhost`) is spoken to
 /// without TLS unless the URL (`sslmode=`) or `PGSSLMODE` asks for a mode: loopback traffic
 /// never leaves the kernel, so TLS there protects nothing and costs both sides CPU on every
-/// query (perf put rustls, with the socket I/O under it, in ~19% of the console's samples on its
-/// busiest page). A Unix socket, as
-/// `deploy/install.sh` configures, never uses TLS anyway; a remote server keeps sqlx's default
-/// (`prefer`) or what the URL says.
+/// query. A Unix socket, as `deploy/install.sh` configures, never uses TLS anyway; a remote
+/// server keeps sqlx's default (`prefer`) or what the URL says.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     let explicit = std::env::var_os("PGSSLMODE").is_some()

@@ -6,7 +6,7 @@
 //! * Without it, the same form is submitted as typed: the server resolves the name (names are
 //!   unique within an agency): an exact name, or a single client whose name contains the text,
 //!   filters by that client; several matches are offered as links; none says so.
-//! * Links and paging carry the resolved client's id (`client=`), as before.
+//! * Links and paging carry the resolved client's id (`client=`).
 //!
 //! Every lookup is scoped by the session's agency: another agency's client is as absent as a
 //! made-up one.

@@ -10,7 +10,7 @@
 //! and publications that failed on a day (their last change).
 //!
 //! Every figure is one range scan of a partial index (migration `console_indexes`), but for an
-//! agency with 10,000 clients those ranges hold tens of thousands of rows (~35 ms of counting).
+//! agency with 10,000 clients those ranges hold tens of thousands of rows to count.
 //! The figures are therefore counted at most once per [`FIGURES_TTL`] per agency and shared by
 //! every request in between ([`crate::cache`]); the page says when they were counted. A live
 //! event of the agency (a post or item changed state) or a kill switch changed from this console

@@ -647,8 +647,8 @@ fn scale_logo(logo: &DynamicImage, safe: Rect, short: f32) -> RgbaImage {
         rgba
     } else if w * 2 <= rgba.width() && h * 2 <= rgba.height() {
         // shrinking by half or more (a logo is usually uploaded far larger than its box): an
-        // area average, each source pixel counted once. The Catmull-Rom filter took a sixth of
-        // a 1080×1080 card's render time for a 512×512 logo, for no visible difference there.
+        // area average, each source pixel counted once, costs far less than the Catmull-Rom
+        // filter and looks no different at that scale.
         imageops::thumbnail(&rgba, w, h)
     } else {
         imageops::resize(&rgba, w, h, FilterType::CatmullRom)
@@ -1002,14 +1002,12 @@ pub struct PngSettings {
     pub filter: PngFilter,
 }
 
-/// The settings [`encode_png`] uses, chosen by measurement (`autosocial-bench cards
-/// --encoders`: every zlib level and row filter on the 1080×1080 benchmark card). The `image`
-/// crate's default (zlib level 6 through miniz_oxide, adaptive filter) made 109 kB in ~30 ms.
-/// Cards are flat colour, smooth gradients and text: unfiltered rows are runs of a few repeated
-/// pixels that LZ77 matches cheaply, while every filter turns them into noise-like differences,
-/// and zlib-rs (flate2's port of zlib-ng) at level 2 is far faster than miniz_oxide. Level 2
-/// without a filter makes 117 kB (+7%) several times faster; level 1 was 145 kB (+33%), and
-/// the `Fast` preset (fdeflate) 220–260 kB with any filter.
+/// The settings [`encode_png`] uses: zlib level 2 (through zlib-rs, flate2's port of zlib-ng)
+/// on unfiltered rows. Cards are flat colour, smooth gradients and text: unfiltered rows are
+/// runs of a few repeated pixels that LZ77 matches cheaply, while every filter turns them into
+/// noise-like differences; a low level keeps the encode quick for a file a little larger than
+/// the slowest levels make. `autosocial-bench cards --encoders` compares every zlib level and
+/// row filter on the 1080×1080 benchmark card (time and size).
 pub const PNG: PngSettings = PngSettings {
     compression: CompressionType::Level(2),
     filter: PngFilter::NoFilter,
@@ -1034,11 +1032,10 @@ pub fn encode_png_with(img: &RgbaImage, settings: PngSettings) -> anyhow::Result
     Ok(out)
 }
 
-/// Baseline JPEG at `quality` (1–100) by `jpeg-encoder` (its AVX2 code where the CPU has it):
-/// about three times faster than the `image` crate's encoder on the benchmark card
-/// (`autosocial-bench cards --encoders`). Chroma is subsampled 4:2:0, as Instagram and TikTok
-/// store the images they are given anyway (the `image` crate's was 4:2:2): a quarter fewer
-/// blocks to encode, and files smaller than before. Deterministic, like [`encode_png`].
+/// Baseline JPEG at `quality` (1–100) by `jpeg-encoder` (its AVX2 code where the CPU has it;
+/// `autosocial-bench cards --encoders` compares it with the `image` crate's encoder). Chroma is
+/// subsampled 4:2:0, as Instagram and TikTok store the images they are given anyway: a quarter
+/// fewer blocks to encode than 4:2:2, and smaller files. Deterministic, like [`encode_png`].
 pub fn encode_jpeg(img: &RgbaImage, quality: u8) -> anyhow::Result<Vec<u8>> {
     let (w, h) = img.dimensions();
     let (w16, h16) = (u16::try_from(w), u16::try_from(h));
@@ -1067,11 +1064,10 @@ pub fn parallel_renders() -> usize {
 /// a time across the process; the rest wait without holding a thread.
 ///
 /// A week of items means dozens of `generate` jobs at once (a worker runs up to ¾ of its
-/// concurrency of one kind). Each used to take its own blocking thread, and 48 threads burning
-/// CPU on 2 cores left the runtime's own threads (claims, lease renewals, publishing) and
-/// Postgres a 1/25th share each. One render per core keeps every core busy while cards wait
-/// their turn, and a thread that wakes for a due job competes with as many runnable threads as
-/// there are cores, not with dozens.
+/// concurrency of one kind). A blocking thread per card would leave the runtime's own threads
+/// (claims, lease renewals, publishing) and Postgres a sliver of the cores each; one render per
+/// core keeps every core busy while cards wait their turn, and a thread that wakes for a due job
+/// competes with as many runnable threads as there are cores, not with dozens.
 pub async fn on_blocking_pool<T, F>(work: F) -> anyhow::Result<T>
 where
     F: FnOnce() -> anyhow::Result<T> + Send + 'static,
