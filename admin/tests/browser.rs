@@ -31,8 +31,9 @@ use autosocial_admin::app::AppState;
 use autosocial_admin::config::WebArgs;
 use autosocial_core::content::generate::{self, ContentArgs};
 use autosocial_core::domain::Role;
+use autosocial_core::jobs::{GenerateItem, PlanWeek, PublishPost};
 use autosocial_core::killswitch::Gate;
-use autosocial_core::queue::runner::{Backoff, KindSpec, Metrics, Runner, RunnerConfig, handler};
+use autosocial_core::queue::runner::{KindSpec, Metrics, Runner, RunnerConfig};
 use chrono::{Datelike, Timelike, Utc};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
@@ -87,32 +88,15 @@ async fn start_worker(
     gate.refresh().await.expect("kill switches readable");
     tokio::spawn(gate.clone().keep_fresh(stop.clone()));
     let specs = vec![
-        KindSpec::new(
-            autosocial_core::publishing::KIND,
-            4,
-            handler(move |job| {
-                let publisher = publisher.clone();
-                async move { publisher.run(&job).await }
-            }),
-        )
-        .backoff(Backoff {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(300),
+        KindSpec::of::<PublishPost, _, _>(4, move |_, job| {
+            let publisher = publisher.clone();
+            async move { publisher.run(&job).await }
         }),
-        KindSpec::new(
-            generate::PLAN,
-            1,
-            handler(|job| async move { generate::run_plan(&job).await }),
-        ),
-        KindSpec::new(
-            generate::GENERATE,
-            2,
-            handler(move |job| {
-                let content = content.clone();
-                async move { generate::run_generate(&job, &content).await }
-            }),
-        )
-        .backoff(generate::GENERATE_BACKOFF),
+        KindSpec::of::<PlanWeek, _, _>(1, |_, job| async move { generate::run_plan(&job).await }),
+        KindSpec::of::<GenerateItem, _, _>(2, move |_, job| {
+            let content = content.clone();
+            async move { generate::run_generate(&job, &content).await }
+        }),
     ];
     let mut cfg = RunnerConfig::new("browser-test-worker");
     cfg.concurrency = 6;

@@ -9,22 +9,14 @@ use common::{Browser, agency_id, client, state, user};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use autosocial_core::domain::Role;
+use autosocial_core::domain::{ItemState, Role};
+use autosocial_core::testing::build;
 
 async fn account(pool: &PgPool, agency: Uuid, client: Uuid) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
-         VALUES ($1, $2, $3, 'sandbox', $4, 'Main page', '\\x00', 'k1')",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(id.to_string())
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    build::account(agency, client)
+        .display_name("Main page")
+        .insert(pool)
+        .await
 }
 
 /// An approved item targeting `acct` at `slot`, scheduled the way approval does it (publication
@@ -37,28 +29,13 @@ async fn scheduled_item(
     slot: DateTime<Utc>,
     caption: &str,
 ) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
-         VALUES ($1, $2, $3, 'manual', 'approved', $4, 'text', $5, now())",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(slot)
-    .bind(caption)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
-    )
-    .bind(id)
-    .bind(acct)
-    .bind(agency)
-    .execute(pool)
-    .await
-    .unwrap();
+    let id = build::item(agency, client)
+        .state(ItemState::Approved)
+        .slot_at(slot)
+        .caption(caption)
+        .targets(&[acct])
+        .insert(pool)
+        .await;
     let mut conn = pool.acquire().await.unwrap();
     assert_eq!(
         autosocial_core::publishing::schedule(&mut conn, agency, id)

@@ -4,45 +4,32 @@
 mod common;
 
 use axum::http::StatusCode;
+use chrono::{TimeDelta, Utc};
 use common::{Browser, agency_id, client, state, user};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use autosocial_core::domain::Role;
+use autosocial_core::testing::build;
 
 async fn account(pool: &PgPool, agency: Uuid, client: Uuid, name: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name,
-                                      access_token_ct, key_id, token_expires_at)
-         VALUES ($1, $2, $3, 'sandbox', $4, $5, '\\x0102', 'k1', now() + interval '3 days')",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(id.to_string())
-    .bind(name)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    build::account(agency, client)
+        .display_name(name)
+        .tokens(vec![1, 2], None, "k1")
+        .token_expires_at(Utc::now() + TimeDelta::days(3))
+        .insert(pool)
+        .await
 }
 
 async fn item(pool: &PgPool, agency: Uuid, client: Uuid, state: &str, caption: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, hashtags, approved_at)
-         VALUES ($1, $2, $3, 'manual', $4, now() + interval '1 day', 'text', $5, ARRAY['bread'], now())",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(state)
-    .bind(caption)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    build::item(agency, client)
+        .state(state.parse().unwrap())
+        .slot_at(Utc::now() + TimeDelta::days(1))
+        .caption(caption)
+        .hashtags(&["bread"])
+        .approved_at(Utc::now())
+        .insert(pool)
+        .await
 }
 
 /// An approved item for `acct`, scheduled as approval does (publication + publish job).

@@ -15,41 +15,26 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use autosocial_admin::pages::dashboard::{CHART_DAYS, Windows};
-use autosocial_core::domain::Role;
+use autosocial_core::domain::{AccountStatus, PublicationState, Role};
+use autosocial_core::testing::build;
 
 async fn account(pool: &PgPool, agency: Uuid, client: Uuid, status: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name,
-                                      access_token_ct, key_id, status, status_reason)
-         VALUES ($1, $2, $3, 'sandbox', $4, 'Main page', '\\x00', 'k1', $5,
-                 CASE WHEN $5 = 'needs_reconnect' THEN 'token revoked <by platform>' END)",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(id.to_string())
-    .bind(status)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    let status: AccountStatus = status.parse().unwrap();
+    let reason = (status == AccountStatus::NeedsReconnect).then_some("token revoked <by platform>");
+    build::account(agency, client)
+        .display_name("Main page")
+        .status(status, reason)
+        .insert(pool)
+        .await
 }
 
 async fn item(pool: &PgPool, agency: Uuid, client: Uuid, state: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
-         VALUES ($1, $2, $3, 'manual', $4, now(), 'text', 'Fresh bread', now())",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(state)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    build::item(agency, client)
+        .state(state.parse().unwrap())
+        .caption("Fresh bread")
+        .approved_at(Utc::now())
+        .insert(pool)
+        .await
 }
 
 /// A publication of a new item in `state` at `at` (published: `published_at = at`; failed:
@@ -63,25 +48,17 @@ async fn publication(
     at: DateTime<Utc>,
 ) -> Uuid {
     let it = item(pool, agency, client, "approved").await;
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot,
-                                   platform_post_id, published_at, held_reason, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'sandbox', $6, $7, '{}',
-                 CASE WHEN $6 = 'published' THEN 'p1' END, CASE WHEN $6 = 'published' THEN $7 END,
-                 CASE WHEN $6 = 'held' THEN 'paused' END, $7)",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(it)
-    .bind(acct)
-    .bind(state)
-    .bind(at)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    let state: PublicationState = state.parse().unwrap();
+    let mut p = build::publication(agency, client, it, acct)
+        .state(state)
+        .scheduled_at(at)
+        .updated_at(at);
+    match state {
+        PublicationState::Published => p = p.published("p1", at),
+        PublicationState::Held => p = p.held_reason("paused"),
+        _ => {}
+    }
+    p.insert(pool).await
 }
 
 fn figure(body: &str, name: &str) -> String {

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use autosocial_core::domain::Role;
+use autosocial_core::testing::build;
 
 const BLOCKED_MODERATION: &str = r#"{"reasons":[{"platform":"x","rule":"length","message":"X allows 280 characters as X counts them; this post has 300"}]}"#;
 
@@ -23,26 +24,27 @@ async fn pending_item(
     blocked: bool,
     slot: DateTime<Utc>,
 ) -> Uuid {
-    let id = Uuid::now_v7();
     let (status, moderation) = if blocked {
         ("blocked", BLOCKED_MODERATION)
     } else {
         ("pass", r#"{"reasons":[]}"#)
     };
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, chosen_variant, caption,
-                                    hashtags, cta, moderation_status, moderation)
-         SELECT $1, agency_id, id, 'generated', 'pending_review', $2, 'text', 'balanced', 'Balanced caption', '{#bread}',
-                'Visit us', $3, $4::jsonb FROM clients WHERE id = $5",
-    )
-    .bind(id)
-    .bind(slot)
-    .bind(status)
-    .bind(moderation)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
+    let agency: Uuid = sqlx::query_scalar("SELECT agency_id FROM clients WHERE id = $1")
+        .bind(client)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let id = build::item(agency, client)
+        .generated()
+        .slot_at(slot)
+        .chosen_variant("balanced")
+        .caption("Balanced caption")
+        .hashtags(&["#bread"])
+        .cta("Visit us")
+        .moderation(status, Some(serde_json::from_str(moderation).unwrap()))
+        .targets(accounts)
+        .insert(pool)
+        .await;
     for (kind, caption, st, m) in [
         (
             "conservative",
@@ -62,16 +64,6 @@ async fn pending_item(
         .bind(caption)
         .bind(st)
         .bind(m)
-        .execute(pool)
-        .await
-        .unwrap();
-    }
-    for a in accounts {
-        sqlx::query(
-            "INSERT INTO content_item_targets (item_id, account_id, agency_id) SELECT $1, $2, agency_id FROM content_items WHERE id = $1",
-        )
-        .bind(id)
-        .bind(a)
         .execute(pool)
         .await
         .unwrap();

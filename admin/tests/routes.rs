@@ -25,7 +25,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use autosocial_core::audit::Actor;
-use autosocial_core::domain::{Platform, Role};
+use autosocial_core::domain::{ItemState, Platform, Role};
+use autosocial_core::testing::build;
 
 /// A route and the query (GET) or form (POST) fields it reads, besides `_csrf`.
 struct Route {
@@ -462,21 +463,15 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
     .await
     .unwrap();
     // a generated item waiting for review
-    let pending_item = Uuid::now_v7();
     let slot = Utc::now() + TimeDelta::hours(30);
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, chosen_variant, caption,
-                                    moderation_status, moderation)
-         VALUES ($1, $2, $3, 'generated', 'pending_review', $4, 'text', 'balanced', $5, 'pass', '{\"reasons\":[]}')",
-    )
-    .bind(pending_item)
-    .bind(agency)
-    .bind(client)
-    .bind(slot)
-    .bind(format!("{marker} pending caption"))
-    .execute(pool)
-    .await
-    .unwrap();
+    let pending_item = build::item(agency, client)
+        .generated()
+        .slot_at(slot)
+        .chosen_variant("balanced")
+        .caption(format!("{marker} pending caption"))
+        .moderation("pass", Some(serde_json::json!({ "reasons": [] })))
+        .insert(pool)
+        .await;
     for kind in ["conservative", "balanced", "bold"] {
         sqlx::query(
             "INSERT INTO content_variants (item_id, agency_id, kind, caption, hashtags, moderation_status, moderation)
@@ -497,19 +492,12 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
     )
     .await;
     // an approved item on both accounts, its LinkedIn post failed
-    let approved_item = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, approved_at)
-         VALUES ($1, $2, $3, 'manual', 'approved', $4, 'text', $5, now())",
-    )
-    .bind(approved_item)
-    .bind(agency)
-    .bind(client)
-    .bind(slot + TimeDelta::hours(1))
-    .bind(format!("{marker} approved caption"))
-    .execute(pool)
-    .await
-    .unwrap();
+    let approved_item = build::item(agency, client)
+        .state(ItemState::Approved)
+        .slot_at(slot + TimeDelta::hours(1))
+        .caption(format!("{marker} approved caption"))
+        .insert(pool)
+        .await;
     for acct in [account_x, account_li] {
         exec(
             pool,

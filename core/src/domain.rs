@@ -146,9 +146,11 @@ text_enum! {
 }
 
 text_enum! {
+    /// A job's state (`jobs.state`). `held`: parked by a kill switch until it is disengaged.
     JobState {
         Available => "available",
         Running => "running",
+        Held => "held",
         Completed => "completed",
         Failed => "failed",
         Cancelled => "cancelled",
@@ -163,6 +165,17 @@ text_enum! {
         Client => "client",
         Platform => "platform",
         Account => "account",
+    }
+}
+
+impl JobState {
+    /// Unfinished jobs: the ones a unique key counts and the queue's depth shows.
+    pub const UNFINISHED: &'static [JobState] =
+        &[JobState::Available, JobState::Running, JobState::Held];
+
+    /// Completed, failed, cancelled or discarded: it will not run again.
+    pub fn is_finished(self) -> bool {
+        !JobState::UNFINISHED.contains(&self)
     }
 }
 

@@ -41,6 +41,7 @@ pub mod domain;
 pub mod fence;
 pub mod fleet;
 pub mod invitations;
+pub mod jobs;
 pub mod killswitch;
 pub mod limits;
 pub mod media;

@@ -18,20 +18,23 @@ use uuid::Uuid;
 
 use crate::domain::Platform;
 use crate::fence::JobFence;
+use crate::jobs::RefreshToken;
 use crate::killswitch::Gate;
 use crate::platforms::{self, NotSent, PlatformError, PlatformsConfig};
+use crate::queue::job::{AccountTarget, Job};
 use crate::queue::lease::Lease;
 use crate::queue::{self, NewJob, RunAt, Scope};
 use crate::vault::{Aad, Vault};
-
-pub const KIND: &str = "refresh_token";
-pub const SWEEP_KIND: &str = "refresh_sweep";
 
 /// Refresh when this share of the token's lifetime has passed.
 const REFRESH_AT: f64 = 0.8;
 
 pub fn unique_key(account: Uuid) -> String {
-    format!("refresh:{account}")
+    RefreshToken {
+        account_id: account,
+    }
+    .unique_key()
+    .expect("refresh jobs are unique per account")
 }
 
 /// The refresh job of an account, due at 80% of a token lifetime of `lifetime`.
@@ -42,16 +45,19 @@ pub fn refresh_job(
     platform: Platform,
     lifetime: Duration,
 ) -> NewJob {
-    NewJob::new(KIND, serde_json::json!({ "account_id": account }))
-        .unique(unique_key(account))
-        .run_at(RunAt::In(lifetime.mul_f64(REFRESH_AT)))
-        .max_attempts(20)
-        .scope(Scope {
-            agency_id: Some(agency),
-            client_id: Some(client),
-            account_id: Some(account),
-            platform: Some(platform),
-        })
+    let target = AccountTarget {
+        agency_id: agency,
+        client_id: client,
+        account_id: account,
+        platform,
+    };
+    NewJob::typed(
+        &RefreshToken {
+            account_id: account,
+        },
+        target,
+    )
+    .run_at(RunAt::In(lifetime.mul_f64(REFRESH_AT)))
 }
 
 /// Enqueue the refresh of an account (inside the transaction that stored its tokens).

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use autosocial_core::content::generate::{self, Content, ContentArgs, Generation};
 use autosocial_core::content::provider::{Generated, GenerationRequest, Provider, ProviderError};
 use autosocial_core::content::templates;
+use autosocial_core::domain::ItemState;
 use autosocial_core::limits::Smoother;
+use autosocial_core::testing::build;
+use chrono::{TimeDelta, Utc};
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -25,21 +28,12 @@ fn content(pool: &PgPool, media: &tempfile::TempDir) -> Content {
 }
 
 async fn account(pool: &PgPool, agency: Uuid, client: Uuid, platform: &str, status: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, key_id, status)
-         VALUES ($1, $2, $3, $4, $5, '\\x00'::bytea, 'test', $6)",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(platform)
-    .bind(id.to_string())
-    .bind(status)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    build::account(agency, client)
+        .platform(platform.parse().unwrap())
+        .tokens(vec![0], None, "test")
+        .status(status.parse().unwrap(), None)
+        .insert(pool)
+        .await
 }
 
 struct RuleDef<'a> {
@@ -386,30 +380,14 @@ async fn planned_item(
     content_type: &str,
     accounts: &[Uuid],
 ) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type)
-         VALUES ($1, $2, $3, 'generated', 'planned', now() + interval '2 days', $4)",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(content_type)
-    .execute(pool)
-    .await
-    .unwrap();
-    for a in accounts {
-        sqlx::query(
-            "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(a)
-        .bind(agency)
-        .execute(pool)
+    build::item(agency, client)
+        .generated()
+        .state(ItemState::Planned)
+        .slot_at(Utc::now() + TimeDelta::days(2))
+        .content_type(content_type)
+        .targets(accounts)
+        .insert(pool)
         .await
-        .unwrap();
-    }
-    id
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

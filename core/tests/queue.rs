@@ -14,7 +14,8 @@ use autosocial_core::queue::runner::{
     Backoff, JobContext, KindSpec, Metrics, Outcome, Runner, RunnerConfig, handler,
 };
 use autosocial_core::queue::{self, Enqueued, NewJob, RunAt, Scope};
-use autosocial_core::testing::{PrivateRedis, count, tenant, wait_until};
+use autosocial_core::testing::{PrivateRedis, build, count, tenant, wait_until};
+use chrono::Utc;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -1185,17 +1186,12 @@ async fn rate_buckets_return_to_redis_by_themselves(pool: PgPool) {
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
 async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool) {
     let (agency, client) = tenant(&pool).await;
-    let account = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, key_id)
-         VALUES ($1, $2, $3, 'instagram', 'ig-1', '\\x01', 'k1')",
-    )
-    .bind(account)
-    .bind(agency)
-    .bind(client)
-    .execute(&pool)
-    .await
-    .unwrap();
+    let account = build::account(agency, client)
+        .platform(Platform::Instagram)
+        .platform_account_id("ig-1")
+        .tokens(vec![1], None, "k1")
+        .insert(&pool)
+        .await;
     // this agency may post 3 per 24 h on Instagram
     sqlx::query("INSERT INTO platform_limit_overrides (agency_id, platform, window_seconds, max_posts) VALUES ($1, 'instagram', 86400, 3)")
         .bind(agency)
@@ -1206,20 +1202,17 @@ async fn platform_quotas_count_what_postgres_recorded_as_published(pool: PgPool)
         let pool = pool.clone();
         async move {
             // one item per publication (item, account) is unique
-            let item = Uuid::now_v7();
-            sqlx::query("INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type) VALUES ($1, $2, $3, 'manual', 'pending_review', now(), 'text')")
-                .bind(item).bind(agency).bind(client).execute(&pool).await.unwrap();
-            let published = state == "published";
-            let id = Uuid::now_v7();
-            sqlx::query(
-                "INSERT INTO publications (id, agency_id, client_id, item_id, account_id, platform, state, scheduled_at, snapshot,
-                                           attempt_id, marker, platform_post_id, published_at)
-                 VALUES ($1, $2, $3, $4, $5, 'instagram', $6, now(), '{}', gen_random_uuid(), 'as-marker-1',
-                         CASE WHEN $7 THEN 'p' END, CASE WHEN $7 THEN now() - make_interval(secs => $8) END)",
-            )
-            .bind(id).bind(agency).bind(client).bind(item).bind(account).bind(state).bind(published).bind(hours_ago * 3600.0)
-            .execute(&pool).await.unwrap();
-            id
+            let item = build::item(agency, client).insert(&pool).await;
+            let mut p = build::publication(agency, client, item, account)
+                .platform(Platform::Instagram)
+                .state(state.parse().unwrap())
+                .attempt(Uuid::new_v4(), "as-marker-1");
+            if state == "published" {
+                let at =
+                    Utc::now() - chrono::TimeDelta::milliseconds((hours_ago * 3_600_000.0) as i64);
+                p = p.published("p", at);
+            }
+            p.insert(&pool).await
         }
     };
     // the wait of a post that is not among them
@@ -1287,4 +1280,72 @@ async fn a_self_renewing_job_enqueues_its_successor_when_it_completes(pool: PgPo
         3,
         "one successor each, none left over"
     );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_malformed_payload_fails_its_job_at_once_with_the_reason(pool: PgPool) {
+    use autosocial_core::jobs::PublishPost;
+    use autosocial_core::queue::job::AccountTarget;
+
+    let runs: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let r = runs.clone();
+    let spec = KindSpec::of::<PublishPost, _, _>(4, move |post, _job| {
+        let r = r.clone();
+        async move {
+            r.lock().unwrap().push(post.publication_id);
+            Ok(Outcome::Done)
+        }
+    });
+    let (agency, client) = tenant(&pool).await;
+    let good = PublishPost {
+        publication_id: Uuid::now_v7(),
+    };
+    let target = AccountTarget {
+        agency_id: agency,
+        client_id: client,
+        account_id: Uuid::now_v7(),
+        platform: Platform::Sandbox,
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let good_id = queue::job::enqueue_typed(&mut conn, &good, target, RunAt::Now)
+        .await
+        .unwrap()
+        .id();
+    let bad_id = queue::enqueue(
+        &mut conn,
+        &NewJob::new("publish", json!({ "publication": "not-a-uuid" })).max_attempts(8),
+    )
+    .await
+    .unwrap()
+    .id();
+    drop(conn);
+    let w = start(&pool, "w1", 4, vec![spec], None).await;
+    wait_until(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE state IN ('completed', 'failed')",
+        2,
+        Duration::from_secs(20),
+    )
+    .await;
+    w.shutdown().await;
+
+    assert_eq!(*runs.lock().unwrap(), vec![good.publication_id]);
+    let (state, attempts, reason): (autosocial_core::domain::JobState, i32, String) =
+        sqlx::query_as("SELECT state, attempts, last_error FROM jobs WHERE id = $1")
+            .bind(bad_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, autosocial_core::domain::JobState::Failed);
+    assert_eq!(attempts, 1, "failed for good, not retried");
+    assert!(
+        reason.contains("malformed `publish` job payload") && reason.contains("publication_id"),
+        "{reason}"
+    );
+    let good_state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+        .bind(good_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(good_state, "completed");
 }

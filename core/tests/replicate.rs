@@ -10,8 +10,11 @@ use autosocial_core::content::generate::{
 };
 use autosocial_core::content::provider::ProviderError;
 use autosocial_core::content::replicate::{ReplicateConfig, ReplicateProvider, aspect_ratio};
+use autosocial_core::domain::ItemState;
 use autosocial_core::limits::Smoother;
+use autosocial_core::testing::build as make;
 use autosocial_sandbox::replicate::ReplicateKnobs;
+use chrono::{TimeDelta, Utc};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use url::Url;
@@ -219,20 +222,11 @@ async fn replicate_without_a_token_is_a_config_error_naming_the_variable(pool: P
 }
 
 async fn account(pool: &PgPool, agency: Uuid, client: Uuid, platform: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, key_id, status)
-         VALUES ($1, $2, $3, $4, $5, '\\x00'::bytea, 'test', 'active')",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .bind(platform)
-    .bind(id.to_string())
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    make::account(agency, client)
+        .platform(platform.parse().unwrap())
+        .tokens(vec![0], None, "test")
+        .insert(pool)
+        .await
 }
 
 /// An image item for Instagram and X, planned.
@@ -240,28 +234,14 @@ async fn image_item(pool: &PgPool) -> (Uuid, Uuid) {
     let (agency, client) = autosocial_core::testing::tenant(pool).await;
     let ig = account(pool, agency, client, "instagram").await;
     let x = account(pool, agency, client, "x").await;
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type)
-         VALUES ($1, $2, $3, 'generated', 'planned', now() + interval '2 days', 'image')",
-    )
-    .bind(id)
-    .bind(agency)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
-    for a in [ig, x] {
-        sqlx::query(
-            "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(a)
-        .bind(agency)
-        .execute(pool)
-        .await
-        .unwrap();
-    }
+    let id = make::item(agency, client)
+        .generated()
+        .state(ItemState::Planned)
+        .slot_at(Utc::now() + TimeDelta::days(2))
+        .content_type("image")
+        .targets(&[ig, x])
+        .insert(pool)
+        .await;
     (agency, id)
 }
 

@@ -55,14 +55,15 @@ fn parse_kinds(s: &str) -> Result<KindList, String> {
         return Err("expected a comma-separated list of job kinds".into());
     }
     for k in &kinds {
-        if !kinds::ALL.contains(&k.as_str()) {
-            return Err(format!(
-                "unknown job kind `{k}`; known: {}",
-                kinds::ALL.join(", ")
-            ));
+        if kinds::find(k).is_none() {
+            return Err(format!("unknown job kind `{k}`; known: {}", known_kinds()));
         }
     }
     Ok(KindList(kinds))
+}
+
+fn known_kinds() -> String {
+    kinds::names().collect::<Vec<_>>().join(", ")
 }
 
 fn parse_kind_limit(s: &str) -> Result<(String, usize), String> {
@@ -70,10 +71,10 @@ fn parse_kind_limit(s: &str) -> Result<(String, usize), String> {
     let n: usize = n
         .parse()
         .map_err(|_| "expected KIND=N with N a positive number")?;
-    if n == 0 || !kinds::ALL.contains(&k) {
+    if n == 0 || kinds::find(k).is_none() {
         return Err(format!(
             "expected KIND=N with a known kind ({}) and N >= 1",
-            kinds::ALL.join(", ")
+            known_kinds()
         ));
     }
     Ok((k.to_owned(), n))
@@ -362,11 +363,13 @@ async fn main() -> anyhow::Result<()> {
         retention: Duration::from_secs(args.job_retention_hours * 3600),
     };
     let concurrency = args.concurrency as usize;
-    let names: Vec<String> = args
-        .kinds
-        .clone()
-        .map(|k| k.0)
-        .unwrap_or_else(|| kinds::DEFAULT.iter().map(|k| (*k).to_owned()).collect());
+    let names: Vec<String> = args.kinds.clone().map(|k| k.0).unwrap_or_else(|| {
+        kinds::KINDS
+            .iter()
+            .filter(|k| !k.diagnostic)
+            .map(|k| k.name.to_owned())
+            .collect()
+    });
     let specs = names
         .iter()
         .map(|name| {
@@ -380,7 +383,9 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     (concurrency * 3 / 4).max(1)
                 });
-            kinds::spec(name, limit, &ctx)
+            kinds::find(name)
+                .expect("--kinds names only known kinds")
+                .spec(limit, &ctx)
         })
         .collect();
     let mut cfg = RunnerConfig::new(worker_id.clone());

@@ -7,8 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use autosocial_core::content::generate::generate_job;
+use autosocial_core::domain::ItemState;
 use autosocial_core::queue::{self, NewJob, RunAt};
-use autosocial_core::testing::{database_url, wait_until};
+use autosocial_core::testing::{build, database_url, wait_until};
+use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -49,46 +51,23 @@ async fn a_week_of_image_items(pool: &PgPool) -> (Uuid, Uuid, Vec<Uuid>) {
     .unwrap();
     let mut accounts = Vec::new();
     for platform in ["instagram", "tiktok", "x", "linkedin", "facebook"] {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, access_token_ct, key_id)
-             VALUES ($1, $2, $3, $4, $5, '\\x00'::bytea, 'test')",
-        )
-        .bind(id)
-        .bind(agency)
-        .bind(client)
-        .bind(platform)
-        .bind(id.to_string())
-        .execute(pool)
-        .await
-        .unwrap();
+        let id = build::account(agency, client)
+            .platform(platform.parse().unwrap())
+            .tokens(vec![0], None, "test")
+            .insert(pool)
+            .await;
         accounts.push(id);
     }
     let mut items = Vec::new();
     for slot in 0..14 {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type)
-             VALUES ($1, $2, $3, 'generated', 'planned', now() + interval '1 day' + $4 * interval '12 hours', 'image')",
-        )
-        .bind(id)
-        .bind(agency)
-        .bind(client)
-        .bind(slot)
-        .execute(pool)
-        .await
-        .unwrap();
-        for a in &accounts {
-            sqlx::query(
-                "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(a)
-            .bind(agency)
-            .execute(pool)
-            .await
-            .unwrap();
-        }
+        let id = build::item(agency, client)
+            .generated()
+            .state(ItemState::Planned)
+            .slot_at(Utc::now() + TimeDelta::days(1) + TimeDelta::hours(12 * slot))
+            .content_type("image")
+            .targets(&accounts)
+            .insert(pool)
+            .await;
         items.push(id);
     }
     (agency, client, items)

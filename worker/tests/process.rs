@@ -4,10 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use autosocial_core::jobs::DiagSleep;
 use autosocial_core::queue::{self, NewJob, RunAt};
 use autosocial_core::testing::{count, database_url, wait_until};
 use fred::prelude::*;
-use serde_json::json;
 use sqlx::PgPool;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_autosocial-worker");
@@ -19,6 +19,15 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `diag_sleep` job: sleep `ms`, then append its id to the Redis list `record`.
+fn diag_sleep(ms: u64, record: Option<&str>) -> NewJob {
+    let job = DiagSleep {
+        ms,
+        record: record.map(str::to_owned),
+    };
+    NewJob::typed(&job, ())
 }
 
 /// A worker process, killed if the test ends without stopping it.
@@ -90,9 +99,7 @@ async fn a_worker_killed_mid_job_has_its_jobs_rescued_and_each_completes_once(po
     let db = database_url(&pool).await;
     let record = format!("test:record:{}", uuid::Uuid::new_v4());
     let mut conn = pool.acquire().await.unwrap();
-    let jobs: Vec<NewJob> = (0..20)
-        .map(|_| NewJob::new("diag_sleep", json!({ "ms": 1500, "record": record })))
-        .collect();
+    let jobs: Vec<NewJob> = (0..20).map(|_| diag_sleep(1500, Some(&record))).collect();
     queue::enqueue_many(&mut conn, &jobs).await.unwrap();
     drop(conn);
     let mut a = spawn_worker(&db, &[], &["--concurrency", "10"]);
@@ -134,9 +141,7 @@ async fn sigterm_finishes_jobs_in_flight_then_exits_0(pool: PgPool) {
     let db = database_url(&pool).await;
     let record = format!("test:record:{}", uuid::Uuid::new_v4());
     let mut conn = pool.acquire().await.unwrap();
-    let jobs: Vec<NewJob> = (0..4)
-        .map(|_| NewJob::new("diag_sleep", json!({ "ms": 1000, "record": record })))
-        .collect();
+    let jobs: Vec<NewJob> = (0..4).map(|_| diag_sleep(1000, Some(&record))).collect();
     queue::enqueue_many(&mut conn, &jobs).await.unwrap();
     drop(conn);
     let mut w = spawn_worker(&db, &[], &["--concurrency", "2"]);
@@ -182,15 +187,13 @@ async fn a_worker_whose_clock_is_an_hour_off_behaves_the_same(pool: PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         queue::enqueue(
             &mut conn,
-            &NewJob::new("diag_sleep", json!({ "ms": 0 }))
-                .run_at(RunAt::In(Duration::from_millis(300))),
+            &diag_sleep(0, None).run_at(RunAt::In(Duration::from_millis(300))),
         )
         .await
         .unwrap();
         let far = queue::enqueue(
             &mut conn,
-            &NewJob::new("diag_sleep", json!({ "ms": 0 }))
-                .run_at(RunAt::In(Duration::from_secs(1800))),
+            &diag_sleep(0, None).run_at(RunAt::In(Duration::from_secs(1800))),
         )
         .await
         .unwrap()

@@ -755,18 +755,14 @@ async fn an_image_reaches_the_platform_through_a_signed_link(pool: PgPool) {
     sqlx::query("INSERT INTO media_assets (id, agency_id, client_id, sha256, path, mime, width, height, bytes, purpose) VALUES ($1, $2, $3, $4, $5, 'image/png', 8, 8, $6, 'card')")
         .bind(media).bind(fleet.agency).bind(client).bind(sha.to_vec()).bind(&path).bind(png.len() as i64)
         .execute(&mut *tx).await.unwrap();
-    sqlx::query("INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, moderation_status) VALUES ($1, $2, $3, 'manual', 'pending_review', now(), 'image', 'A red square', 'pass')")
-        .bind(item).bind(fleet.agency).bind(client)
-        .execute(&mut *tx).await.unwrap();
-    sqlx::query(
-        "INSERT INTO content_item_targets (item_id, account_id, agency_id) VALUES ($1, $2, $3)",
-    )
-    .bind(item)
-    .bind(account)
-    .bind(fleet.agency)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    autosocial_core::testing::build::item(fleet.agency, client)
+        .id(item)
+        .content_type("image")
+        .caption("A red square")
+        .moderation("pass", None)
+        .targets(&[account])
+        .insert(&mut *tx)
+        .await;
     sqlx::query("INSERT INTO content_item_media (item_id, media_id, agency_id, size_label) VALUES ($1, $2, $3, 'instagram_square')")
         .bind(item).bind(media).bind(fleet.agency)
         .execute(&mut *tx).await.unwrap();

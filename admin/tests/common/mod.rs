@@ -44,20 +44,19 @@ pub async fn logged_in(pool: &PgPool, email: &str) -> (Browser, String) {
 
 /// An account on `platform` for `client` (a placeholder ciphertext: nothing here decrypts it).
 pub async fn account(pool: &PgPool, client: Uuid, platform: &str, name: &str) -> Uuid {
+    let agency: Uuid = sqlx::query_scalar("SELECT agency_id FROM clients WHERE id = $1")
+        .bind(client)
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO social_accounts (id, agency_id, client_id, platform, platform_account_id, display_name, access_token_ct, key_id)
-         SELECT $1, agency_id, id, $2, $3, $4, '\\x00', 'k1' FROM clients WHERE id = $5",
-    )
-    .bind(id)
-    .bind(platform)
-    .bind(format!("acct-{id}"))
-    .bind(name)
-    .bind(client)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    autosocial_core::testing::build::account(agency, client)
+        .id(id)
+        .platform(platform.parse().unwrap())
+        .platform_account_id(format!("acct-{id}"))
+        .display_name(name)
+        .insert(pool)
+        .await
 }
 
 pub async fn agency_id(pool: &PgPool, name: &str) -> Uuid {
@@ -69,17 +68,11 @@ pub async fn agency_id(pool: &PgPool, name: &str) -> Uuid {
 }
 
 pub async fn client(pool: &PgPool, agency: &str, name: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, $3, 'Europe/Berlin')",
-    )
-    .bind(id)
-    .bind(agency_id(pool, agency).await)
-    .bind(name)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    autosocial_core::testing::build::client(agency_id(pool, agency).await)
+        .name(name)
+        .timezone("Europe/Berlin")
+        .insert(pool)
+        .await
 }
 
 pub struct Response {

@@ -1,8 +1,12 @@
 //! The job queue: one Postgres table, claimed with `FOR UPDATE SKIP LOCKED`, leased, retried
 //! with backoff, unique per key over unfinished work. Every instant is the database's `now()`.
 //!
-//! This module holds the SQL; [`runner`] runs jobs in a worker process.
+//! This module holds the SQL; [`runner`] runs jobs in a worker process; [`job`] makes job kinds
+//! types. States are [`JobState`] in Rust (bound and decoded as `"state: JobState"`); the
+//! `WHERE` clauses keep literal states because a partial index (the claim's, the unique key's)
+//! is only used for a predicate that names its states literally.
 
+pub mod job;
 pub mod lease;
 pub mod runner;
 
@@ -13,7 +17,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::domain::Platform;
+use crate::domain::{JobState, Platform};
 
 /// The channel workers LISTEN on; the payload is the kind that became available.
 pub const CHANNEL: &str = "autosocial_jobs";
@@ -320,11 +324,12 @@ pub async fn complete(pool: &PgPool, worker: &str, runs: &[Run]) -> sqlx::Result
         "WITH mine AS MATERIALIZED (
              SELECT j.id FROM jobs j JOIN unnest($1::int8[], $3::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
              WHERE j.locked_by = $2 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j)
-         UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+         UPDATE jobs SET state = $4, finished_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = ANY(ARRAY(SELECT id FROM mine))",
         &ids,
         worker,
-        &tokens
+        &tokens,
+        JobState::Completed as _
     )
     .execute(pool)
     .await?
@@ -347,7 +352,7 @@ pub async fn retry_or_fail(
                run_at = CASE WHEN attempts >= max_attempts THEN run_at ELSE now() + make_interval(secs => $3) END,
                last_error = left($4, 4000), locked_by = NULL, locked_until = NULL
            WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $5
-           RETURNING state = 'available' AS "again!""#,
+           RETURNING state AS "state: JobState""#,
         id,
         worker,
         delay.as_secs_f64(),
@@ -356,7 +361,7 @@ pub async fn retry_or_fail(
     )
     .fetch_optional(pool)
     .await?;
-    Ok(again.unwrap_or(false))
+    Ok(again == Some(JobState::Available))
 }
 
 /// A run to give back to the queue without counting its attempt.
@@ -404,12 +409,13 @@ pub async fn postpone_many(pool: &PgPool, worker: &str, jobs: &[Postponed]) -> s
 /// Fail at once (a permanent error), keeping the reason.
 pub async fn fail(pool: &PgPool, worker: &str, (id, token): Run, error: &str) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE jobs SET state = 'failed', finished_at = now(), last_error = left($3, 4000), locked_by = NULL, locked_until = NULL
+        "UPDATE jobs SET state = $5, finished_at = now(), last_error = left($3, 4000), locked_by = NULL, locked_until = NULL
          WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $4",
         id,
         worker,
         error,
-        token
+        token,
+        JobState::Failed as _
     )
     .execute(pool)
     .await?;
@@ -439,7 +445,7 @@ pub async fn hold(
                attempts = greatest(attempts - 1, 0), last_error = left($3, 4000), run_at = now(),
                locked_by = NULL, locked_until = NULL
            WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $4
-           RETURNING state = 'held' AS "held!""#,
+           RETURNING state AS "state: JobState""#,
         id,
         worker,
         reason,
@@ -448,7 +454,7 @@ pub async fn hold(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(held.unwrap_or(false))
+    Ok(held == Some(JobState::Held))
 }
 
 /// What a heartbeat learned about one running job.
@@ -534,15 +540,15 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<Cancelled> {
                finished_at = CASE WHEN t.state IN ('available', 'held') THEN now() ELSE j.finished_at END,
                cancel_requested = (t.state = 'running') OR j.cancel_requested
            FROM target t WHERE j.id = t.id
-           RETURNING t.state"#,
+           RETURNING t.state AS "state: JobState""#,
         id
     )
     .fetch_optional(pool)
     .await?;
-    Ok(match state.as_deref() {
+    Ok(match state {
         None => Cancelled::NotFound,
-        Some("available") | Some("held") => Cancelled::Cancelled,
-        Some("running") => Cancelled::Requested,
+        Some(JobState::Available | JobState::Held) => Cancelled::Cancelled,
+        Some(JobState::Running) => Cancelled::Requested,
         Some(_) => Cancelled::AlreadyFinished,
     })
 }
@@ -550,11 +556,12 @@ pub async fn cancel(pool: &PgPool, id: i64) -> sqlx::Result<Cancelled> {
 /// The handler saw the cancellation request: finish as cancelled.
 pub async fn mark_cancelled(pool: &PgPool, worker: &str, (id, token): Run) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE jobs SET state = 'cancelled', finished_at = now(), locked_by = NULL, locked_until = NULL
+        "UPDATE jobs SET state = $4, finished_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $3",
         id,
         worker,
-        token
+        token,
+        JobState::Cancelled as _
     )
     .execute(pool)
     .await?;
@@ -571,11 +578,12 @@ pub async fn complete_and_reschedule(
 ) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query!(
-        "UPDATE jobs SET state = 'completed', finished_at = now(), locked_by = NULL, locked_until = NULL
+        "UPDATE jobs SET state = $4, finished_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = $1 AND locked_by = $2 AND state = 'running' AND lease_token = $3",
         id,
         worker,
-        token
+        token,
+        JobState::Completed as _
     )
     .execute(&mut *tx)
     .await?;
@@ -607,9 +615,9 @@ pub async fn prune(pool: &PgPool, keep: Duration, batch: i64) -> sqlx::Result<u6
 }
 
 /// Jobs by kind and state (unfinished only), for metrics and the console.
-pub async fn depth(pool: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
+pub async fn depth(pool: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, JobState, i64)>> {
     let rows = sqlx::query!(
-        r#"SELECT kind, state, count(*) AS "n!" FROM jobs WHERE state IN ('available', 'running', 'held') GROUP BY kind, state ORDER BY kind, state"#
+        r#"SELECT kind, state AS "state: JobState", count(*) AS "n!" FROM jobs WHERE state IN ('available', 'running', 'held') GROUP BY kind, state ORDER BY kind, state"#
     )
     .fetch_all(pool)
     .await?;

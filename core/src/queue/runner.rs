@@ -21,6 +21,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::job::Job;
 use super::lease::Lease;
 use super::{CHANNEL, ClaimedJob, NewJob, Run, RunAt};
 use crate::killswitch::{Blocked, Gate, Permit};
@@ -119,14 +120,17 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(600),
-        }
+        Backoff::DEFAULT
     }
 }
 
 impl Backoff {
+    /// A kind's backoff unless it sets its own.
+    pub const DEFAULT: Backoff = Backoff {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(600),
+    };
+
     pub fn ceiling(&self, attempt: i32) -> Duration {
         let exp = attempt.saturating_sub(1).clamp(0, 30) as u32;
         self.base
@@ -169,6 +173,34 @@ impl KindSpec {
     pub fn periodic(mut self, every: Duration, payload: Value) -> KindSpec {
         self.every = Some((every, payload));
         self
+    }
+
+    /// The kind `J`, run by `run` with its decoded payload, with the kind's backoff and period.
+    /// A payload that does not decode fails the job for good, naming the kind and the field,
+    /// without calling `run`. Periodic kinds run one at a time in a process whatever
+    /// `concurrency` says.
+    pub fn of<J, F, Fut>(concurrency: usize, run: F) -> KindSpec
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(
+            move |ctx: JobContext| -> BoxFuture<'static, anyhow::Result<Outcome>> {
+                match super::job::decode::<J>(&ctx.job.payload) {
+                    Ok(payload) => Box::pin(run(payload, ctx)),
+                    Err(reason) => Box::pin(std::future::ready(Ok(Outcome::Fail(reason)))),
+                }
+            },
+        );
+        let spec = KindSpec::new(J::KIND, concurrency, handler).backoff(J::BACKOFF);
+        match J::EVERY {
+            Some(every) => KindSpec {
+                concurrency: 1,
+                ..spec.periodic(every, Value::Object(Default::default()))
+            },
+            None => spec,
+        }
     }
 }
 

@@ -1,4 +1,9 @@
-//! Helpers for tests in every crate (enabled with the `testing` feature).
+//! Helpers for tests in every crate (enabled with the `testing` feature): processes and
+//! databases to run against, polling, and [`build`]ers for the rows tests start from.
+
+pub mod build;
+
+pub use build::{account, agency, client, item, publication};
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -131,20 +136,7 @@ pub async fn wait_until(pool: &PgPool, sql: &str, want: i64, within: Duration) {
 
 /// A fresh agency with one client, for tests that need real rows to point at.
 pub async fn tenant(pool: &PgPool) -> (uuid::Uuid, uuid::Uuid) {
-    let (agency, client) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    sqlx::query("INSERT INTO agencies (id, name) VALUES ($1, $2)")
-        .bind(agency)
-        .bind(format!("Agency {agency}"))
-        .execute(pool)
-        .await
-        .expect("insert agency");
-    sqlx::query(
-        "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'Client', 'UTC')",
-    )
-    .bind(client)
-    .bind(agency)
-    .execute(pool)
-    .await
-    .expect("insert client");
+    let agency = agency().insert(pool).await;
+    let client = client(agency).insert(pool).await;
     (agency, client)
 }
