@@ -13,6 +13,7 @@
 //! - [`fence`]: the fence in front of every platform request that creates or changes something;
 //! - [`fleet`]: worker presence and kill-switch broadcast in Redis;
 //! - [`invitations`]: invitations to join an agency;
+//! - [`jobs`]: the job kinds, one payload struct each with its settings;
 //! - [`killswitch`]: kill switches per scope and the guarantee they give;
 //! - [`limits`]: platform quotas per account and smoothing;
 //! - [`media`]: signed, expiring media URLs;
