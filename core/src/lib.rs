@@ -12,6 +12,7 @@ pub mod domain;
 pub mod fence;
 pub mod fleet;
 pub mod invitations;
+pub mod items;
 pub mod killswitch;
 pub mod limits;
 pub mod media;

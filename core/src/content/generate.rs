@@ -33,6 +33,7 @@ use super::replicate::{ReplicateConfig, ReplicateProvider};
 use super::schedule::{self, Candidate, Occupied};
 use super::templates::{self, Library};
 use crate::domain::{ClientStatus, Platform};
+use crate::items::{self, PlannedSlot};
 use crate::limits::{Rate, Smoother};
 use crate::queue::runner::{Backoff, JobContext, Outcome};
 use crate::queue::{self, NewJob, RunAt, Scope};
@@ -475,56 +476,23 @@ pub async fn plan(
     }
     report.dropped = dropped.len();
 
-    let (mut ids, mut rule_col, mut at_col, mut nominal_col, mut types) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut target_items, mut target_accounts) = (Vec::new(), Vec::new());
-    for p in &placed {
-        let id = Uuid::now_v7();
-        ids.push(id);
-        rule_col.push(p.rule_id);
-        at_col.push(p.at);
-        nominal_col.push(p.nominal);
-        types.push(
-            content_type_of
+    let slots: Vec<PlannedSlot> = placed
+        .iter()
+        .map(|p| PlannedSlot {
+            id: Uuid::now_v7(),
+            rule_id: p.rule_id,
+            slot_at: p.at,
+            planned_for: p.nominal,
+            content_type: content_type_of
                 .get(&(p.rule_id, p.nominal))
                 .copied()
                 .unwrap_or(ContentType::Text)
                 .as_str()
                 .to_owned(),
-        );
-        for a in &p.accounts {
-            target_items.push(id);
-            target_accounts.push(*a);
-        }
-    }
-    let created: Vec<Uuid> = sqlx::query_scalar!(
-        r#"INSERT INTO content_items (id, agency_id, client_id, rule_id, source, state, slot_at, planned_for, content_type)
-           SELECT id, $1, $2, rule_id, 'generated', 'planned', slot_at, planned_for, content_type
-           FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[], $7::text[])
-                AS t(id, rule_id, slot_at, planned_for, content_type)
-           ON CONFLICT DO NOTHING
-           RETURNING id"#,
-        agency,
-        client.id,
-        &ids,
-        &rule_col,
-        &at_col,
-        &nominal_col,
-        &types
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO content_item_targets (item_id, account_id, agency_id)
-         SELECT item_id, account_id, $3 FROM unnest($1::uuid[], $2::uuid[]) AS t(item_id, account_id)
-         WHERE item_id = ANY($4)",
-        &target_items,
-        &target_accounts,
-        agency,
-        &created
-    )
-    .execute(&mut *tx)
-    .await?;
+            accounts: p.accounts.clone(),
+        })
+        .collect();
+    let created = items::plan(&mut tx, agency, client.id, &slots).await?;
     report.planned = created.len();
     // every future planned item gets a generate job (new ones, and any whose job ended)
     let waiting = sqlx::query_scalar!(
@@ -549,11 +517,11 @@ pub async fn plan(
 /// Enqueue a plan job for every active client that has none waiting or running (new and
 /// reactivated clients; a plan that failed for good). Returns how many were enqueued.
 pub async fn sweep(pool: &PgPool) -> anyhow::Result<u64> {
+    let planning = queue::clients_with_unfinished(pool, PLAN).await?;
     let rows = sqlx::query!(
         r#"SELECT c.id, c.agency_id, c.timezone, now() AS "now!" FROM clients c
-         WHERE c.status = 'active' AND NOT EXISTS (
-             SELECT 1 FROM jobs j WHERE j.kind = 'plan' AND j.client_id = c.id
-                                    AND j.state IN ('available', 'running', 'held'))"#
+           WHERE c.status = 'active' AND NOT (c.id = ANY($1))"#,
+        &planning
     )
     .fetch_all(pool)
     .await?;
@@ -714,18 +682,9 @@ struct Item {
     link_url: Option<String>,
 }
 
-/// Mark the item `planned` again with the reason (only while this run holds it).
+/// Hand the item back as `planned` with the reason (only while this run holds it).
 async fn release(pool: &PgPool, agency: Uuid, item: Uuid, reason: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE content_items SET state = 'planned', generation_error = left($3, 2000), updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state = 'generating'",
-        item,
-        agency,
-        reason
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
+    items::release(pool, agency, item, reason).await
 }
 
 /// A card rendered and stored in the media directory.
@@ -889,16 +848,7 @@ pub async fn generate(
     agency: Uuid,
     item_id: Uuid,
 ) -> anyhow::Result<Generation> {
-    let claimed = sqlx::query!(
-        "UPDATE content_items SET state = 'generating', updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state IN ('planned', 'generating')
-         RETURNING client_id, rule_id, slot_at, content_type, link_url",
-        item_id,
-        agency
-    )
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = claimed else {
+    let Some(row) = items::claim(pool, agency, item_id).await? else {
         return Ok(Generation::Skipped(
             "already generated, cancelled or gone".into(),
         ));
@@ -1141,14 +1091,7 @@ async fn prepare_and_write(
 
     // everything in one transaction, only while this run still holds the item
     let mut tx = pool.begin().await?;
-    let held = sqlx::query_scalar!(
-        "SELECT id FROM content_items WHERE id = $1 AND agency_id = $2 AND state = 'generating' FOR UPDATE",
-        item_id,
-        agency
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    if held.is_none() {
+    if !items::lock_generating(&mut tx, agency, item_id).await? {
         return Ok(Generation::Skipped(
             "the item changed while it was generated".into(),
         ));
@@ -1206,42 +1149,39 @@ async fn prepare_and_write(
         .execute(&mut *tx)
         .await?;
     }
-    let approve = client.auto_approve && passed;
-    let state = if approve {
-        "approved"
-    } else {
-        "pending_review"
-    };
     let moderation = json!({
         "reasons": chosen.2.reasons,
         "variants": verdicts.iter().map(|(k, _, v)| (k.as_str(), v.to_json())).collect::<BTreeMap<_, _>>(),
     });
-    sqlx::query!(
-        "UPDATE content_items SET state = $3, pillar = $4, chosen_variant = $5, caption = $6, hashtags = $7, cta = $8,
-                moderation_status = $9, moderation = $10, generator = $11, generation_error = NULL,
-                approved_at = CASE WHEN $3 = 'approved' THEN now() END, updated_at = now()
-         WHERE id = $1 AND agency_id = $2",
-        item_id,
+    let state = items::generated(
+        &mut tx,
         agency,
-        state,
-        pillar,
-        chosen.0.as_str(),
-        chosen.1,
-        &hashtags,
-        cta,
-        if passed { "pass" } else { "blocked" },
-        moderation,
-        content.provider.name()
+        item_id,
+        &items::Generated {
+            pillar: &pillar,
+            chosen_variant: chosen.0.as_str(),
+            caption: &chosen.1,
+            hashtags: &hashtags,
+            cta: cta.as_deref(),
+            passed,
+            moderation,
+            generator: content.provider.name(),
+            auto_approve: client.auto_approve,
+        },
     )
-    .execute(&mut *tx)
-    .await?;
-    if approve {
-        // auto-approval schedules the publications, as a reviewer's approval does
-        crate::publishing::schedule(&mut tx, agency, item_id).await?;
-    }
+    .await;
+    let state = match state {
+        Ok(state) => state,
+        Err(items::Failure::Refused(_)) => {
+            return Ok(Generation::Skipped(
+                "the item changed while it was generated".into(),
+            ));
+        }
+        Err(items::Failure::Database(e)) => return Err(e.into()),
+    };
     tx.commit().await?;
     Ok(Generation::Generated {
-        state: state.to_owned(),
+        state: state.as_str().to_owned(),
         blocked: !passed,
     })
 }

@@ -4,7 +4,10 @@
 //! This module holds the SQL; [`runner`] runs jobs in a worker process.
 
 pub mod lease;
+mod manage;
 pub mod runner;
+
+pub use manage::*;
 
 use std::time::Duration;
 
