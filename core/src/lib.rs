@@ -24,7 +24,6 @@ pub mod publishing;
 pub mod queue;
 pub mod redis;
 pub mod secret;
-pub mod seeding;
 pub mod telemetry;
 pub mod tokens;
 pub mod vault;

@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use autosocial_bench::seeding::{self, ExactlyOnce, Fleet};
 use autosocial_core::domain::Platform;
 use autosocial_core::platforms::{self, PlatformsConfig};
-use autosocial_core::seeding::{self, ExactlyOnce, Fleet};
 use autosocial_core::testing::{PrivateRedis, count, database_url, wait_until};
 use autosocial_core::vault::Vault;
 use autosocial_sandbox::Knobs;

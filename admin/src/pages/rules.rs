@@ -1,10 +1,11 @@
 //! A client's content rules: when and where posts are planned. Viewers see the rules and the
 //! coming week's slots; admins create, edit and delete them.
 //!
-//! The slot preview is the planner's own arithmetic (`core::content::schedule`): the rule's
-//! wall-clock times in the client's zone on its weekdays, through daylight-saving changes, then
-//! placed against the client's other enabled rules so that no account gets two posts closer
-//! than the gap. Each slot is shown in the client's zone, named, with UTC beside it.
+//! The slot preview is the planner's own computation: the rule's candidate slots come from
+//! `core::content::slots` (its wall-clock times in the client's zone on its weekdays, through
+//! daylight-saving changes), then `core::content::schedule::place` places them against the
+//! client's other enabled rules so that no account gets two posts closer than the gap. Each slot
+//! is shown in the client's zone, named, with UTC beside it.
 //!
 //! Saving a rule enqueues the client's plan job, so new slots are planned (and generated) now
 //! rather than at the next nightly run; future items the rule no longer wants that were not
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -24,7 +25,8 @@ use uuid::Uuid;
 use autosocial_core::audit::{self, Entry};
 use autosocial_core::content::brand::{self as core_brand, Client};
 use autosocial_core::content::generate::{PLAN_DAYS, plan_job};
-use autosocial_core::content::schedule::{self, Candidate, Frequency, RuleSpec};
+use autosocial_core::content::schedule::{self, Frequency, RuleSpec};
+use autosocial_core::content::slots;
 use autosocial_core::domain::{AccountStatus, Platform, Role};
 use autosocial_core::queue;
 
@@ -423,29 +425,12 @@ pub fn preview(
     } else {
         accounts.to_vec()
     };
-    let mut candidates: Vec<Candidate> = schedule::slots(rule, tz, from, PLAN_DAYS)
-        .into_iter()
-        .map(|at| Candidate {
-            rule_id: me,
-            nominal: at,
-            accounts: accounts.clone(),
-            min_gap: TimeDelta::minutes(i64::from(rule.min_gap_minutes)),
-        })
-        .collect();
+    let mut candidates = slots::candidates(me, rule, &accounts, tz, from, PLAN_DAYS);
     for o in others {
-        let ids: Vec<Uuid> = o.accounts.iter().map(|a| a.id).collect();
-        if ids.is_empty() {
-            continue;
-        }
         candidates.extend(
-            schedule::slots(&o.spec, tz, from, PLAN_DAYS)
+            slots::rule_slots(o, tz, from, PLAN_DAYS)
                 .into_iter()
-                .map(|at| Candidate {
-                    rule_id: o.id,
-                    nominal: at,
-                    accounts: ids.clone(),
-                    min_gap: o.min_gap(),
-                }),
+                .map(|s| s.candidate),
         );
     }
     let (placed, dropped) = schedule::place(tz, candidates, &[]);

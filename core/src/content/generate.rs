@@ -30,7 +30,8 @@ use super::provider::{
     VariantKind, week_index,
 };
 use super::replicate::{ReplicateConfig, ReplicateProvider};
-use super::schedule::{self, Candidate, Occupied};
+use super::schedule::{self, Occupied};
+use super::slots;
 use super::templates::{self, Library};
 use crate::domain::{ClientStatus, Platform};
 use crate::items::{self, PlannedSlot};
@@ -411,20 +412,9 @@ pub async fn plan(
             tracing::info!(client = %client.id, rule = %rule.id, "rule has no active account; nothing planned for it");
             continue;
         }
-        for (n, at) in schedule::slots(&rule.spec, tz, now, PLAN_DAYS)
-            .into_iter()
-            .enumerate()
-        {
-            // rotate through the rule's content types by the slot's place in the calendar
-            let day = schedule::local_date(tz, at).num_days_from_ce().max(0) as usize;
-            let ct = rule.content_types[(day + n) % rule.content_types.len()];
-            content_type_of.insert((rule.id, at), ct);
-            candidates.push(Candidate {
-                rule_id: rule.id,
-                nominal: at,
-                accounts: rule.accounts.iter().map(|a| a.id).collect(),
-                min_gap: rule.min_gap(),
-            });
+        for s in slots::rule_slots(rule, tz, now, PLAN_DAYS) {
+            content_type_of.insert((rule.id, s.candidate.nominal), s.content_type);
+            candidates.push(s.candidate);
         }
     }
     let horizon = now + TimeDelta::days(i64::from(PLAN_DAYS) + 1);

@@ -1,4 +1,6 @@
-//! Content: moderation of post text and image cards in each platform's sizes.
+//! Content: a client's brand and rules, the rules' slots, planning and generating items (captions
+//! from templates or an AI provider), moderation of post text, and image cards in each platform's
+//! sizes.
 
 pub mod brand;
 pub mod cards;
@@ -8,4 +10,5 @@ pub mod openai;
 pub mod provider;
 pub mod replicate;
 pub mod schedule;
+pub mod slots;
 pub mod templates;

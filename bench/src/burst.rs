@@ -11,8 +11,10 @@ use sqlx::postgres::PgPoolOptions;
 
 use autosocial_core::domain::Platform;
 use autosocial_core::platforms::{self, PlatformsConfig};
-use autosocial_core::seeding;
 use autosocial_sandbox::Knobs;
+
+use crate::harness::{Proc, fresh_database, percentile, rss_mb};
+use crate::seeding;
 
 pub struct Args {
     pub database_url: String,
@@ -47,7 +49,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "--publications must be at least --clients"
     );
     let db = "autosocial_bench_burst";
-    let (admin, url) = crate::fresh_database(&a.database_url, db).await?;
+    let (admin, url) = fresh_database(&a.database_url, db).await?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect(&url)
@@ -100,7 +102,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let me = std::env::current_exe().expect("own path");
         me.with_file_name("autosocial-worker").display().to_string()
     });
-    let spawn_worker = |w: usize| -> anyhow::Result<(crate::Proc, String)> {
+    let spawn_worker = |w: usize| -> anyhow::Result<(Proc, String)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -126,10 +128,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting worker {w} ({bin})"))?;
-        Ok((
-            crate::Proc(child),
-            format!("http://127.0.0.1:{port}/healthz"),
-        ))
+        Ok((Proc(child), format!("http://127.0.0.1:{port}/healthz")))
     };
     let mut procs = Vec::new();
     let mut health = Vec::new();
@@ -202,7 +201,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "the burst did not drain within 300 s"
         );
         for (peak, p) in peaks.iter_mut().zip(&procs) {
-            *peak = peak.max(crate::rss_mb(p.0.id()).1);
+            *peak = peak.max(rss_mb(p.0.id()).1);
         }
         if let Some(at) = next_freeze.filter(|at| Instant::now() >= *at) {
             // a VM pause, a host under memory pressure: the process stands still past its lease
@@ -286,8 +285,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let per_s = n as f64 / drain;
     let (p50, p99, max) = (
-        crate::percentile(&lags, 0.5),
-        crate::percentile(&lags, 0.99),
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
         lags.last().copied().unwrap_or(0.0),
     );
     let peak = peaks.iter().copied().fold(0.0, f64::max);

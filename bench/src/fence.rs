@@ -16,6 +16,9 @@ use autosocial_core::platforms::{
     self, AccountRef, Connector, Fence, PlatformError, PostRequest, sandbox::SandboxConnector,
 };
 
+use crate::harness::percentile;
+use crate::seeding;
+
 pub struct Args {
     pub requests: usize,
     pub concurrency: usize,
@@ -133,7 +136,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let connector = Arc::new(SandboxConnector::new(base, platforms::http_client()));
     let passed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let _hog = if a.cpu_hog {
-        Some(autosocial_core::seeding::CpuHog::start()?)
+        Some(seeding::CpuHog::start()?)
     } else {
         None
     };
@@ -189,7 +192,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.requests
     );
     windows.sort_by(f64::total_cmp);
-    let p = |q: f64| crate::percentile(&windows, q);
+    let p = |q: f64| percentile(&windows, q);
     let max = windows.last().copied().unwrap_or(0.0);
     println!(
         "{} requests ({} at a time{}) in {:.1} s: fence passed → first byte at the server, ms: p50 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3}",

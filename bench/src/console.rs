@@ -1,4 +1,4 @@
-//! `console`: the console's busiest pages under load on a large agency. Seeds one agency with
+//! `autosocial-bench console`: the console's busiest pages under load on a large agency. Seeds one agency with
 //! `clients` clients (one account each) and `items` content items over ±60 days (states by
 //! time: past ones mostly published, future ones waiting for review or scheduled), with a
 //! publication for the share of items that reached approval and a post log row per attempt;
@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
+
+use crate::harness::{Proc, with_db};
 
 pub struct Args {
     pub database_url: String,
@@ -331,7 +333,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "--items must be at least --clients"
     );
     let admin_bin = admin_binary(a.admin_bin.clone())?;
-    let url = crate::with_db(&a.database_url, DB)?;
+    let url = with_db(&a.database_url, DB)?;
     let server = PgPoolOptions::new()
         .max_connections(1)
         .connect(&a.database_url)
@@ -370,7 +372,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let key = autosocial_core::vault::Vault::generate_entry("bench");
     let log = std::env::temp_dir().join(format!("autosocial-console-bench-admin-{port}.log"));
-    let admin = crate::Proc(
+    let admin = Proc(
         Command::new(&admin_bin)
             .arg("serve")
             .env("DATABASE_URL", &url)

@@ -2,7 +2,7 @@
 //! encoded — per format and per platform size (the part of a `generate` job that burns CPU),
 //! with the render alone and the encode alone beside it. `--encoders` also compares encoder
 //! settings on the 1080×1080 card (time and size), the measurement behind `cards::PNG` and
-//! `cards::encode_jpeg`. Included by `bin/autosocial-bench.rs`.
+//! `cards::encode_jpeg`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +15,8 @@ use autosocial_core::content::cards::image::{
 };
 use autosocial_core::content::cards::{self, CardSize, CardSpec, Fonts, Palette, PngSettings};
 use serde_json::{Map, Value, json};
+
+use crate::harness::percentile;
 
 pub struct Args {
     pub iterations: usize,
@@ -111,11 +113,11 @@ fn end_to_end(
     Ok(EndToEnd {
         label: format!("{} {w}x{h}", spec.size.label()),
         format,
-        median: crate::percentile(&total, 0.5),
-        p99: crate::percentile(&total, 0.99),
+        median: percentile(&total, 0.5),
+        p99: percentile(&total, 0.99),
         min: total[0],
-        render: crate::percentile(&render, 0.5),
-        encode: crate::percentile(&encode, 0.5),
+        render: percentile(&render, 0.5),
+        encode: percentile(&encode, 0.5),
         bytes,
     })
 }
@@ -199,10 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         render.extend(time_ms(|| cards::render(&fonts, &spec).map(drop), k)?);
     }
     render.sort_by(f64::total_cmp);
-    let (median, p99) = (
-        crate::percentile(&render, 0.5),
-        crate::percentile(&render, 0.99),
-    );
+    let (median, p99) = (percentile(&render, 0.5), percentile(&render, 0.99));
     let png = time_ms(|| cards::encode_png(&first.image).map(drop), 20)?;
     let jpeg = time_ms(|| cards::encode_jpeg(&first.image, 90).map(drop), 20)?;
     let png_bytes = cards::encode_png(&first.image)?.len();
@@ -214,9 +213,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "encode only ms (median of 20): PNG {:.2} ({} KiB), JPEG q90 {:.2} ({} KiB)",
-        crate::percentile(&png, 0.5),
+        percentile(&png, 0.5),
         png_bytes / 1024,
-        crate::percentile(&jpeg, 0.5),
+        percentile(&jpeg, 0.5),
         jpeg_bytes / 1024
     );
 
@@ -290,11 +289,7 @@ fn compare_encoders(img: &RgbaImage) -> anyhow::Result<()> {
             };
             let t = time_ms(|| cards::encode_png_with(img, settings).map(drop), 7)?;
             let bytes = cards::encode_png_with(img, settings)?.len();
-            rows.push((
-                format!("PNG {cn} {fname}"),
-                crate::percentile(&t, 0.5),
-                bytes,
-            ));
+            rows.push((format!("PNG {cn} {fname}"), percentile(&t, 0.5), bytes));
         }
     }
     let image_jpeg = |out: &mut Vec<u8>| {
@@ -307,13 +302,13 @@ fn compare_encoders(img: &RgbaImage) -> anyhow::Result<()> {
     image_jpeg(&mut out)?;
     rows.push((
         "JPEG q90 image crate (4:2:2)".into(),
-        crate::percentile(&t, 0.5),
+        percentile(&t, 0.5),
         out.len(),
     ));
     let t = time_ms(|| cards::encode_jpeg(img, 90).map(drop), 7)?;
     rows.push((
         "JPEG q90 jpeg-encoder (4:2:0, as shipped)".into(),
-        crate::percentile(&t, 0.5),
+        percentile(&t, 0.5),
         cards::encode_jpeg(img, 90)?.len(),
     ));
     println!("encoders on the 1080x1080 card (median of 7):");

@@ -1,5 +1,5 @@
-//! Bulk seeding against a sandbox and the exactly-once audit, shared by the burst benchmark,
-//! the publishing fault tests and the demo: real accounts connected through the sandbox's own
+//! Bulk seeding against a sandbox and the exactly-once audit, shared by the burst benchmark and
+//! the worker's publishing fault tests: real accounts connected through the sandbox's own
 //! OAuth flow (tokens encrypted like any other), approved items with one publication each due at
 //! one instant, and a comparison of the sandbox's posts with the database.
 
@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::Platform;
-use crate::platforms::{self, PlatformsConfig};
-use crate::publishing::{self, Snapshot};
-use crate::queue;
-use crate::vault::Vault;
+use autosocial_core::domain::Platform;
+use autosocial_core::platforms::{self, PlatformsConfig};
+use autosocial_core::publishing::{self, Snapshot};
+use autosocial_core::queue;
+use autosocial_core::vault::Vault;
 
 /// Seeded accounts: (client, account) pairs of one agency.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub async fn connect_fleet(
         )
         .execute(&mut *tx)
         .await?;
-        let account = crate::accounts::store_connection(
+        let account = autosocial_core::accounts::store_connection(
             &mut tx,
             vault,
             agency,
@@ -266,7 +266,7 @@ pub async fn audit(
 /// Posts beyond what a GCRA bucket of `rate` allows per account, by the arrival of the requests
 /// that made them: in any stretch of time `t` between two of an account's arrivals, at most
 /// `burst + t / interval` posts (plus 50 ms of tolerance for the sandbox's own stamping).
-pub fn smoothing_violations(posts: &[SandboxPost], rate: crate::limits::Rate) -> usize {
+pub fn smoothing_violations(posts: &[SandboxPost], rate: autosocial_core::limits::Rate) -> usize {
     let mut by_account: HashMap<&str, Vec<u128>> = HashMap::new();
     for p in posts {
         by_account
