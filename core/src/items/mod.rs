@@ -251,7 +251,11 @@ pub enum Refusal {
 }
 
 fn label(state: &str) -> String {
-    state.replace('_', " ")
+    match state {
+        "pending_review" => "waiting for review".into(),
+        "partially_published" => "partly published".into(),
+        other => other.replace('_', " "),
+    }
 }
 
 fn item_state_message(state: ItemState, wanted: ItemMove) -> String {
