@@ -1,6 +1,6 @@
 //! Recording posts the platform has: every publish run of the process hands its post to one
 //! batcher, which records up to [`RECORD_BATCH`] of them in one statement
-//! ([`items::publications::published`]), [`RECORD_PARALLEL`] statements at a time.
+//! ([`crate::items::publications::published`]), [`RECORD_PARALLEL`] statements at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
