@@ -84,6 +84,6 @@ pub async fn store_connection(
         crate::tokens::schedule(conn, agency, client, account, platform, lifetime).await?;
     }
     // a reconnect lets the posts held for this account go out
-    crate::publishing::release_held(conn, agency, None, Some(account)).await?;
+    crate::items::publications::release_held(conn, agency, None, Some(account)).await?;
     Ok(account)
 }

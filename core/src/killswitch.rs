@@ -441,13 +441,7 @@ pub async fn disengage(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(SwitchError::NotEngaged)?;
-    let released = sqlx::query!(
-        "UPDATE jobs SET state = 'available', run_at = now(), last_error = NULL
-         WHERE state = 'held' AND NOT kill_switch_covers(agency_id, client_id, account_id, platform)"
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let released = crate::queue::release_uncovered(&mut *tx).await?;
     audit::append(
         &mut tx,
         actor,

@@ -13,6 +13,7 @@
 //! - [`fence`]: the fence in front of every platform request that creates or changes something;
 //! - [`fleet`]: worker presence and kill-switch broadcast in Redis;
 //! - [`invitations`]: invitations to join an agency;
+//! - [`items`]: the lifecycle of content items and their publications: every state change;
 //! - [`jobs`]: the job kinds, one payload struct each with its settings;
 //! - [`killswitch`]: kill switches per scope and the guarantee they give;
 //! - [`limits`]: platform quotas per account and smoothing;
@@ -42,6 +43,7 @@ pub mod domain;
 pub mod fence;
 pub mod fleet;
 pub mod invitations;
+pub mod items;
 pub mod jobs;
 pub mod killswitch;
 pub mod limits;

@@ -7,9 +7,10 @@
 //! calendar days, so a day across a DST change is 23 or 25 hours long.
 //!
 //! Rescheduling without drag and drop: each movable entry has a small form (a local date and
-//! time). An approved item moves as a whole (its slot, then `publishing::schedule` moves its
-//! pending publications and their jobs); a failed publication is put back on schedule alone
-//! (`publishing::reschedule`). Reviewers and up.
+//! time). An approved item moves as a whole; a failed or needs-attention publication is put
+//! back on schedule alone. Which posts may move, and to when, is `items`' rule
+//! (`items::reschedule`, `items::publications::reschedule`); its refusals are shown as they are.
+//! Reviewers and up.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -26,9 +27,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use autosocial_core::audit::{self, Entry};
 use autosocial_core::domain::{ItemState, Platform, PublicationState, Role};
-use autosocial_core::publishing;
+use autosocial_core::items::{self, Failure, ItemMove, PublicationMove};
 
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer, Viewer};
@@ -701,7 +701,7 @@ struct FormContext<'a> {
 
 fn entry(ctx: &FormContext<'_>, e: &CalEntry, can_move: bool, show_client: bool) -> Markup {
     let tz = ctx.tz;
-    let movable_item = e.item_state == ItemState::Approved
+    let movable_item = ItemMove::Reschedule.allows(e.item_state)
         && e.pubs.iter().any(|p| {
             matches!(
                 p.state,
@@ -711,12 +711,7 @@ fn entry(ctx: &FormContext<'_>, e: &CalEntry, can_move: bool, show_client: bool)
     let retryable: Vec<&Pub> = e
         .pubs
         .iter()
-        .filter(|p| {
-            matches!(
-                p.state,
-                PublicationState::Failed | PublicationState::NeedsAttention
-            )
-        })
+        .filter(|p| PublicationMove::Reschedule.allows(p.state))
         .collect();
     let open = ctx
         .refusal
@@ -867,15 +862,6 @@ impl RescheduleForm {
     }
 }
 
-/// Validate the new time: a local date-time that exists in the zone, in the future.
-fn new_time(value: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
-    let at = parse_local(value, tz)?;
-    if at <= Utc::now() {
-        return Err("Choose a time in the future.".into());
-    }
-    Ok(at)
-}
-
 async fn refused(
     state: &AppState,
     user: &CurrentUser,
@@ -902,6 +888,74 @@ fn back_to(f: &RescheduleForm) -> AppResult<Response> {
     Ok(Redirect::to(&scope.url(view, anchor)).into_response())
 }
 
+/// The client's zone of an item or publication of the agency (`None`: no such row).
+async fn zone_of(
+    state: &AppState,
+    agency: Uuid,
+    item: Option<Uuid>,
+    publication: Option<Uuid>,
+) -> AppResult<Tz> {
+    let zone = sqlx::query_scalar!(
+        "SELECT c.timezone FROM clients c
+         WHERE c.agency_id = $1 AND c.id = (
+             SELECT client_id FROM content_items WHERE id = $2 AND agency_id = $1
+             UNION ALL
+             SELECT client_id FROM publications WHERE id = $3 AND agency_id = $1
+             LIMIT 1)",
+        agency,
+        item,
+        publication
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(Tz::from_str(&zone).unwrap_or(chrono_tz::UTC))
+}
+
+/// Parse, call, render: the new time is read in the client's zone, the move is `items`'s, and
+/// a refusal (a time, or a post that may not move) is shown beside the form that asked.
+async fn reschedule_with(
+    state: &AppState,
+    user: &CurrentUser,
+    htmx: Htmx,
+    f: &RescheduleForm,
+    target: Uuid,
+    tz: Tz,
+    publication: bool,
+) -> AppResult<Response> {
+    f.back()?;
+    let refuse = |message: String| Refusal {
+        target,
+        value: f.at.clone(),
+        message,
+    };
+    let at = match parse_local(&f.at, tz) {
+        Ok(at) => at,
+        Err(message) => return refused(state, user, htmx, f, refuse(message)).await,
+    };
+    let mut tx = state.pool.begin().await?;
+    let actor = user.actor();
+    let done = if publication {
+        items::publications::reschedule(&mut tx, &actor, user.agency_id, target, at).await
+    } else {
+        items::reschedule(&mut tx, &actor, user.agency_id, target, at)
+            .await
+            .map(|_| ())
+    };
+    match done {
+        Ok(()) => {
+            tx.commit().await?;
+            back_to(f)
+        }
+        Err(Failure::Refused(items::Refusal::NotFound)) => Err(AppError::NotFound),
+        Err(Failure::Refused(r)) => {
+            drop(tx);
+            refused(state, user, htmx, f, refuse(r.to_string())).await
+        }
+        Err(Failure::Database(e)) => Err(e.into()),
+    }
+}
+
 /// `POST /calendar/items/{id}/reschedule`: move an approved item (all its pending posts).
 pub async fn reschedule_item(
     State(state): State<AppState>,
@@ -911,61 +965,8 @@ pub async fn reschedule_item(
     Form(f): Form<RescheduleForm>,
 ) -> AppResult<Response> {
     f.back()?;
-    let mut tx = state.pool.begin().await?;
-    let item = sqlx::query!(
-        r#"SELECT i.state AS "state: ItemState", i.slot_at, c.timezone FROM content_items i
-           JOIN clients c ON c.id = i.client_id AND c.agency_id = i.agency_id
-           WHERE i.id = $1 AND i.agency_id = $2 FOR UPDATE OF i"#,
-        id,
-        user.agency_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound)?;
-    let tz = Tz::from_str(&item.timezone).unwrap_or(chrono_tz::UTC);
-    let at = match new_time(&f.at, tz) {
-        Ok(at) => at,
-        Err(message) => {
-            drop(tx);
-            let refusal = Refusal {
-                target: id,
-                value: f.at.clone(),
-                message,
-            };
-            return refused(&state, &user, htmx, &f, refusal).await;
-        }
-    };
-    if item.state != ItemState::Approved {
-        drop(tx);
-        let refusal = Refusal {
-            target: id,
-            value: f.at.clone(),
-            message: format!(
-                "This post is {} now; only approved posts waiting to go out can be moved.",
-                item.state.as_str().replace('_', " ")
-            ),
-        };
-        return refused(&state, &user, htmx, &f, refusal).await;
-    }
-    sqlx::query!(
-        "UPDATE content_items SET slot_at = $3, updated_at = now() WHERE id = $1 AND agency_id = $2",
-        id,
-        user.agency_id,
-        at
-    )
-    .execute(&mut *tx)
-    .await?;
-    let moved = publishing::schedule(&mut tx, user.agency_id, id).await?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "item.reschedule")
-            .target("content_item", id)
-            .details(serde_json::json!({ "from": item.slot_at, "to": at, "publications": moved })),
-    )
-    .await?;
-    tx.commit().await?;
-    back_to(&f)
+    let tz = zone_of(&state, user.agency_id, Some(id), None).await?;
+    reschedule_with(&state, &user, htmx, &f, id, tz, false).await
 }
 
 /// `POST /calendar/publications/{id}/reschedule`: try a failed publication again at a new time.
@@ -977,52 +978,8 @@ pub async fn reschedule_publication(
     Form(f): Form<RescheduleForm>,
 ) -> AppResult<Response> {
     f.back()?;
-    let mut tx = state.pool.begin().await?;
-    let p = sqlx::query!(
-        r#"SELECT p.state AS "state: PublicationState", p.scheduled_at, c.timezone FROM publications p
-           JOIN clients c ON c.id = p.client_id AND c.agency_id = p.agency_id
-           WHERE p.id = $1 AND p.agency_id = $2 FOR UPDATE OF p"#,
-        id,
-        user.agency_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound)?;
-    let tz = Tz::from_str(&p.timezone).unwrap_or(chrono_tz::UTC);
-    let at = match new_time(&f.at, tz) {
-        Ok(at) => at,
-        Err(message) => {
-            drop(tx);
-            let refusal = Refusal {
-                target: id,
-                value: f.at.clone(),
-                message,
-            };
-            return refused(&state, &user, htmx, &f, refusal).await;
-        }
-    };
-    if !publishing::reschedule(&mut tx, user.agency_id, id, at).await? {
-        drop(tx);
-        let refusal = Refusal {
-            target: id,
-            value: f.at.clone(),
-            message: format!(
-                "This post is {} now; only failed posts can be tried again.",
-                state_label(p.state)
-            ),
-        };
-        return refused(&state, &user, htmx, &f, refusal).await;
-    }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "publication.reschedule")
-            .target("publication", id)
-            .details(serde_json::json!({ "from": p.scheduled_at, "to": at })),
-    )
-    .await?;
-    tx.commit().await?;
-    back_to(&f)
+    let tz = zone_of(&state, user.agency_id, None, Some(id)).await?;
+    reschedule_with(&state, &user, htmx, &f, id, tz, true).await
 }
 
 #[cfg(test)]

@@ -272,24 +272,12 @@ pub async fn disconnect(
         )
         .execute(&mut *tx)
         .await?;
-        let held = sqlx::query_scalar!(
-            "UPDATE publications SET state = 'held', held_reason = 'the account was disconnected', updated_at = now()
-             WHERE account_id = $1 AND agency_id = $2 AND state = 'scheduled' RETURNING id",
+        let held = autosocial_core::items::publications::hold_account(
+            &mut tx,
+            user.agency_id,
             account,
-            user.agency_id
+            "the account was disconnected",
         )
-        .fetch_all(&mut *tx)
-        .await?;
-        let keys: Vec<String> = held.iter().map(|id| publishing::unique_key(*id)).collect();
-        sqlx::query!(
-            "UPDATE jobs SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
-                    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
-                    cancel_requested = (state = 'running')
-             WHERE kind = $1 AND unique_key = ANY($2) AND state IN ('available', 'held', 'running')",
-            publishing::KIND,
-            &keys
-        )
-        .execute(&mut *tx)
         .await?;
         audit::append(
             &mut tx,

@@ -673,7 +673,8 @@ pub async fn set_status(
     }
     // posts held while the client was paused go out again (past-due ones now)
     if status == ClientStatus::Active {
-        autosocial_core::publishing::release_held(&mut tx, user.agency_id, Some(id), None).await?;
+        autosocial_core::items::publications::release_held(&mut tx, user.agency_id, Some(id), None)
+            .await?;
     }
     audit::append(
         &mut tx,

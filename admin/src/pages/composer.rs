@@ -28,6 +28,7 @@ use autosocial_core::content::brand;
 use autosocial_core::content::cards::{self, CardSize, CardSpec, Fonts, image};
 use autosocial_core::content::moderation::{self, Verdict};
 use autosocial_core::domain::Platform;
+use autosocial_core::items as lifecycle;
 use autosocial_core::publishing;
 
 use crate::app::AppState;
@@ -667,32 +668,26 @@ pub async fn save(
         "blocked"
     };
     let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, hashtags,
-                                    cta, link_url, moderation_status, moderation, created_by)
-         VALUES ($1, $2, $3, 'manual', 'pending_review', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        item,
+    let actor = user.actor();
+    lifecycle::create(
+        &mut tx,
+        &actor,
         agency,
-        c.id,
-        v.at,
-        content_type,
-        v.caption,
-        &v.hashtags,
-        v.cta,
-        v.link,
-        status,
-        v.verdict.to_json(),
-        user.user_id
+        &lifecycle::Composed {
+            id: item,
+            client: c.id,
+            slot_at: v.at,
+            content_type,
+            caption: &v.caption,
+            hashtags: &v.hashtags,
+            cta: v.cta.as_deref(),
+            link: v.link.as_deref(),
+            moderation_status: status,
+            moderation: v.verdict.to_json(),
+            accounts: &v.accounts,
+            approve: v.approve,
+        },
     )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO content_item_targets (item_id, account_id, agency_id) SELECT $1, a, $2 FROM unnest($3::uuid[]) a",
-        item,
-        agency,
-        &v.accounts
-    )
-    .execute(&mut *tx)
     .await?;
     if let Some(u) = &v.upload {
         sqlx::query!(
@@ -737,34 +732,11 @@ pub async fn save(
         .execute(&mut *tx)
         .await?;
     }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "item.create")
-            .target("content_item", item)
-            .details(serde_json::json!({
-                "client": c.id,
-                "source": "manual",
-                "accounts": v.accounts,
-                "moderation": status,
-                "approve": v.approve,
-            })),
-    )
-    .await?;
     if v.approve {
-        match publishing::approve(&mut tx, agency, item, Some(user.user_id), None).await {
-            Ok(n) => {
-                audit::append(
-                    &mut tx,
-                    &user.actor(),
-                    Entry::new(Some(agency), "item.approve")
-                        .target("content_item", item)
-                        .details(serde_json::json!({ "publications": n, "from": "composer" })),
-                )
-                .await?;
-            }
-            Err(publishing::ApproveFailure::Database(e)) => return Err(e.into()),
-            Err(publishing::ApproveFailure::Refused(e)) => {
+        match lifecycle::approve(&mut tx, &actor, agency, item, None).await {
+            Ok(_) => {}
+            Err(lifecycle::ApproveFailure::Database(e)) => return Err(e.into()),
+            Err(lifecycle::ApproveFailure::Refused(e)) => {
                 // validated above; a refusal here means the data changed meanwhile
                 return Err(anyhow::anyhow!("approving a composed item was refused: {e}").into());
             }

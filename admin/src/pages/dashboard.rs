@@ -192,21 +192,10 @@ async fn count(state: &AppState, agency: Uuid) -> AppResult<Figures> {
     let switches = crate::pages::switches::engaged_for(&state.pool, agency, false)
         .await?
         .len();
-    let lag_secs = sqlx::query_scalar!(
-        r#"SELECT extract(epoch FROM now() - min(run_at))::float8 FROM jobs
-           WHERE agency_id = $1 AND state = 'available' AND run_at <= now()"#,
-        agency
-    )
-    .fetch_one(&state.pool)
-    .await?;
-    let due_jobs = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM (SELECT 1 FROM jobs
-               WHERE agency_id = $1 AND state = 'available' AND run_at <= now() LIMIT $2) d"#,
-        agency,
-        DUE_JOBS_CAP + 1
-    )
-    .fetch_one(&state.pool)
-    .await?;
+    let (lag_secs, due_jobs) = {
+        let mut conn = state.pool.acquire().await?;
+        autosocial_core::queue::due_for_agency(&mut conn, agency, DUE_JOBS_CAP).await?
+    };
     let workers =
         match tokio::time::timeout(Duration::from_secs(2), fleet::live_workers(&state.redis)).await
         {

@@ -20,11 +20,12 @@ use serde::Deserialize;
 use autosocial_core::audit::{self, Entry};
 use autosocial_core::domain::Role;
 use autosocial_core::fleet;
+use autosocial_core::queue;
 
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Viewer};
 use crate::csrf;
-use crate::error::{AppError, AppResult, violated_constraint};
+use crate::error::{AppError, AppResult};
 use crate::extract::{Path, Query};
 use crate::pages::layout::{Htmx, Nav, bare_page, respond};
 use crate::pages::{format_in_zone, relative};
@@ -44,55 +45,12 @@ fn sees_system_jobs(user: &CurrentUser) -> bool {
     user.operator
 }
 
-struct Depth {
-    kind: String,
-    due: i64,
-    scheduled: i64,
-    running: i64,
-    held: i64,
-    lag_secs: Option<f64>,
-}
-
-struct Running {
-    id: i64,
-    kind: String,
-    attempts: i32,
-    max_attempts: i32,
-    locked_by: Option<String>,
-    started_at: Option<DateTime<Utc>>,
-}
-
 /// Workers, in-flight jobs and queue depth: the part that polls.
 async fn live_partial(state: &AppState, user: &CurrentUser) -> AppResult<Markup> {
     let system = sees_system_jobs(user);
     let workers = fleet::workers(&state.redis).await;
-    let depth = sqlx::query_as!(
-        Depth,
-        r#"SELECT kind,
-                  count(*) FILTER (WHERE state = 'available' AND run_at <= now()) AS "due!",
-                  count(*) FILTER (WHERE state = 'available' AND run_at > now()) AS "scheduled!",
-                  count(*) FILTER (WHERE state = 'running') AS "running!",
-                  count(*) FILTER (WHERE state = 'held') AS "held!",
-                  extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'available' AND run_at <= now()))::float8 AS lag_secs
-           FROM jobs
-           WHERE state IN ('available', 'running', 'held') AND (agency_id = $1 OR (agency_id IS NULL AND $2))
-           GROUP BY kind ORDER BY kind"#,
-        user.agency_id,
-        system
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let running = sqlx::query_as!(
-        Running,
-        r#"SELECT id, kind, attempts, max_attempts, locked_by, started_at
-           FROM jobs WHERE state = 'running' AND (agency_id = $1 OR (agency_id IS NULL AND $2))
-           ORDER BY started_at NULLS LAST, id LIMIT $3"#,
-        user.agency_id,
-        system,
-        RUNNING_SHOWN
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let depth = queue::depth_by_kind(&state.pool, user.agency_id, system).await?;
+    let running = queue::running(&state.pool, user.agency_id, system, RUNNING_SHOWN).await?;
     if let Err(e) = &workers {
         tracing::warn!(error = %e, "reading worker presence failed");
     }
@@ -199,37 +157,19 @@ pub struct FailedQuery {
     before_id: Option<i64>,
 }
 
-struct Failed {
-    id: i64,
-    kind: String,
-    attempts: i32,
-    max_attempts: i32,
-    last_error: Option<String>,
-    finished_at: DateTime<Utc>,
-    system: bool,
-}
-
 async fn failed_partial(
     state: &AppState,
     user: &CurrentUser,
     q: &FailedQuery,
 ) -> AppResult<Markup> {
     let system = sees_system_jobs(user);
-    let rows = sqlx::query_as!(
-        Failed,
-        r#"SELECT id, kind, attempts, max_attempts, last_error, finished_at AS "finished_at!", agency_id IS NULL AS "system!"
-           FROM jobs
-           WHERE state = 'failed' AND (agency_id = $1 OR (agency_id IS NULL AND $2))
-             AND ($3::timestamptz IS NULL OR (finished_at, id) < ($3, $4))
-           ORDER BY finished_at DESC, id DESC
-           LIMIT $5"#,
+    let rows = queue::failed(
+        &state.pool,
         user.agency_id,
         system,
-        q.before_at,
-        q.before_id.unwrap_or(i64::MAX),
-        FAILED_PAGE + 1
+        (q.before_at, q.before_id),
+        FAILED_PAGE + 1,
     )
-    .fetch_all(&state.pool)
     .await?;
     let has_more = rows.len() as i64 > FAILED_PAGE;
     let rows = &rows[..rows.len().min(FAILED_PAGE as usize)];
@@ -318,48 +258,30 @@ enum Action {
 async fn act(state: &AppState, user: &CurrentUser, id: i64, action: Action) -> AppResult<Response> {
     let system = sees_system_jobs(user);
     let mut tx = state.pool.begin().await?;
-    let job = sqlx::query!(
-        "SELECT kind, state, agency_id FROM jobs WHERE id = $1 AND (agency_id = $2 OR (agency_id IS NULL AND $3)) FOR UPDATE",
-        id,
-        user.agency_id,
-        system
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let job = queue::lock_for_action(&mut tx, id, user.agency_id, system)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if job.agency_id.is_some() && !user.role.allows(Role::Admin) {
         return Err(AppError::Forbidden);
     }
     if job.state != "failed" {
-        return Ok(conflict(&format!(
-            "Job #{id} is no longer failed (it is {}); nothing was changed.",
-            job.state
-        )));
+        return Ok(not_failed(id, &job.state));
     }
     let verb = match action {
-        Action::Retry => {
+        Action::Retry => match queue::retry(&mut tx, id).await? {
             // a fresh set of attempts, due now; the last error stays visible until it runs
-            let r = sqlx::query!(
-                "UPDATE jobs SET state = 'available', run_at = now(), attempts = 0, finished_at = NULL, cancel_requested = false
-                 WHERE id = $1",
-                id
-            )
-            .execute(&mut *tx)
-            .await;
-            match r {
-                Ok(_) => "job.retry",
-                Err(e) if violated_constraint(&e) == Some("jobs_unique_key") => {
-                    return Ok(conflict(&format!(
-                        "Job #{id} was not retried: the same work is already queued or running."
-                    )));
-                }
-                Err(e) => return Err(e.into()),
+            queue::Retried::Retried => "job.retry",
+            queue::Retried::Duplicate => {
+                return Ok(conflict(&format!(
+                    "Job #{id} was not retried: the same work is already queued or running."
+                )));
             }
-        }
+            queue::Retried::NotFailed => return Ok(not_failed(id, &job.state)),
+        },
         Action::Discard => {
-            sqlx::query!("UPDATE jobs SET state = 'discarded' WHERE id = $1", id)
-                .execute(&mut *tx)
-                .await?;
+            if !queue::discard(&mut *tx, id).await? {
+                return Ok(not_failed(id, &job.state));
+            }
             "job.discard"
         }
     };
@@ -373,6 +295,12 @@ async fn act(state: &AppState, user: &CurrentUser, id: i64, action: Action) -> A
     .await?;
     tx.commit().await?;
     Ok(Redirect::to("/fleet").into_response())
+}
+
+fn not_failed(id: i64, state: &str) -> Response {
+    conflict(&format!(
+        "Job #{id} is no longer failed (it is {state}); nothing was changed."
+    ))
 }
 
 fn conflict(message: &str) -> Response {

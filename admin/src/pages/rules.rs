@@ -974,28 +974,6 @@ pub async fn update(
     .await
 }
 
-/// Cancel the rule's future items that were planned but not generated yet and that the rule no
-/// longer wants (all of them when it is disabled or deleted). `planned_for` stays unique per
-/// rule, so an item kept is never planned twice.
-async fn cancel_unwanted(
-    conn: &mut sqlx::PgConnection,
-    agency: Uuid,
-    rule: Uuid,
-    wanted: &[DateTime<Utc>],
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query!(
-        "UPDATE content_items SET state = 'cancelled', updated_at = now()
-         WHERE agency_id = $1 AND rule_id = $2 AND state = 'planned' AND slot_at > now()
-           AND (planned_for IS NULL OR NOT (planned_for = ANY($3)))",
-        agency,
-        rule,
-        wanted
-    )
-    .execute(conn)
-    .await?
-    .rows_affected())
-}
-
 async fn save(
     state: &AppState,
     user: &CurrentUser,
@@ -1092,7 +1070,7 @@ async fn save(
         Vec::new()
     };
     let cancelled = if rule.is_some() {
-        cancel_unwanted(&mut tx, user.agency_id, id, &wanted).await?
+        autosocial_core::items::drop_planned(&mut *tx, user.agency_id, id, &wanted).await?
     } else {
         0
     };
@@ -1127,7 +1105,8 @@ pub async fn delete(
     let client = client_of(&state, user.agency_id, id).await?;
     let r = rule_of(&state, user.agency_id, id, rule).await?;
     let mut tx = state.pool.begin().await?;
-    let cancelled = cancel_unwanted(&mut tx, user.agency_id, rule, &[]).await?;
+    let cancelled =
+        autosocial_core::items::drop_planned(&mut *tx, user.agency_id, rule, &[]).await?;
     let deleted = sqlx::query!(
         "DELETE FROM content_rules WHERE id = $1 AND agency_id = $2 AND client_id = $3",
         rule,

@@ -8,7 +8,10 @@
 
 pub mod job;
 pub mod lease;
+mod manage;
 pub mod runner;
+
+pub use manage::*;
 
 use std::time::Duration;
 

@@ -1,19 +1,16 @@
 //! The actions on an item — approve, edit, reject, cancel, regenerate, reschedule a publication —
-//! each parsing its form, refusing with a reason or making the change with its audit entry in one
-//! transaction, and answering with the card (htmx from the queue), a redirect or the item page.
+//! each parsing its form, calling the move in `autosocial_core::items` (which checks the item's
+//! state, makes the change and writes its audit entry) in one transaction, and answering with the
+//! card (htmx from the queue), a redirect or the item page, with the refusal when there is one.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use autosocial_core::audit::{self, Entry};
-use autosocial_core::content::generate;
-use autosocial_core::domain::Platform;
-use autosocial_core::publishing::{self, ApproveError, ApproveFailure};
-use autosocial_core::queue;
+use autosocial_core::domain::{ItemState, Platform};
+use autosocial_core::items::{self as lifecycle, ApproveError, ApproveFailure, Failure, ItemMove};
 
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Reviewer};
@@ -24,7 +21,7 @@ use crate::pages::layout::Htmx;
 use super::card::{CardOpts, EditAttempt, Notice, card, done_card, state_label};
 use super::fields::{Draft, moderate, parse_hashtags, parse_link, parse_local};
 use super::load::load_one;
-use super::page::{PageOpts, render_page, reschedulable};
+use super::page::{PageOpts, render_page};
 use super::{FieldErrors, VARIANTS};
 
 /// Where an action returns to: the review queue or the item page, never elsewhere.
@@ -115,6 +112,26 @@ fn refused(message: impl Into<String>) -> PageOpts {
     }
 }
 
+/// A move the item's state does not allow (the lifecycle's table), said as the lifecycle says it.
+fn wrong_state(state: &str, wanted: ItemMove) -> PageOpts {
+    match state.parse::<ItemState>() {
+        Ok(state) => refused(lifecycle::Refusal::ItemState { state, wanted }.to_string()),
+        Err(_) => refused("The item changed meanwhile; reload and try again."),
+    }
+}
+
+/// What a move's failure means for the person: a refusal to show, or an error.
+fn refusal_of(e: Failure) -> AppResult<PageOpts> {
+    match e {
+        Failure::Refused(lifecycle::Refusal::NotFound) => Err(AppError::NotFound),
+        Failure::Refused(lifecycle::Refusal::ItemState { state, wanted }) => {
+            Ok(wrong_state(state.as_str(), wanted))
+        }
+        Failure::Refused(r) => Ok(refused(r.to_string())),
+        Failure::Database(e) => Err(e.into()),
+    }
+}
+
 /// Why an approval was refused, for a person.
 pub fn approve_message(e: &ApproveError) -> String {
     match e {
@@ -134,16 +151,8 @@ pub async fn approve_one(
     variant: Option<&str>,
 ) -> AppResult<Result<usize, String>> {
     let mut tx = state.pool.begin().await?;
-    match publishing::approve(&mut tx, user.agency_id, id, Some(user.user_id), variant).await {
+    match lifecycle::approve(&mut tx, &user.actor(), user.agency_id, id, variant).await {
         Ok(n) => {
-            audit::append(
-                &mut tx,
-                &user.actor(),
-                Entry::new(Some(user.agency_id), "item.approve")
-                    .target("content_item", id)
-                    .details(serde_json::json!({ "variant": variant, "publications": n })),
-            )
-            .await?;
             tx.commit().await?;
             Ok(Ok(n))
         }
@@ -219,12 +228,13 @@ pub async fn edit(
 ) -> AppResult<Response> {
     let agency = user.agency_id;
     let item = load_one(&state, agency, id).await?;
-    if !matches!(item.state.as_str(), "pending_review" | "approved") {
-        let m = format!(
-            "This item is {}; only items waiting for review or approved and not yet published can be edited.",
-            state_label(&item.state).to_lowercase()
-        );
-        return answer(&state, &user, htmx, id, &f.back, Err(refused(m))).await;
+    if !item
+        .state
+        .parse()
+        .is_ok_and(|s: ItemState| ItemMove::Edit.allows(s))
+    {
+        let opts = wrong_state(&item.state, ItemMove::Edit);
+        return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
     }
     let mut errors = FieldErrors::new();
     let caption = f.caption.trim_end().to_owned();
@@ -285,48 +295,22 @@ pub async fn edit(
     }
     let status = if verdict.passed() { "pass" } else { "blocked" };
     let mut tx = state.pool.begin().await?;
-    let updated = sqlx::query_scalar!(
-        "UPDATE content_items SET caption = $3, hashtags = $4, cta = $5, link_url = $6, chosen_variant = NULL,
-                moderation_status = $7, moderation = $8, updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state IN ('pending_review', 'approved') RETURNING state",
-        id,
-        agency,
-        caption,
-        &hashtags,
-        cta,
-        link,
-        status,
-        verdict.to_json()
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(now_state) = updated else {
-        tx.rollback().await?;
-        return answer(
-            &state,
-            &user,
-            htmx,
-            id,
-            &f.back,
-            Err(refused("The item changed meanwhile; reload and try again.")),
-        )
-        .await;
+    let edit = lifecycle::Edit {
+        caption: &caption,
+        hashtags: &hashtags,
+        cta: cta.as_deref(),
+        link: link.as_deref(),
+        moderation_status: status,
+        moderation: verdict.to_json(),
     };
-    let resnapshot = if now_state == "approved" {
-        publishing::schedule(&mut tx, agency, id).await?
-    } else {
-        0
+    let resnapshot = match lifecycle::edit(&mut tx, &user.actor(), agency, id, &edit).await {
+        Ok(n) => n,
+        Err(e) => {
+            tx.rollback().await?;
+            let opts = refusal_of(e)?;
+            return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
+        }
     };
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "item.edit")
-            .target("content_item", id)
-            .details(
-                serde_json::json!({ "moderation": status, "publications_updated": resnapshot }),
-            ),
-    )
-    .await?;
     tx.commit().await?;
     let message = match (status, resnapshot) {
         ("blocked", _) => "Saved, but moderation blocks it: see the reasons.".to_owned(),
@@ -356,7 +340,6 @@ pub async fn reject(
     Form(f): Form<RejectForm>,
 ) -> AppResult<Response> {
     let agency = user.agency_id;
-    let item = load_one(&state, agency, id).await?;
     let reason = f.reason.trim();
     let error = if reason.is_empty() {
         Some("Say why it is rejected: the reason is kept with the item.")
@@ -372,43 +355,12 @@ pub async fn reject(
         };
         return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
     }
-    if item.state != "pending_review" {
-        let m = format!(
-            "This item is {}; only items waiting for review can be rejected.",
-            state_label(&item.state).to_lowercase()
-        );
-        return answer(&state, &user, htmx, id, &f.back, Err(refused(m))).await;
-    }
     let mut tx = state.pool.begin().await?;
-    let done = sqlx::query!(
-        "UPDATE content_items SET state = 'rejected', rejection_reason = $3, updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state = 'pending_review'",
-        id,
-        agency,
-        reason
-    )
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
+    if let Err(e) = lifecycle::reject(&mut tx, &user.actor(), agency, id, reason).await {
         tx.rollback().await?;
-        return answer(
-            &state,
-            &user,
-            htmx,
-            id,
-            &f.back,
-            Err(refused("The item changed meanwhile; reload and try again.")),
-        )
-        .await;
+        let opts = refusal_of(e)?;
+        return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
     }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "item.reject")
-            .target("content_item", id)
-            .details(serde_json::json!({ "reason": reason })),
-    )
-    .await?;
     tx.commit().await?;
     answer(
         &state,
@@ -431,24 +383,15 @@ pub async fn cancel(
     Form(f): Form<BackForm>,
 ) -> AppResult<Response> {
     let agency = user.agency_id;
-    let item = load_one(&state, agency, id).await?;
-    if item.state != "approved" {
-        let m = format!(
-            "This item is {}; only approved items can be cancelled.",
-            state_label(&item.state).to_lowercase()
-        );
-        return answer(&state, &user, htmx, id, &f.back, Err(refused(m))).await;
-    }
     let mut tx = state.pool.begin().await?;
-    let cancelled = publishing::cancel_item(&mut tx, agency, id).await?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "item.cancel")
-            .target("content_item", id)
-            .details(serde_json::json!({ "publications": cancelled })),
-    )
-    .await?;
+    let cancelled = match lifecycle::cancel(&mut tx, &user.actor(), agency, id).await {
+        Ok(n) => n,
+        Err(e) => {
+            tx.rollback().await?;
+            let opts = refusal_of(e)?;
+            return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
+        }
+    };
     tx.commit().await?;
     let notice = if cancelled == 0 {
         Err(refused(
@@ -477,42 +420,12 @@ pub async fn regenerate(
     Path(id): Path<Uuid>,
     Form(f): Form<BackForm>,
 ) -> AppResult<Response> {
-    let agency = user.agency_id;
-    let item = load_one(&state, agency, id).await?;
     let mut tx = state.pool.begin().await?;
-    let reset = sqlx::query_scalar!(
-        "UPDATE content_items SET state = 'planned', chosen_variant = NULL, moderation_status = 'pending',
-                moderation = '{}', rejection_reason = NULL, generation_error = NULL, approved_by = NULL,
-                approved_at = NULL, updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state IN ('pending_review', 'rejected', 'planned')
-         RETURNING client_id",
-        id,
-        agency
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(client) = reset else {
+    if let Err(e) = lifecycle::regenerate(&mut tx, &user.actor(), user.agency_id, id).await {
         tx.rollback().await?;
-        let m = format!(
-            "This item is {}; only items waiting for review or rejected can be regenerated.",
-            state_label(&item.state).to_lowercase()
-        );
-        return answer(&state, &user, htmx, id, &f.back, Err(refused(m))).await;
-    };
-    sqlx::query!(
-        "DELETE FROM content_variants WHERE item_id = $1 AND agency_id = $2",
-        id,
-        agency
-    )
-    .execute(&mut *tx)
-    .await?;
-    queue::enqueue(&mut tx, &generate::generate_job(agency, client, id)).await?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "item.regenerate").target("content_item", id),
-    )
-    .await?;
+        let opts = refusal_of(e)?;
+        return answer(&state, &user, htmx, id, &f.back, Err(opts)).await;
+    }
     tx.commit().await?;
     answer(
         &state,
@@ -544,8 +457,9 @@ pub async fn reschedule(
 ) -> AppResult<Response> {
     let agency = user.agency_id;
     let item = load_one(&state, agency, id).await?;
-    let p = sqlx::query!(
-        "SELECT state FROM publications WHERE id = $1 AND item_id = $2 AND agency_id = $3",
+    // the publication must be this item's
+    sqlx::query_scalar!(
+        "SELECT id FROM publications WHERE id = $1 AND item_id = $2 AND agency_id = $3",
         publication,
         id,
         agency
@@ -557,65 +471,35 @@ pub async fn reschedule(
         reschedule_error: Some((publication, m, f.at.clone())),
         ..PageOpts::default()
     };
-    if !reschedulable(&p.state) {
-        let opts = refuse(format!(
-            "This publication is {}; only failed ones or ones that need attention can be rescheduled.",
-            p.state
-        ));
-        return render_page(
-            &state,
-            &user,
-            htmx,
-            &item,
-            &opts,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    let at = match parse_local(&f.at, item.tz) {
-        Ok(at) if at < Utc::now() - chrono::TimeDelta::minutes(1) => {
-            Err("That time has passed; choose a time from now on.".to_owned())
-        }
-        other => other,
-    };
-    let at = match at {
-        Ok(at) => at,
-        Err(m) => {
-            return render_page(
-                &state,
-                &user,
-                htmx,
-                &item,
-                &refuse(m),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+    let refusal = match parse_local(&f.at, item.tz) {
+        Err(m) => m,
+        Ok(at) => {
+            let mut tx = state.pool.begin().await?;
+            let actor = user.actor();
+            match lifecycle::publications::reschedule(&mut tx, &actor, agency, publication, at)
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await?;
+                    return Ok(Redirect::to(&format!("/items/{id}")).into_response());
+                }
+                Err(Failure::Refused(lifecycle::Refusal::NotFound)) => {
+                    return Err(AppError::NotFound);
+                }
+                Err(Failure::Refused(r)) => r.to_string(),
+                Err(Failure::Database(e)) => return Err(e.into()),
+            }
         }
     };
-    let mut tx = state.pool.begin().await?;
-    if !publishing::reschedule(&mut tx, agency, publication, at).await? {
-        tx.rollback().await?;
-        let opts = refuse("The publication changed meanwhile; reload and try again.".into());
-        return render_page(
-            &state,
-            &user,
-            htmx,
-            &item,
-            &opts,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "publication.reschedule")
-            .target("publication", publication)
-            .details(serde_json::json!({ "item": id, "at": at })),
+    render_page(
+        &state,
+        &user,
+        htmx,
+        &item,
+        &refuse(refusal),
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/items/{id}")).into_response())
+    .await
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use autosocial_core::domain::{Platform, Role};
+use autosocial_core::domain::{Platform, PublicationState, Role};
+use autosocial_core::items::PublicationMove;
 
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Viewer};
@@ -55,8 +56,11 @@ pub struct PageOpts {
     pub reschedule_error: Option<(Uuid, String, String)>,
 }
 
-pub(super) fn reschedulable(state: &str) -> bool {
-    matches!(state, "failed" | "needs_attention")
+/// Whether a publication in `state` may be rescheduled by hand (the lifecycle's rule).
+fn reschedulable(state: &str) -> bool {
+    state
+        .parse()
+        .is_ok_and(|s: PublicationState| PublicationMove::Reschedule.allows(s))
 }
 
 async fn item_page(
