@@ -176,7 +176,6 @@ mod tests {
     use super::*;
     use crate::content::{generate, schedule};
     use crate::domain::Platform;
-    use crate::queue::{NewJob, RunAt};
 
     fn ids() -> (Uuid, Uuid, Uuid, Uuid) {
         (
@@ -188,78 +187,58 @@ mod tests {
     }
 
     #[test]
-    fn typed_jobs_match_the_untyped_builders() {
-        let (agency, client, account, publication) = ids();
-        let at = Utc.with_ymd_and_hms(2026, 12, 8, 9, 30, 0).unwrap();
-        let target = AccountTarget {
-            agency_id: agency,
-            client_id: client,
-            account_id: account,
-            platform: Platform::X,
-        };
+    fn payloads_of_jobs_queued_before_typed_jobs_still_decode() {
+        let (agency, _, account, publication) = ids();
+        let p: PublishPost =
+            crate::queue::job::decode(&json!({ "publication_id": publication })).unwrap();
+        assert_eq!(p.publication_id, publication);
+        let r: RefreshToken = crate::queue::job::decode(&json!({ "account_id": account })).unwrap();
+        assert_eq!(r.account_id, account);
+        let g: GenerateItem =
+            crate::queue::job::decode(&json!({ "agency_id": agency, "item_id": publication }))
+                .unwrap();
+        assert_eq!((g.agency_id, g.item_id), (agency, publication));
+        let plan: PlanWeek =
+            crate::queue::job::decode(&json!({ "agency_id": agency, "client_id": account }))
+                .unwrap();
         assert_eq!(
-            NewJob::typed(
-                &PublishPost {
-                    publication_id: publication
-                },
-                target
-            )
-            .run_at(RunAt::At(at)),
-            crate::publishing::publish_job(agency, client, account, Platform::X, publication, at)
+            (plan.client_id, plan.date, plan.unique_key()),
+            (account, None, None)
         );
-        let refresh = NewJob::typed(
-            &RefreshToken {
-                account_id: account,
-            },
-            target,
-        )
-        .run_at(RunAt::In(Duration::ZERO));
-        assert_eq!(
-            refresh,
-            crate::tokens::refresh_job(agency, client, account, Platform::X, Duration::ZERO)
-        );
-        let item = publication;
-        let client_target = ClientTarget {
-            agency_id: agency,
-            client_id: client,
-        };
-        assert_eq!(
-            NewJob::typed(
-                &GenerateItem {
-                    agency_id: agency,
-                    item_id: item
-                },
-                client_target
-            ),
-            generate::generate_job(agency, client, item)
-        );
-        let gb = generate::GENERATE_BACKOFF;
-        assert_eq!(
-            (gb.base, gb.cap),
-            (GenerateItem::BACKOFF.base, GenerateItem::BACKOFF.cap)
-        );
+    }
 
-        let tz = chrono_tz::Europe::Paris;
-        let untyped = generate::plan_job(agency, client, tz, at);
-        let typed = NewJob::typed(
-            &PlanWeek {
-                agency_id: agency,
-                client_id: client,
-                date: Some(schedule::local_date(tz, at)),
-            },
-            client_target,
-        );
-        assert_eq!(typed.kind, untyped.kind);
-        assert_eq!(typed.unique_key, untyped.unique_key);
-        assert_eq!(typed.scope, untyped.scope);
+    #[test]
+    fn the_builders_core_enqueues_with_carry_each_kinds_settings() {
+        let (agency, client, account, publication) = ids();
+        let at = Utc.with_ymd_and_hms(2026, 12, 8, 23, 30, 0).unwrap();
+        let publish =
+            crate::publishing::publish_job(agency, client, account, Platform::X, publication, at);
+        assert_eq!(publish.kind, "publish");
+        assert_eq!((publish.priority, publish.max_attempts), (50, 8));
+        assert_eq!(publish.unique_key, Some(format!("publish:{publication}")));
+        assert_eq!(publish.scope.account_id, Some(account));
+        assert_eq!(publish.payload, json!({ "publication_id": publication }));
+
+        let generate = generate::generate_job(agency, client, publication);
         assert_eq!(
-            (typed.priority, typed.max_attempts),
-            (untyped.priority, untyped.max_attempts)
+            (generate.kind.as_str(), generate.max_attempts),
+            ("generate", 8)
         );
-        let decoded: PlanWeek = crate::queue::job::decode(&untyped.payload).unwrap();
+        assert_eq!(generate.unique_key, Some(format!("generate:{publication}")));
+        assert_eq!(generate.scope.client_id, Some(client));
+
+        // a plan is keyed by the client's local date: 23:30 UTC is already the 9th in Paris
+        let plan = generate::plan_job(agency, client, chrono_tz::Europe::Paris, at);
+        assert_eq!(plan.kind, "plan");
+        assert_eq!(plan.unique_key, Some(format!("plan:{client}:2026-12-09")));
+        let decoded: PlanWeek = crate::queue::job::decode(&plan.payload).unwrap();
         assert_eq!(
-            (decoded.agency_id, decoded.client_id, decoded.date),
-            (agency, client, None)
+            decoded.date,
+            schedule::local_date(chrono_tz::Europe::Paris, at).into()
+        );
+        assert_eq!(
+            generate::plan_key(client, decoded.date.unwrap()),
+            plan.unique_key.unwrap()
         );
     }
 

@@ -34,15 +34,20 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::Platform;
+use crate::jobs::PublishPost;
 use crate::limits::{self, Rate};
+use crate::queue::job::Job;
 
-pub const KIND: &str = "publish";
+/// The kind of the publish job ([`PublishPost`]).
+pub const KIND: &str = PublishPost::KIND;
 
-/// How many times a publication's job runs before a person has to look at it.
-pub const MAX_ATTEMPTS: i32 = 8;
-
+/// The unique key of a publication's publish job.
 pub fn unique_key(publication: Uuid) -> String {
-    format!("publish:{publication}")
+    PublishPost {
+        publication_id: publication,
+    }
+    .unique_key()
+    .expect("a publish job is unique per publication")
 }
 
 /// Short-window smoothing per account as the platform counts it, by the posts' arrival (the

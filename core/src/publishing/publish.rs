@@ -18,19 +18,18 @@ use crate::domain::{Platform, PublicationState};
 use crate::fence::{JobFence, Smoothing};
 use crate::items::publications as items;
 use crate::items::{Failure, PublicationMove};
+use crate::jobs::PublishPost;
 use crate::limits::{self, Grant, Smoother};
 use crate::platforms::{
     self, AccountRef, Lookup, MediaRef, NotSent, PlatformError, PlatformsConfig, PostRequest,
     Published,
 };
+use crate::queue::job::Job;
 use crate::queue::runner::{Backoff, JobContext, Outcome};
 use crate::queue::{self, RunAt};
 use crate::vault::{Aad, Vault};
 
-const BACKOFF: Backoff = Backoff {
-    base: Duration::from_secs(2),
-    cap: Duration::from_secs(300),
-};
+const BACKOFF: Backoff = <PublishPost as Job>::BACKOFF;
 
 /// How far before an earlier attempt's start reconciliation looks for its post (clock skew
 /// between us and the platform).

@@ -2,15 +2,15 @@
 //! account, and approval on behalf of a user (the move itself is [`crate::items::approve`]).
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{KIND, MAX_ATTEMPTS, unique_key};
 use crate::audit::Actor;
 use crate::domain::Platform;
 use crate::items::{self, ApproveFailure};
-use crate::queue::{NewJob, RunAt, Scope};
+use crate::jobs::PublishPost;
+use crate::queue::job::AccountTarget;
+use crate::queue::{NewJob, RunAt};
 
 /// The publish job of a publication.
 pub fn publish_job(
@@ -21,17 +21,18 @@ pub fn publish_job(
     publication: Uuid,
     at: DateTime<Utc>,
 ) -> NewJob {
-    NewJob::new(KIND, json!({ "publication_id": publication }))
-        .unique(unique_key(publication))
-        .run_at(RunAt::At(at))
-        .max_attempts(MAX_ATTEMPTS)
-        .priority(50)
-        .scope(Scope {
-            agency_id: Some(agency),
-            client_id: Some(client),
-            account_id: Some(account),
-            platform: Some(platform),
-        })
+    NewJob::typed(
+        &PublishPost {
+            publication_id: publication,
+        },
+        AccountTarget {
+            agency_id: agency,
+            client_id: client,
+            account_id: account,
+            platform,
+        },
+    )
+    .run_at(RunAt::At(at))
 }
 
 /// Approve an item waiting for review as the system, on behalf of `by` when a user asked

@@ -28,11 +28,12 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::queue::job::Job;
 use crate::queue::runner::{Backoff, JobContext};
 
-pub const PLAN: &str = "plan";
-pub const PLAN_SWEEP: &str = "plan_sweep";
-pub const GENERATE: &str = "generate";
+pub const PLAN: &str = crate::jobs::PlanWeek::KIND;
+pub const PLAN_SWEEP: &str = crate::jobs::PlanSweep::KIND;
+pub const GENERATE: &str = crate::jobs::GenerateItem::KIND;
 
 /// Days ahead a plan covers (the local date of the run and the six after it).
 pub const PLAN_DAYS: u32 = 7;
@@ -42,10 +43,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 pub const MAX_HASHTAGS: usize = 5;
 
 /// Backoff of `generate` after a transient provider failure.
-pub const GENERATE_BACKOFF: Backoff = Backoff {
-    base: Duration::from_secs(5),
-    cap: Duration::from_secs(900),
-};
+pub const GENERATE_BACKOFF: Backoff = crate::jobs::GenerateItem::BACKOFF;
 
 fn payload_uuid(job: &JobContext, field: &str) -> anyhow::Result<Uuid> {
     serde_json::from_value(job.job.payload[field].clone())

@@ -5,46 +5,59 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Days, NaiveTime, TimeDelta, Utc};
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{GENERATE, PLAN, PLAN_DAYS, payload_uuid};
+use super::{PLAN, PLAN_DAYS, payload_uuid};
 use crate::content::brand;
 use crate::content::provider::ContentType;
 use crate::content::schedule::{self, Occupied};
 use crate::content::slots;
 use crate::domain::ClientStatus;
 use crate::items::{self, PlannedSlot};
+use crate::jobs::{GenerateItem, PlanWeek};
+use crate::queue::job::{ClientTarget, Job};
 use crate::queue::runner::{JobContext, Outcome};
-use crate::queue::{self, NewJob, RunAt, Scope};
+use crate::queue::{self, NewJob, RunAt};
 
 /// The unique key of a client's plan job for a local date.
 pub fn plan_key(client: Uuid, local_date: chrono::NaiveDate) -> String {
-    format!("plan:{client}:{}", local_date.format("%Y-%m-%d"))
+    plan_week(Uuid::nil(), client, local_date)
+        .unique_key()
+        .expect("a plan job with a date is unique")
+}
+
+fn plan_week(agency: Uuid, client: Uuid, local_date: chrono::NaiveDate) -> PlanWeek {
+    PlanWeek {
+        agency_id: agency,
+        client_id: client,
+        date: Some(local_date),
+    }
 }
 
 /// A plan job for `client`, keyed by the local date of `at`.
 pub fn plan_job(agency: Uuid, client: Uuid, tz: chrono_tz::Tz, at: DateTime<Utc>) -> NewJob {
-    NewJob::new(PLAN, json!({"agency_id": agency, "client_id": client}))
-        .unique(plan_key(client, schedule::local_date(tz, at)))
-        .scope(Scope {
-            agency_id: Some(agency),
-            client_id: Some(client),
-            ..Scope::default()
-        })
+    NewJob::typed(
+        &plan_week(agency, client, schedule::local_date(tz, at)),
+        ClientTarget {
+            agency_id: agency,
+            client_id: client,
+        },
+    )
 }
 
 /// The generate job of an item.
 pub fn generate_job(agency: Uuid, client: Uuid, item: Uuid) -> NewJob {
-    NewJob::new(GENERATE, json!({"agency_id": agency, "item_id": item}))
-        .unique(format!("generate:{item}"))
-        .max_attempts(8)
-        .scope(Scope {
-            agency_id: Some(agency),
-            client_id: Some(client),
-            ..Scope::default()
-        })
+    NewJob::typed(
+        &GenerateItem {
+            agency_id: agency,
+            item_id: item,
+        },
+        ClientTarget {
+            agency_id: agency,
+            client_id: client,
+        },
+    )
 }
 
 /// What one plan run did.
