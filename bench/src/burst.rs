@@ -14,7 +14,7 @@ use autosocial_core::platforms::{self, PlatformsConfig};
 use autosocial_sandbox::Knobs;
 
 use crate::harness::{Proc, fresh_database, percentile, rss_mb};
-use crate::seeding;
+use crate::{cpu, seeding};
 
 pub struct Args {
     pub database_url: String,
@@ -180,7 +180,19 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let transactions = async |pool: &sqlx::PgPool| -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await?)
+    };
+    let pids = |procs: &[Proc]| procs.iter().map(|p| p.0.id()).collect::<Vec<_>>();
     tokio::time::sleep(wait).await;
+    let (workers_cpu_at_start, postgres_cpu_at_start) = (cpu::of(&pids(&procs)), cpu::postgres());
+    let transactions_at_start = transactions(&pool).await?;
+    // CPU of workers killed meanwhile, read just before the kill
+    let mut workers_cpu_killed = 0.0;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(300);
     let (mut freezes, mut kills, mut victim) = (0usize, 0usize, 0usize);
@@ -215,6 +227,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             continue;
         }
         if let Some(at) = next_kill.filter(|at| Instant::now() >= *at) {
+            workers_cpu_killed += cpu::of(&[procs[victim].0.id()]);
             seeding::signal(procs[victim].0.id(), "KILL")?;
             (procs[victim], health[victim]) = spawn_worker(victim)?;
             kills += 1;
@@ -224,6 +237,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(hog);
+    // cost per post: CPU of the workers and of Postgres, and transactions (each backend reports
+    // its counts within a second of going idle)
+    let workers_cpu = cpu::of(&pids(&procs)) + workers_cpu_killed - workers_cpu_at_start;
+    let postgres_cpu = cpu::postgres() - postgres_cpu_at_start;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let transactions_run = transactions(&pool).await? - transactions_at_start;
     // what the workers saw (those alive at the end)
     let (mut late_slots, mut lease_lost) = (0.0, 0.0);
     for h in &health {
@@ -303,6 +322,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if freezes + kills > 0 {
         println!("faults while draining: {freezes} freezes, {kills} kills");
     }
+    let per_post = |x: f64| x / n as f64;
+    println!(
+        "cost per post: workers {:.2} ms CPU, Postgres {:.2} ms CPU (the whole server), {:.1} transactions",
+        per_post(workers_cpu) * 1e3,
+        per_post(postgres_cpu) * 1e3,
+        per_post(transactions_run as f64)
+    );
     println!(
         "held slots spent because their post came late: {late_slots}; runs stopped by a lost lease: {lease_lost}"
     );
@@ -315,6 +341,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "duplicates": report.duplicates, "lost": report.lost, "limit_violations": violations,
             "peak_rss_mb": r1(peak), "freezes": freezes, "kills": kills, "cpu_hog": a.cpu_hog,
             "late_slots": late_slots, "lease_lost": lease_lost,
+            "worker_cpu_ms_per_post": (per_post(workers_cpu) * 1e5).round() / 100.0,
+            "postgres_cpu_ms_per_post": (per_post(postgres_cpu) * 1e5).round() / 100.0,
+            "transactions_per_post": r1(per_post(transactions_run as f64)),
         })
     );
     Ok(())

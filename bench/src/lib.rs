@@ -13,6 +13,7 @@
 pub mod burst;
 pub mod cards;
 pub mod console;
+pub mod cpu;
 pub mod fence;
 pub mod queue;
 pub mod seeding;
