@@ -276,14 +276,17 @@ pub async fn start(
     let r = sqlx::query!(
         r#"WITH cur AS (
                SELECT p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform, p.snapshot,
-                      p.marker, p.attempt_id, p.updated_at, job_lease_held($6, $7) AS lease_held,
+                      p.marker, p.attempt_id, p.updated_at,
+                      EXISTS (SELECT 1 FROM jobs j WHERE j.id = $6 AND j.lease_token = $7 AND j.state = 'running'
+                                                   AND j.locked_until > now()) AS lease_held,
                       a.status AS account_status, a.platform_account_id, a.account_kind, a.access_token_ct,
                       c.status AS client_status,
                       -- the fewest posts the account may still make in any quota window of its
                       -- platform (the agency's overrides first), counting what is going out now;
                       -- NULL when the platform has no quota
                       (SELECT min(coalesce(o.max_posts, l.max_posts) - (
-                                  (SELECT count(*) FROM publications WHERE account_id = p.account_id AND state = 'publishing' AND id <> p.id)
+                                  ((SELECT count(*) FROM publications WHERE account_id = p.account_id AND state = 'publishing')
+                                   - (p.state = 'publishing')::int)
                                 + (SELECT count(*) FROM publications WHERE account_id = p.account_id
                                      AND published_at > now() - make_interval(secs => l.window_seconds::float8))))
                        FROM platform_limits l
