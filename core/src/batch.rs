@@ -4,10 +4,13 @@
 //! is waiting (up to `max`) and runs it as one batch; while batches run, new requests queue up
 //! and form the next one. An idle system adds no delay (a lone request is a batch of one); a
 //! busy one pays a statement's fixed cost (executor start, constraints, triggers, commit) once
-//! per batch instead of once per request, like a database's group commit.
+//! per batch instead of once per request, like a database's group commit. A [`Batcher::linger`]
+//! lets the first request of a batch wait a moment for company: on a busy process the cost of a
+//! statement (and of its durable commit) is shared by more requests.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -19,6 +22,7 @@ type Run<I, O> = Arc<dyn Fn(Vec<I>) -> BoxFuture<'static, anyhow::Result<Vec<O>>
 pub struct Batcher<I, O> {
     max: usize,
     parallel: usize,
+    linger: Duration,
     run: Run<I, O>,
     /// Started on first use, on the caller's runtime.
     tx: OnceLock<mpsc::UnboundedSender<(I, Reply<O>)>>,
@@ -35,9 +39,17 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         Batcher {
             max: max.max(1),
             parallel: parallel.max(1),
+            linger: Duration::ZERO,
             run: Arc::new(move |batch| Box::pin(run(batch))),
             tx: OnceLock::new(),
         }
+    }
+
+    /// A batch starts this long after its first request (unless it is full sooner), so requests
+    /// arriving meanwhile join it.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Submit one request and wait for its answer. A failed batch fails each of its requests
@@ -45,7 +57,13 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     pub async fn call(&self, request: I) -> anyhow::Result<O> {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(gather(rx, self.max, self.parallel, self.run.clone()));
+            tokio::spawn(gather(
+                rx,
+                self.max,
+                self.parallel,
+                self.linger,
+                self.run.clone(),
+            ));
             tx
         });
         let (reply, answer) = oneshot::channel();
@@ -59,10 +77,29 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
+/// Add what is waiting already, up to `max` requests in all.
+fn drain_ready<I, O>(
+    rx: &mut mpsc::UnboundedReceiver<(I, Reply<O>)>,
+    max: usize,
+    requests: &mut Vec<I>,
+    replies: &mut Vec<Reply<O>>,
+) {
+    while requests.len() < max {
+        match rx.try_recv() {
+            Ok((i, r)) => {
+                requests.push(i);
+                replies.push(r);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 async fn gather<I: Send + 'static, O: Send + 'static>(
     mut rx: mpsc::UnboundedReceiver<(I, Reply<O>)>,
     max: usize,
     parallel: usize,
+    linger: Duration,
     run: Run<I, O>,
 ) {
     let slots = Arc::new(Semaphore::new(parallel));
@@ -74,13 +111,18 @@ async fn gather<I: Send + 'static, O: Send + 'static>(
         let Some(first) = rx.recv().await else { return };
         let mut requests = vec![first.0];
         let mut replies = vec![first.1];
-        while requests.len() < max {
-            match rx.try_recv() {
-                Ok((i, r)) => {
-                    requests.push(i);
-                    replies.push(r);
+        drain_ready(&mut rx, max, &mut requests, &mut replies);
+        if !linger.is_zero() && requests.len() < max {
+            let until = tokio::time::Instant::now() + linger;
+            while requests.len() < max {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some((i, r))) => {
+                        requests.push(i);
+                        replies.push(r);
+                        drain_ready(&mut rx, max, &mut requests, &mut replies);
+                    }
+                    Ok(None) | Err(_) => break,
                 }
-                Err(_) => break,
             }
         }
         let run = run.clone();
@@ -147,6 +189,40 @@ mod tests {
         assert!(
             sizes.len() <= 4,
             "requests that waited together went together: {sizes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lingering_batch_waits_for_requests_arriving_soon_after_its_first() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let b = Arc::new(
+            Batcher::new(100, 1, move |batch: Vec<u32>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(batch.len());
+                    Ok(batch)
+                }
+            })
+            .linger(Duration::from_millis(200)),
+        );
+        let calls: Vec<_> = (0..5u32)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    // each a little after the one before, all within the linger
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(i))).await;
+                    b.call(i).await.unwrap()
+                })
+            })
+            .collect();
+        for (i, c) in calls.into_iter().enumerate() {
+            assert_eq!(c.await.unwrap(), i as u32);
+        }
+        assert_eq!(
+            *sizes.lock().unwrap(),
+            vec![5],
+            "one batch for requests 10 ms apart"
         );
     }
 

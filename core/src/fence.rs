@@ -11,7 +11,10 @@
 //!    after that validity;
 //! 3. its smoothing grant is younger than [`GRANT_VALIDITY`], taking a new one otherwise (and
 //!    waiting for it when the wait is short): the bucket spaces grants by the platform's interval
-//!    plus [`ARRIVAL_JITTER`], which only covers requests that leave within the validity.
+//!    plus [`ARRIVAL_JITTER`], which only covers requests that leave within the validity. The
+//!    grant is taken last, after the permit, so its age when the request leaves is what it took
+//!    to answer it: under a loaded CPU, taking a permit after the grant aged it by as much again,
+//!    leaving too little of [`ARRIVAL_JITTER`] for the way to the platform.
 //!
 //! The quota needs no grant of its own: a publication counts against its account's quotas
 //! from the moment it is `publishing` until it is recorded, and only the run holding the lease
@@ -120,6 +123,9 @@ impl<'a> JobFence<'a> {
         }
     }
 
+    /// A smoothing grant younger than its validity, taken last: the permit is had first (and
+    /// let go while waiting for a slot, so a switch being applied never waits for this run), so
+    /// nothing but the lease check lies between the grant's answer and the request.
     async fn grant(&self) -> Result<(), PlatformError> {
         let Some((s, granted)) = &self.smoothing else {
             return Ok(());
@@ -128,10 +134,9 @@ impl<'a> JobFence<'a> {
         if fresh(&granted.lock().expect("grant lock")) {
             return Ok(());
         }
-        // a switch applied meanwhile must not wait for this run's permit
-        *self.permit.lock().await = None;
         let give_up_at = Instant::now() + MAX_WAIT;
         loop {
+            self.permit().await?;
             let asked = Instant::now();
             match s.smoother.reserve(&s.key, s.rate, &s.holder).await {
                 Grant::Now { age } => {
@@ -143,6 +148,8 @@ impl<'a> JobFence<'a> {
                 Grant::Reserved(wait) | Grant::Wait(wait)
                     if Instant::now() + wait <= give_up_at =>
                 {
+                    // a switch applied meanwhile must not wait for this run's permit
+                    *self.permit.lock().await = None;
                     tokio::time::sleep(wait).await;
                     self.lease()?;
                 }
@@ -186,8 +193,8 @@ impl Fence for JobFence<'_> {
             // renewing one may take long enough for the other to go stale: until both hold
             for _ in 0..3 {
                 self.lease()?;
-                self.grant().await?;
                 self.permit().await?;
+                self.grant().await?;
                 self.lease()?;
                 if self.all_fresh() {
                     return Ok(());

@@ -107,7 +107,9 @@ const PROBATION: Duration = Duration::from_secs(3);
 /// grace after the slot; a later call finds the slot spent and asks the bucket anew. Returns
 /// `{0, age}` (granted; the bucket charged it `age` ms ago), `{1, wait}` (a slot is held: come
 /// back then) or `{2, wait}` (nothing held: ask again then); a third element 1 says the holder
-/// came too late for its slot. A call right after a backend switch
+/// came too late for its slot. With a lead (ARGV[7], ms) a holder is never granted at once: it
+/// gets a slot held at least the lead ahead, charged at the slot's time, so that work it does
+/// before sending (moving its post to `publishing`) does not age its grant. A call right after a backend switch
 /// (`start_full`) fills the bucket and starts a new generation: every reservation made before it
 /// is void, since the other backend granted meanwhile without knowing of them.
 const GCRA_LUA: &str = r#"
@@ -142,14 +144,19 @@ if held then
     redis.call('DEL', KEYS[3])
   end
 end
+local lead = tonumber(ARGV[7] or '0')
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if start_full > 0 then tat = math.max(tat, now + start_full) end
 tat = math.max(tat, now)
 local allow_at = tat - tolerance
+if KEYS[3] and lead > 0 and allow_at < now + lead then
+  allow_at = now + lead
+end
 if now < allow_at then
   local wait = allow_at - now
   if KEYS[3] and wait <= horizon then
-    redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + 2 * interval + 1000))
+    local next_tat = math.max(tat, allow_at) + interval
+    redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil(next_tat - now + interval + 1000))
     redis.call('SET', KEYS[3], allow_at .. ':' .. gen, 'PX', wait + ttl)
     redis.call('SET', KEYS[2], gen, 'PX', horizon + ttl)
     return {1, wait, late}
@@ -283,7 +290,7 @@ impl Smoother {
 
     /// Take one request's worth from `key`'s bucket, or learn how long to wait.
     pub async fn try_acquire(&self, key: &str, rate: Rate) -> Result<(), Duration> {
-        match self.acquire(key, rate, None).await {
+        match self.acquire(key, rate, None, Duration::ZERO).await {
             Grant::Now { .. } => Ok(()),
             Grant::Reserved(wait) | Grant::Wait(wait) => Err(wait),
         }
@@ -297,10 +304,26 @@ impl Smoother {
     /// spent and asks anew. Reservations live in Redis; on the Postgres fallback every request is
     /// a plain [`Smoother::try_acquire`].
     pub async fn reserve(&self, key: &str, rate: Rate, holder: &str) -> Grant {
-        self.acquire(key, rate, Some(holder)).await
+        self.acquire(key, rate, Some(holder), Duration::ZERO).await
     }
 
-    async fn acquire(&self, key: &str, rate: Rate, holder: Option<&str>) -> Grant {
+    /// Like [`Smoother::reserve`], but a slot is held at least `lead` from now even when the
+    /// bucket would grant at once: for a holder with work to do before it sends (its grant is
+    /// charged at the slot's time, not before that work). A slot already held for the holder is
+    /// answered as [`Smoother::reserve`] would. On the Postgres fallback, where nothing is held,
+    /// it is [`Smoother::try_acquire`]: a grant charged now, which the holder's fence asks again
+    /// for if its work outlasted [`GRANT_VALIDITY`].
+    pub async fn reserve_ahead(
+        &self,
+        key: &str,
+        rate: Rate,
+        holder: &str,
+        lead: Duration,
+    ) -> Grant {
+        self.acquire(key, rate, Some(holder), lead).await
+    }
+
+    async fn acquire(&self, key: &str, rate: Rate, holder: Option<&str>, lead: Duration) -> Grant {
         use governor::clock::{Clock, DefaultClock};
         let backend = {
             let m = self.mode.lock().expect("mode lock");
@@ -344,6 +367,7 @@ impl Smoother {
                     ms(rate.horizon()),
                     ms(RESERVATION_GRACE),
                     ms(RESERVATION_TTL),
+                    ms(lead),
                 ];
                 let answer = self
                     .script

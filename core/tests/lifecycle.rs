@@ -419,9 +419,18 @@ async fn publication_move(
                 > 0,
         ),
         PublicationMove::Start => {
-            let f = pubs::start(&mut tx, run, id, w.account, Uuid::now_v7(), "asmarker1", 0)
+            let start = pubs::Start {
+                run,
+                publication: id,
+                account: w.account,
+                attempt: Uuid::now_v7(),
+                marker: "asmarker1".into(),
+                margin: 0,
+            };
+            let f = pubs::start(&mut *tx, &[start])
                 .await
                 .unwrap()
+                .remove(0)
                 .expect("the publication exists");
             assert_eq!(f.state, from);
             Some(f.moved)
@@ -534,4 +543,112 @@ async fn auto_approval_is_audited_like_a_reviewers(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(scheduled, 1);
+}
+
+/// Runs that start at the same moment share one statement: each gets its own answer in its
+/// place, a missing publication is `None`, and of two runs of one job (a stale one that lost
+/// its lease, and the one that holds it now) only the lease holder moves the publication, with
+/// its own attempt id.
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn runs_started_in_one_statement_each_get_their_own_answer(pool: PgPool) {
+    let mut w = world(&pool).await;
+    let (_, first, _) = w.publication(&pool, PublicationState::Scheduled).await;
+    let first_account = w.account;
+    let (_, second, _) = w.publication(&pool, PublicationState::Scheduled).await;
+    let second_account = w.account;
+    let (_, done, _) = w.publication(&pool, PublicationState::Published).await;
+    let done_account = w.account;
+    let mut conn = pool.acquire().await.unwrap();
+    for (account, publication) in [
+        (first_account, first),
+        (second_account, second),
+        (done_account, done),
+    ] {
+        queue::enqueue(
+            &mut conn,
+            &publishing::publish_job(
+                w.agency,
+                w.client,
+                account,
+                autosocial_core::domain::Platform::Sandbox,
+                publication,
+                Utc::now() - TimeDelta::seconds(1),
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    drop(conn);
+    let lease = Duration::from_secs(60);
+    let claimed = queue::claim(&pool, "w1", &[(publishing::KIND, 3)], 3, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let run_of = |p: Uuid| {
+        let c = claimed
+            .iter()
+            .find(|c| c.payload["publication_id"] == p.to_string())
+            .expect("claimed");
+        (c.id, c.lease_token)
+    };
+    // the first job's run went stale: rescued and claimed again (a new token)
+    let stale = run_of(first);
+    sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1")
+        .bind(stale.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queue::rescue_expired(&pool, 10).await.unwrap(), 1);
+    let again = queue::claim(&pool, "w2", &[(publishing::KIND, 1)], 1, lease)
+        .await
+        .unwrap();
+    let current = (again[0].id, again[0].lease_token);
+    assert_eq!(current.0, stale.0);
+    let start = |run, publication, account| pubs::Start {
+        run,
+        publication,
+        account,
+        attempt: Uuid::now_v7(),
+        marker: format!("as{}", publication.simple()),
+        margin: 0,
+    };
+    let starts = vec![
+        start(stale, first, first_account),
+        start(run_of(second), second, second_account),
+        start(run_of(done), Uuid::now_v7(), done_account),
+        start(current, first, first_account),
+        start(run_of(done), done, done_account),
+    ];
+    let found = pubs::start(&pool, &starts).await.unwrap();
+    assert_eq!(found.len(), 5);
+    let stale_answer = found[0].as_ref().expect("the publication exists");
+    assert!(!stale_answer.lease_held && !stale_answer.moved);
+    let second_answer = found[1].as_ref().expect("the publication exists");
+    assert!(second_answer.lease_held && second_answer.moved);
+    assert_eq!(second_answer.account_id, second_account);
+    assert!(found[2].is_none(), "no such publication");
+    let current_answer = found[3].as_ref().expect("the publication exists");
+    assert!(current_answer.lease_held && current_answer.moved);
+    assert_eq!(current_answer.state, PublicationState::Scheduled);
+    let done_answer = found[4].as_ref().expect("the publication exists");
+    assert!(done_answer.lease_held && !done_answer.moved);
+    assert_eq!(done_answer.state, PublicationState::Published);
+    // each moved publication carries its own run's attempt
+    for (i, p) in [(1, second), (3, first)] {
+        let attempt: Option<Uuid> =
+            sqlx::query_scalar("SELECT attempt_id FROM publications WHERE id = $1")
+                .bind(p)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(attempt, Some(starts[i].attempt));
+        assert_eq!(
+            publication_state(&pool, p).await,
+            PublicationState::Publishing
+        );
+    }
+    assert_eq!(
+        publication_state(&pool, done).await,
+        PublicationState::Published
+    );
 }

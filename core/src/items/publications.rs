@@ -258,27 +258,52 @@ pub struct Found {
     pub client_status: String,
 }
 
-/// `start`: read the publication with its account and client and, in the same statement, move
-/// it to `publishing` with a fresh attempt id and its marker when nothing stands in the way: the
-/// account is the job's, client and account are active, and the account is far from every
-/// quota of its platform (more headroom than `margin`). Far from every quota, concurrent posts
-/// of the account cannot overshoot, so no lock is needed; near one, the caller serialises on
-/// the account and uses [`start_locked`]. `None`: no such publication.
+/// One run's request to [`start`] its publication.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub run: queue::Run,
+    pub publication: Uuid,
+    /// The account the job is scoped to (the publication must be this account's).
+    pub account: Uuid,
+    /// The fresh attempt id to write.
+    pub attempt: Uuid,
+    /// The marker to write if the publication has none yet.
+    pub marker: String,
+    /// Move only with more quota headroom than this.
+    pub margin: i64,
+}
+
+/// `start`, for many runs in one statement (and one durable commit): read each publication with
+/// its account and client and, in the same statement, move it to `publishing` with its fresh
+/// attempt id and its marker when nothing stands in the way: the run still holds its job's
+/// lease, the account is the job's, client and account are active, and the account is far from
+/// every quota of its platform (more headroom than `margin`). Far from every quota, concurrent
+/// posts of the account cannot overshoot, so no lock is needed; near one, the caller serialises
+/// on the account and uses [`start_locked`]. Answers each request in its place: `None` when
+/// there is no such publication. Two runs of one job in a batch (a stale one and the one
+/// holding the lease) each get their own answer; only the lease holder moves.
 pub async fn start(
-    conn: &mut PgConnection,
-    run: queue::Run,
-    publication: Uuid,
-    account: Uuid,
-    attempt: Uuid,
-    marker: &str,
-    margin: i64,
-) -> sqlx::Result<Option<Found>> {
-    let r = sqlx::query!(
-        r#"WITH cur AS (
-               SELECT p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform, p.snapshot,
+    conn: impl PgExecutor<'_>,
+    starts: &[Start],
+) -> sqlx::Result<Vec<Option<Found>>> {
+    let publications: Vec<Uuid> = starts.iter().map(|s| s.publication).collect();
+    let accounts: Vec<Uuid> = starts.iter().map(|s| s.account).collect();
+    let attempts: Vec<Uuid> = starts.iter().map(|s| s.attempt).collect();
+    let markers: Vec<&str> = starts.iter().map(|s| s.marker.as_str()).collect();
+    let margins: Vec<i64> = starts.iter().map(|s| s.margin).collect();
+    let jobs: Vec<i64> = starts.iter().map(|s| s.run.0).collect();
+    let tokens: Vec<i64> = starts.iter().map(|s| s.run.1).collect();
+    let rows = sqlx::query!(
+        r#"WITH s AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], $6::int8[], $7::int8[])
+                   WITH ORDINALITY AS s(publication, account, attempt, marker, margin, job, token, n)),
+           cur AS MATERIALIZED (
+               SELECT s.n, s.publication, s.account AS wanted_account, s.attempt AS new_attempt, s.marker AS new_marker,
+                      s.margin, p.state, p.agency_id, p.client_id, p.account_id, p.item_id, p.platform, p.snapshot,
                       p.marker, p.attempt_id, p.updated_at,
-                      EXISTS (SELECT 1 FROM jobs j WHERE j.id = $6 AND j.lease_token = $7 AND j.state = 'running'
-                                                   AND j.locked_until > now()) AS lease_held,
+                      -- by the primary key alone (OFFSET 0), the lease checked on the row
+                      EXISTS (SELECT 1 FROM (SELECT lease_token, state, locked_until FROM jobs WHERE id = s.job OFFSET 0) j
+                              WHERE j.lease_token = s.token AND j.state = 'running' AND j.locked_until > now()) AS lease_held,
                       a.status AS account_status, a.platform_account_id, a.account_kind, a.access_token_ct,
                       c.status AS client_status,
                       -- the fewest posts the account may still make in any quota window of its
@@ -293,56 +318,71 @@ pub async fn start(
                        LEFT JOIN platform_limit_overrides o
                          ON o.agency_id = p.agency_id AND o.platform = l.platform AND o.window_seconds = l.window_seconds
                        WHERE l.platform = p.platform) AS headroom
-               FROM publications p
+               FROM s
+               JOIN publications p ON p.id = s.publication
                JOIN social_accounts a ON a.id = p.account_id
-               JOIN clients c ON c.id = p.client_id
-               WHERE p.id = $1),
+               JOIN clients c ON c.id = p.client_id),
+           go AS MATERIALIZED (
+               -- locked in id order, its state read again once locked
+               SELECT x.id, cur.new_attempt, cur.new_marker
+               FROM (SELECT * FROM cur
+                     WHERE lease_held AND account_id = wanted_account AND client_status = 'active'
+                       AND account_status = 'active' AND (headroom IS NULL OR headroom > margin)
+                     ORDER BY publication) cur
+               CROSS JOIN LATERAL (SELECT id, state FROM publications WHERE id = cur.publication OFFSET 0 FOR UPDATE) x
+               WHERE x.state = ANY($8)),
            moved AS (
-               UPDATE publications p SET state = 'publishing', attempt_id = $3, attempts = p.attempts + 1,
-                      marker = coalesce(p.marker, $4), held_reason = NULL, updated_at = now()
-               FROM cur
-               WHERE p.id = $1 AND p.state = ANY($8) AND cur.lease_held
-                 AND cur.account_id = $2 AND cur.client_status = 'active' AND cur.account_status = 'active'
-                 AND (cur.headroom IS NULL OR cur.headroom > $5)
-               RETURNING p.id)
-           SELECT cur.state AS "state!: PublicationState", cur.agency_id AS "agency_id!", cur.client_id AS "client_id!",
-                  cur.account_id AS "account_id!", cur.item_id AS "item_id!", cur.platform AS "platform!: Platform",
-                  cur.snapshot AS "snapshot!", cur.marker, cur.attempt_id, cur.updated_at AS "updated_at!",
-                  cur.account_status AS "account_status!", cur.platform_account_id AS "platform_account_id!",
-                  cur.account_kind AS "account_kind!", cur.access_token_ct AS "access_token_ct!",
-                  cur.client_status AS "client_status!", cur.headroom, cur.lease_held AS "lease_held!",
-                  EXISTS (SELECT 1 FROM moved) AS "moved!"
+               UPDATE publications p SET state = 'publishing', attempt_id = go.new_attempt, attempts = p.attempts + 1,
+                      marker = coalesce(p.marker, go.new_marker), held_reason = NULL, updated_at = now()
+               FROM go
+               WHERE p.id = go.id
+               RETURNING p.id, p.attempt_id)
+           SELECT cur.n AS "n!", cur.state AS "state!: PublicationState", cur.agency_id AS "agency_id!",
+                  cur.client_id AS "client_id!", cur.account_id AS "account_id!", cur.item_id AS "item_id!",
+                  cur.platform AS "platform!: Platform", cur.snapshot AS "snapshot!", cur.marker, cur.attempt_id,
+                  cur.updated_at AS "updated_at!", cur.account_status AS "account_status!",
+                  cur.platform_account_id AS "platform_account_id!", cur.account_kind AS "account_kind!",
+                  cur.access_token_ct AS "access_token_ct!", cur.client_status AS "client_status!", cur.headroom,
+                  cur.lease_held AS "lease_held!",
+                  EXISTS (SELECT 1 FROM moved m WHERE m.id = cur.publication AND m.attempt_id = cur.new_attempt) AS "moved!"
            FROM cur"#,
-        publication,
-        account,
-        attempt,
-        marker,
-        margin,
-        run.0,
-        run.1,
+        &publications,
+        &accounts,
+        &attempts,
+        &markers as &[&str],
+        &margins,
+        &jobs,
+        &tokens,
         &PublicationMove::Start.allowed() as &[&str]
     )
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(r.map(|r| Found {
-        moved: r.moved,
-        lease_held: r.lease_held,
-        headroom: r.headroom,
-        state: r.state,
-        agency_id: r.agency_id,
-        client_id: r.client_id,
-        account_id: r.account_id,
-        item_id: r.item_id,
-        platform: r.platform,
-        snapshot: r.snapshot,
-        marker: r.marker,
-        earlier_attempt: r.attempt_id.map(|_| r.updated_at),
-        account_status: r.account_status,
-        platform_account_id: r.platform_account_id,
-        account_kind: r.account_kind,
-        access_token_ct: r.access_token_ct,
-        client_status: r.client_status,
-    }))
+    let mut found: Vec<Option<Found>> = vec![None; starts.len()];
+    for r in rows {
+        let Some(slot) = usize::try_from(r.n - 1).ok().and_then(|i| found.get_mut(i)) else {
+            continue;
+        };
+        *slot = Some(Found {
+            moved: r.moved,
+            lease_held: r.lease_held,
+            headroom: r.headroom,
+            state: r.state,
+            agency_id: r.agency_id,
+            client_id: r.client_id,
+            account_id: r.account_id,
+            item_id: r.item_id,
+            platform: r.platform,
+            snapshot: r.snapshot,
+            marker: r.marker,
+            earlier_attempt: r.attempt_id.map(|_| r.updated_at),
+            account_status: r.account_status,
+            platform_account_id: r.platform_account_id,
+            account_kind: r.account_kind,
+            access_token_ct: r.access_token_ct,
+            client_status: r.client_status,
+        });
+    }
+    Ok(found)
 }
 
 /// `start` near a quota, inside the caller's transaction that holds the account's row and has
@@ -407,12 +447,19 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
         r#"WITH r AS (
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[])
                    AS r(publication, attempt, agency, post_id, url, request_id, action, latency_ms)),
+           -- each by its primary key alone (OFFSET 0; not the partial index of posts going
+           -- out, which a burst fills), locked in id order, its attempt and state checked on
+           -- the locked row
+           held AS MATERIALIZED (
+               SELECT x.id FROM (SELECT * FROM r ORDER BY publication) r
+               CROSS JOIN LATERAL (SELECT id, attempt_id, state FROM publications WHERE id = r.publication OFFSET 0 FOR UPDATE) x
+               WHERE x.attempt_id = r.attempt AND x.state = ANY($9)),
            p AS (
                UPDATE publications pub SET state = 'published', platform_post_id = left(r.post_id, 300),
                       platform_post_url = left(r.url, 2000), published_at = now(), last_error = NULL,
                       held_reason = NULL, updated_at = now()
                FROM r
-               WHERE pub.id = r.publication AND pub.attempt_id = r.attempt AND pub.state = ANY($9)
+               WHERE pub.id = ANY(ARRAY(SELECT id FROM held)) AND pub.id = r.publication AND pub.attempt_id = r.attempt
                RETURNING pub.id, pub.item_id),
            g AS (
                INSERT INTO post_logs (agency_id, publication_id, attempt_id, action, outcome, request_id, status_code, latency_ms)

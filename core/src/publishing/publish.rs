@@ -12,11 +12,14 @@ use url::Url;
 use uuid::Uuid;
 
 use super::record::{self, Records};
-use super::{HELD_SLOT_LEAD, HELD_SLOT_PRIORITY, Snapshot, bucket, next_free_slot, smoothing_key};
+use super::{
+    HELD_SLOT_LEAD, HELD_SLOT_PRIORITY, START_LEAD, Snapshot, bucket, next_free_slot, smoothing_key,
+};
 use crate::audit::Actor;
+use crate::batch::Batcher;
 use crate::domain::{Platform, PublicationState};
 use crate::fence::{JobFence, Smoothing};
-use crate::items::publications as items;
+use crate::items::publications::{self as items, Found, Start};
 use crate::items::{Failure, PublicationMove};
 use crate::jobs::PublishPost;
 use crate::limits::{self, Grant, Smoother};
@@ -35,8 +38,12 @@ const BACKOFF: Backoff = <PublishPost as Job>::BACKOFF;
 /// between us and the platform).
 const RECONCILE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
-/// A post waiting in the process for its slot takes its database connection this long before.
-const HELD_SLOT_REACQUIRE: Duration = Duration::from_millis(50);
+/// Runs of the process that start at the same moment share one statement (and one durable
+/// commit, which is most of a start's cost): up to [`START_BATCH`] each, [`START_PARALLEL`]
+/// statements at a time, each starting [`START_LINGER`] after its first run.
+const START_BATCH: usize = 100;
+const START_PARALLEL: usize = 2;
+const START_LINGER: Duration = Duration::from_millis(3);
 
 /// Everything the publish handler needs.
 #[derive(Clone)]
@@ -49,6 +56,7 @@ pub struct Publisher {
     pub public_url: Option<Url>,
     pub media_ttl: Duration,
     records: Records,
+    starts: Arc<Batcher<Start, Option<Found>>>,
 }
 
 /// A publication as [`items::start`] found it, and whether it moved it to `publishing`.
@@ -134,6 +142,14 @@ impl Publisher {
         media_ttl: Duration,
     ) -> Publisher {
         let records = record::records(pool.clone());
+        let starting = pool.clone();
+        let starts = Arc::new(
+            Batcher::new(START_BATCH, START_PARALLEL, move |batch: Vec<Start>| {
+                let pool = starting.clone();
+                async move { Ok(items::start(&pool, &batch).await?) }
+            })
+            .linger(START_LINGER),
+        );
         Publisher {
             pool,
             vault,
@@ -142,24 +158,14 @@ impl Publisher {
             public_url,
             media_ttl,
             records,
+            starts,
         }
     }
 
-    /// [`items::start`] on the run's connection, with what it found made ready for posting.
-    #[allow(clippy::too_many_arguments)]
-    async fn start(
-        &self,
-        conn: &mut PgConnection,
-        run: queue::Run,
-        publication: Uuid,
-        account: Uuid,
-        attempt: Uuid,
-        marker: &str,
-        margin: i64,
-    ) -> anyhow::Result<Option<Started>> {
-        let Some(f) =
-            items::start(conn, run, publication, account, attempt, marker, margin).await?
-        else {
+    /// [`items::start`], in one statement with the other runs of the process starting now,
+    /// with what it found made ready for posting.
+    async fn start(&self, start: Start) -> anyhow::Result<Option<Started>> {
+        let Some(f) = self.starts.call(start).await? else {
             return Ok(None);
         };
         Ok(Some(Started {
@@ -328,48 +334,32 @@ impl Publisher {
             Ok(p) => p,
             Err(b) => return Ok(b.into()),
         };
-        // The account's posting rate. The platform sees the post when it arrives, so as little
-        // as possible lies between the grant and the request: the connection for the move to
-        // `publishing` is taken first (a busy pool is waited for before the grant, not after),
-        // and the fence asks again if the grant is older than its validity when the post leaves.
-        // One turned away holds the next free slot (its job id is the holder) and comes back
-        // once, at that slot, ahead of the posts due.
-        let mut conn = self.pool.acquire().await?;
+        // The account's posting rate. The platform sees the post when it arrives, so its grant is
+        // charged as late as possible: the first answer holds a slot at least START_LEAD ahead
+        // (charged at the slot's time), the post moves to `publishing` meanwhile, and the fence
+        // takes the slot right before the request leaves (waiting for it if the move was quick).
+        // A slot further off than HELD_SLOT_LEAD: the job comes back at it, ahead of the posts
+        // due. A slot of an earlier run whose time has come is granted at once; the fence asks
+        // again if the move outlasts its validity.
         let smoothing = Smoothing {
             smoother: &self.smoother,
             key: smoothing_key(account),
             rate: bucket(platform),
             holder: job.job.id.to_string(),
         };
-        let mut asked = Instant::now();
-        let mut answer = smoothing
+        let asked = Instant::now();
+        let answer = smoothing
             .smoother
-            .reserve(&smoothing.key, smoothing.rate, &smoothing.holder)
+            .reserve_ahead(
+                &smoothing.key,
+                smoothing.rate,
+                &smoothing.holder,
+                START_LEAD,
+            )
             .await;
-        // a slot held for this post and due soon: wait for it here (the connection let go
-        // until just before), so the queue's start lag cannot make the post late for it
-        for _ in 0..3 {
-            let Grant::Reserved(delay) = answer else {
-                break;
-            };
-            if delay > HELD_SLOT_LEAD {
-                break;
-            }
-            if delay > HELD_SLOT_REACQUIRE {
-                drop(conn);
-                tokio::time::sleep(delay - HELD_SLOT_REACQUIRE).await;
-                conn = self.pool.acquire().await?;
-            } else {
-                tokio::time::sleep(delay).await;
-            }
-            asked = Instant::now();
-            answer = smoothing
-                .smoother
-                .reserve(&smoothing.key, smoothing.rate, &smoothing.holder)
-                .await;
-        }
-        let age = match answer {
-            Grant::Now { age } => age,
+        let granted = match answer {
+            Grant::Now { age } => Some((asked, age)),
+            Grant::Reserved(delay) if delay <= HELD_SLOT_LEAD => None,
             Grant::Reserved(delay) => {
                 return Ok(Outcome::ComeBack {
                     delay: delay.saturating_sub(HELD_SLOT_LEAD),
@@ -386,7 +376,7 @@ impl Publisher {
             }
         };
         let fence = JobFence::new(Some(&job.lease), &job.gate, job.job.scope, Some(permit))
-            .smoothed(smoothing, Some((asked, age)));
+            .smoothed(smoothing, granted);
 
         // move to publishing with a fresh attempt id and the marker, within the quotas, if the
         // job is still this run's
@@ -400,20 +390,18 @@ impl Publisher {
             headroom,
             loaded: l,
         }) = self
-            .start(
-                &mut conn,
+            .start(Start {
                 run,
                 publication,
                 account,
                 attempt,
-                &fresh_marker,
+                marker: fresh_marker.clone(),
                 margin,
-            )
+            })
             .await?
         else {
             return Ok(Outcome::Done);
         };
-        drop(conn);
         if !lease_held {
             return Ok(Outcome::LeaseLost(
                 "the job was taken over before its post started".into(),

@@ -311,7 +311,11 @@ pub async fn next_due_in(pool: &PgPool, kinds: &[&str]) -> sqlx::Result<Option<D
 
 // Statements that change several of one worker's running jobs lock them in id order first
 // (`mine`): the heartbeat renews the leases of jobs the finisher is completing or postponing at
-// the same moment, and two multi-row updates that lock in different orders deadlock.
+// the same moment, and two multi-row updates that lock in different orders deadlock. Each row
+// is found by its primary key alone (`OFFSET 0` keeps the other conditions out of the lateral
+// subquery) and its lease, worker and state are checked on the locked row: otherwise the planner
+// may read the partial index of running jobs, which in a burst holds thousands of rows, and
+// filter it on every call.
 
 /// A run of a job: its id and its claim's fencing token.
 pub type Run = (i64, i64);
@@ -325,8 +329,9 @@ pub async fn complete(pool: &PgPool, worker: &str, runs: &[Run]) -> sqlx::Result
     let (ids, tokens) = split(runs);
     Ok(sqlx::query!(
         "WITH mine AS MATERIALIZED (
-             SELECT j.id FROM jobs j JOIN unnest($1::int8[], $3::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
-             WHERE j.locked_by = $2 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j)
+             SELECT j.id FROM (SELECT * FROM unnest($1::int8[], $3::int8[]) AS r(id, token) ORDER BY id) r
+             CROSS JOIN LATERAL (SELECT id, lease_token, locked_by, state FROM jobs WHERE id = r.id OFFSET 0 FOR UPDATE) j
+             WHERE j.lease_token = r.token AND j.locked_by = $2 AND j.state = 'running')
          UPDATE jobs SET state = $4, finished_at = now(), locked_by = NULL, locked_until = NULL
          WHERE id = ANY(ARRAY(SELECT id FROM mine))",
         &ids,
@@ -389,8 +394,9 @@ pub async fn postpone_many(pool: &PgPool, worker: &str, jobs: &[Postponed]) -> s
     let reasons: Vec<&str> = jobs.iter().map(|j| j.reason.as_str()).collect();
     Ok(sqlx::query!(
         "WITH mine AS MATERIALIZED (
-             SELECT j.id FROM jobs j JOIN unnest($1::int8[], $5::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
-             WHERE j.locked_by = $4 AND j.state = 'running' ORDER BY j.id FOR UPDATE OF j)
+             SELECT j.id FROM (SELECT * FROM unnest($1::int8[], $5::int8[]) AS r(id, token) ORDER BY id) r
+             CROSS JOIN LATERAL (SELECT id, lease_token, locked_by, state FROM jobs WHERE id = r.id OFFSET 0 FOR UPDATE) j
+             WHERE j.lease_token = r.token AND j.locked_by = $4 AND j.state = 'running')
          UPDATE jobs j SET state = 'available', run_at = now() + make_interval(secs => p.delay),
                 attempts = greatest(j.attempts - 1, 0), last_error = left(p.reason, 4000),
                 priority = coalesce(p.priority, j.priority), locked_by = NULL, locked_until = NULL
@@ -480,8 +486,9 @@ pub async fn renew(
     let (ids, tokens) = split(runs);
     let rows = sqlx::query!(
         r#"WITH mine AS MATERIALIZED (
-               SELECT j.id FROM jobs j JOIN unnest($1::int8[], $4::int8[]) AS r(id, token) ON j.id = r.id AND j.lease_token = r.token
-               WHERE j.locked_by = $2 AND j.state = 'running' AND j.locked_until > now() ORDER BY j.id FOR UPDATE OF j)
+               SELECT j.id FROM (SELECT * FROM unnest($1::int8[], $4::int8[]) AS r(id, token) ORDER BY id) r
+               CROSS JOIN LATERAL (SELECT id, lease_token, locked_by, state, locked_until FROM jobs WHERE id = r.id OFFSET 0 FOR UPDATE) j
+               WHERE j.lease_token = r.token AND j.locked_by = $2 AND j.state = 'running' AND j.locked_until > now())
            UPDATE jobs SET locked_until = now() + make_interval(secs => $3)
            WHERE id = ANY(ARRAY(SELECT id FROM mine))
            RETURNING id, lease_token AS "lease_token!", cancel_requested"#,
