@@ -288,6 +288,33 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         &posts,
         autosocial_core::publishing::smoothing(Platform::Sandbox),
     );
+    // what a person needs to see why: each violating account's arrivals, after the due instant,
+    // with what the database kept of each post's runs
+    for (account, over) in seeding::smoothing_violators(
+        &posts,
+        autosocial_core::publishing::smoothing(Platform::Sandbox),
+    ) {
+        eprintln!("account {account}: {over} post(s) over its smoothing; arrivals:");
+        let mut mine: Vec<&seeding::SandboxPost> =
+            posts.iter().filter(|p| p.account == account).collect();
+        mine.sort_by_key(|p| p.arrived_us);
+        for p in mine {
+            let runs: Vec<(String, String, Option<i32>)> = sqlx::query_as(
+                "SELECT g.action, g.outcome, g.latency_ms FROM post_logs g JOIN publications pub ON pub.id = g.publication_id
+                 WHERE pub.marker = $1 ORDER BY g.created_at",
+            )
+            .bind(p.marker.as_deref().unwrap_or(""))
+            .fetch_all(&pool)
+            .await?;
+            eprintln!(
+                "  {:>8.1} ms (created {:>8.1} ms) {} runs {:?}",
+                (p.arrived_us as i128 - due_us) as f64 / 1000.0,
+                (p.created_us as i128 - due_us) as f64 / 1000.0,
+                p.marker.as_deref().unwrap_or("-"),
+                runs
+            );
+        }
+    }
     let daily: i64 = sqlx::query_scalar("SELECT max_posts::bigint FROM platform_limits WHERE platform = 'sandbox' AND window_seconds = 86400")
         .fetch_one(&pool)
         .await?;

@@ -267,6 +267,15 @@ pub async fn audit(
 /// that made them: in any stretch of time `t` between two of an account's arrivals, at most
 /// `burst + t / interval` posts (plus 50 ms of tolerance for the sandbox's own stamping).
 pub fn smoothing_violations(posts: &[SandboxPost], rate: autosocial_core::limits::Rate) -> usize {
+    smoothing_violators(posts, rate).iter().map(|v| v.1).sum()
+}
+
+/// The accounts whose posts arrived closer than `rate` allows, with how many posts too many
+/// their worst stretch held.
+pub fn smoothing_violators(
+    posts: &[SandboxPost],
+    rate: autosocial_core::limits::Rate,
+) -> Vec<(String, usize)> {
     let mut by_account: HashMap<&str, Vec<u128>> = HashMap::new();
     for p in posts {
         by_account
@@ -275,8 +284,8 @@ pub fn smoothing_violations(posts: &[SandboxPost], rate: autosocial_core::limits
             .push(p.arrived_us);
     }
     let interval_us = rate.interval.as_micros().max(1);
-    let mut violations = 0;
-    for times in by_account.values_mut() {
+    let mut violators = Vec::new();
+    for (account, times) in by_account.iter_mut() {
         times.sort_unstable();
         let mut worst = 0usize;
         for i in 0..times.len() {
@@ -287,9 +296,12 @@ pub fn smoothing_violations(posts: &[SandboxPost], rate: autosocial_core::limits
                 worst = worst.max(n.saturating_sub(allowed) as usize);
             }
         }
-        violations += worst;
+        if worst > 0 {
+            violators.push((account.to_string(), worst));
+        }
     }
-    violations
+    violators.sort();
+    violators
 }
 
 /// Posts beyond a quota of `max` per rolling `window` per account, by the arrival of the
