@@ -6,6 +6,7 @@
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`authority`]: who may reach beyond one agency (deployment-wide powers);
 //! - [`batch`]: many tasks' requests of one kind folded into one database statement;
+//! - [`clients`]: an agency's clients: their fields' rules and every write to them;
 //! - [`config`]: settings from flags and the environment, validated at start;
 //! - [`content`]: rules and their slots, planning and generating items, moderation, image cards;
 //! - [`db`]: the migrator and pool construction;
@@ -36,6 +37,7 @@ pub mod accounts;
 pub mod audit;
 pub mod authority;
 pub mod batch;
+pub mod clients;
 pub mod config;
 pub mod content;
 pub mod db;
