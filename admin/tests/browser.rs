@@ -812,6 +812,7 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
         ("brand", format!("/clients/{client_id}/brand")),
         ("rules", format!("/clients/{client_id}/rules")),
         ("settings", "/settings".to_owned()),
+        ("api-keys", "/settings/api-keys".to_owned()),
         ("switches", "/switches".to_owned()),
         ("fleet", "/fleet".to_owned()),
         ("audit", "/audit".to_owned()),

@@ -3,6 +3,7 @@
 //! the platforms, content and publishing.
 //!
 //! - [`accounts`]: storing a connected account, its tokens encrypted, its next refresh scheduled;
+//! - [`api_keys`]: the agency's keys for the JSON API;
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`authority`]: who may reach beyond one agency (deployment-wide powers);
 //! - [`batch`]: many tasks' requests of one kind folded into one database statement;
@@ -34,6 +35,7 @@
 //! - `testing` (feature `testing`): helpers for tests in every crate.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod authority;
 pub mod batch;
