@@ -151,6 +151,8 @@ struct Tenant {
     clients: [Uuid; 2],
     /// Pending items, one per client, with a target account.
     pending: [Uuid; 2],
+    /// Each client's X account.
+    accounts: [Uuid; 2],
 }
 
 async fn tenant(pool: &PgPool, name: &str) -> Tenant {
@@ -160,6 +162,7 @@ async fn tenant(pool: &PgPool, name: &str) -> Tenant {
     let agency = agency_id(pool, &agency_name).await;
     let mut clients = [Uuid::nil(); 2];
     let mut pending = [Uuid::nil(); 2];
+    let mut accounts = [Uuid::nil(); 2];
     for (i, label) in ["Bakery", "Florist"].iter().enumerate() {
         let client = common::client(pool, &agency_name, &format!("{name} {label}")).await;
         let account = common::account(pool, client, "x", &format!("@{name}_{label}")).await;
@@ -171,6 +174,7 @@ async fn tenant(pool: &PgPool, name: &str) -> Tenant {
             .insert(pool)
             .await;
         clients[i] = client;
+        accounts[i] = account;
     }
     Tenant {
         agency,
@@ -178,6 +182,7 @@ async fn tenant(pool: &PgPool, name: &str) -> Tenant {
         owner_email,
         clients,
         pending,
+        accounts,
     }
 }
 
@@ -209,6 +214,18 @@ async fn key(
     .unwrap();
     tx.commit().await.unwrap();
     created.secret
+}
+
+/// A body for `POST /api/v1/items`.
+fn new_item(client: Uuid, accounts: &[Uuid]) -> Value {
+    json!({
+        "client_id": client,
+        "accounts": accounts,
+        "slot_at": (chrono::Utc::now() + chrono::TimeDelta::days(2)).to_rfc3339(),
+        "caption": "Fresh bread every morning",
+        "hashtags": ["bread", "#bakery"],
+        "cta": "Visit us",
+    })
 }
 
 async fn api(pool: &PgPool) -> Api {
@@ -698,6 +715,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/clients/{id}"),
     ("PATCH", "/api/v1/clients/{id}"),
     ("GET", "/api/v1/items"),
+    ("POST", "/api/v1/items"),
     ("GET", "/api/v1/items/{id}"),
     ("POST", "/api/v1/items/{id}/approve"),
     ("POST", "/api/v1/items/{id}/reject"),
@@ -778,6 +796,7 @@ async fn another_agencys_ids_are_not_found_on_every_route(pool: PgPool) {
         let body = match *method {
             "POST" if route.ends_with("reject") => Some(json!({ "reason": "probe" })),
             "POST" if route.ends_with("approve") => Some(json!({ "variant": "balanced" })),
+            "POST" if route.ends_with("items") => Some(new_item(a.clients[0], &[a.accounts[0]])),
             "POST" => Some(json!({ "name": "Probe", "timezone": "UTC" })),
             "PATCH" => Some(json!({ "name": "Probe", "status": "archived" })),
             _ => None,
@@ -797,7 +816,7 @@ async fn another_agencys_ids_are_not_found_on_every_route(pool: PgPool) {
             !text.contains("qz7"),
             "{what} shows the first agency: {text}"
         );
-        if route.contains("{id}") {
+        if route.contains("{id}") || (*method == "POST" && route.ends_with("items")) {
             r.problem(StatusCode::NOT_FOUND, "not-found");
         } else {
             assert!(r.status.is_success(), "{what}: {}", r.status);
@@ -1114,6 +1133,178 @@ async fn approving_and_rejecting_run_the_lifecycle_and_audit_the_key(pool: PgPoo
     assert!(
         !entries[0].1.contains(&reviewer[14..]),
         "the audit names the key, not its secret"
+    );
+}
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn an_item_written_through_the_api_waits_for_review_like_the_composers(pool: PgPool) {
+    let t = tenant(&pool, "Acme").await;
+    let b = tenant(&pool, "Beta").await;
+    let reviewer = key(&pool, &t, "Writer", Role::Reviewer, None).await;
+    let viewer = key(&pool, &t, "Reader", Role::Viewer, None).await;
+    let api = api(&pool).await;
+    let body = new_item(t.clients[0], &[t.accounts[0]]);
+    api.post("/api/v1/items", &viewer, &body)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/items",
+            &reviewer,
+            Some(&body),
+            &[("idempotency-key", "write-1")],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
+    let item = r.json();
+    assert_eq!(item["state"], "pending_review");
+    assert_eq!(item["source"], "manual");
+    assert_eq!(item["moderation_status"], "pass");
+    assert_eq!(item["hashtags"], json!(["#bread", "#bakery"]));
+    assert_eq!(item["targets"][0]["account_id"], t.accounts[0].to_string());
+    let id = item["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/items/{id}").as_str())
+    );
+    // a retry creates nothing more
+    let again = api
+        .call(
+            Method::POST,
+            "/api/v1/items",
+            &reviewer,
+            Some(&body),
+            &[("idempotency-key", "write-1")],
+        )
+        .await;
+    assert_eq!(again.bytes, r.bytes);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM content_items WHERE source = 'manual' AND agency_id = $1",
+            t.agency
+        )
+        .await,
+        1
+    );
+    // audited as the composer's, by the key; and it can be approved at once
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor_label FROM audit_log WHERE action = 'item.create' AND target_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(actor.starts_with("api-key:Writer"), "{actor}");
+    let r = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/items/{id}/approve"),
+            &reviewer,
+            Some(&json!({})),
+            &[("idempotency-key", "approve-1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["state"], "approved");
+
+    // moderation's verdict is the console's: the client's banned term blocks it
+    sqlx::query(
+        "INSERT INTO brand_settings (client_id, agency_id, banned_terms) VALUES ($1, $2, ARRAY['cheap'])
+         ON CONFLICT (client_id) DO UPDATE SET banned_terms = EXCLUDED.banned_terms",
+    )
+    .bind(t.clients[0])
+    .bind(t.agency)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut blocked = body.clone();
+    blocked["caption"] = json!("Cheap bread");
+    let r = api.post("/api/v1/items", &reviewer, &blocked).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["moderation_status"], "blocked");
+
+    // every field wrong at once
+    let r = api
+        .post(
+            "/api/v1/items",
+            &reviewer,
+            &json!({ "client_id": t.clients[0], "accounts": [], "slot_at": "yesterday",
+                     "caption": " ", "hashtags": "bread", "cta": "x".repeat(501),
+                     "link_url": "ftp://x", "colour": 1 }),
+        )
+        .await;
+    r.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(
+        r.fields(),
+        [
+            "accounts", "slot_at", "caption", "hashtags", "cta", "link_url", "colour"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect()
+    );
+    let mut past = body.clone();
+    past["slot_at"] = json!("2020-01-01T00:00:00Z");
+    let r = api.post("/api/v1/items", &reviewer, &past).await;
+    assert_eq!(
+        r.fields(),
+        ["slot_at"].map(String::from).into_iter().collect()
+    );
+    // an account of the agency's other client: named; another agency's client or account: 404
+    let r = api
+        .post(
+            "/api/v1/items",
+            &reviewer,
+            &new_item(t.clients[0], &[t.accounts[1]]),
+        )
+        .await;
+    r.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(r.fields().contains("accounts"));
+    for foreign in [
+        new_item(b.clients[0], &[b.accounts[0]]),
+        new_item(t.clients[0], &[b.accounts[0]]),
+        new_item(b.clients[0], &[t.accounts[0]]),
+        new_item(Uuid::now_v7(), &[t.accounts[0]]),
+    ] {
+        let r = api.post("/api/v1/items", &reviewer, &foreign).await;
+        r.problem(StatusCode::NOT_FOUND, "not-found");
+    }
+    // a key limited to the other client cannot write for this one
+    let limited = key(
+        &pool,
+        &t,
+        "Florist only",
+        Role::Reviewer,
+        Some(&[t.clients[1]]),
+    )
+    .await;
+    api.post("/api/v1/items", &limited, &body)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not-found");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM content_items WHERE source = 'manual' AND agency_id = $1",
+            t.agency
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM content_items WHERE source = 'manual' AND agency_id = $1",
+            b.agency
+        )
+        .await,
+        0
     );
 }
 
@@ -1658,4 +1849,184 @@ async fn the_openapi_document_is_3_1_and_describes_every_route(pool: PgPool) {
         doc["components"]["securitySchemes"]["api_key"]["scheme"],
         "bearer"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edge values everywhere
+
+/// The fields each route's body reads.
+fn body_fields(method: &str, route: &str) -> &'static [&'static str] {
+    match (method, route) {
+        ("POST", "/api/v1/clients") | ("PATCH", "/api/v1/clients/{id}") => &[
+            "name",
+            "timezone",
+            "status",
+            "auto_approve",
+            "reschedule_policy",
+        ],
+        ("POST", "/api/v1/items") => &[
+            "client_id",
+            "accounts",
+            "slot_at",
+            "caption",
+            "hashtags",
+            "cta",
+            "link_url",
+        ],
+        ("POST", "/api/v1/items/{id}/approve") => &["variant"],
+        ("POST", "/api/v1/items/{id}/reject") => &["reason"],
+        _ => &[],
+    }
+}
+
+/// JSON values (as raw text) that fit no field, or only just.
+fn json_edges() -> Vec<String> {
+    vec![
+        "null".into(),
+        "true".into(),
+        "-1".into(),
+        "1e308".into(),
+        "-1e309".into(),
+        "99999999999999999999999999999".into(),
+        "\"\"".into(),
+        format!("\"{}\"", "é".repeat(70_000)),
+        "\"a\\u0000b\"".into(),
+        "\"\\u202egnp.exe\"".into(),
+        "\"<script>alert(1)</script>\"".into(),
+        "\"-262143-01-01T00:00:00Z\"".into(),
+        "\"+262142-12-31T23:59:59Z\"".into(),
+        "\"9999-12-31T23:59:59Z\"".into(),
+        "\"00000000-0000-0000-0000-000000000000\"".into(),
+        "[]".into(),
+        "[null, 1, \"x\"]".into(),
+        "{}".into(),
+        format!("{}1{}", "[".repeat(100), "]".repeat(100)),
+    ]
+}
+
+/// Query values (already percent-encoded).
+const QUERY_EDGES: &[&str] = &[
+    "",
+    "0",
+    "-1",
+    "1e3",
+    "99999999999999999999999999999",
+    "-9223372036854775809",
+    "%FF%FE",
+    "a%00b",
+    "%3Cscript%3E",
+    "00000000-0000-0000-0000-000000000000",
+    "djE6OTIyMzM3MjAzNjg1NDc3NTgwNzowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA",
+];
+
+/// Path segments (already percent-encoded).
+const PATH_EDGES: &[&str] = &[
+    "0",
+    "-1",
+    "99999999999999999999999",
+    "00000000-0000-0000-0000-000000000000",
+    "%FF%FE",
+    "%00",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%E2%80%AE",
+];
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn edge_values_in_every_field_of_every_route_are_problems_never_server_errors(pool: PgPool) {
+    let t = tenant(&pool, "Edge").await;
+    let admin = key(&pool, &t, "admin", Role::Admin, None).await;
+    // a generous limit: this test makes thousands of requests with one key
+    let api = api_with(
+        &pool,
+        WebArgs {
+            api_requests_per_minute: 1_000_000,
+            ..WebArgs::for_tests()
+        },
+    )
+    .await;
+    let long = "a".repeat(5000);
+    let mut tried = 0usize;
+    let check = |what: &str, r: &Answer| {
+        assert!(
+            r.status.as_u16() < 500,
+            "{what}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.bytes[..r.bytes.len().min(2000)])
+        );
+        if r.status.as_u16() >= 400 {
+            assert_eq!(r.header("content-type"), Some(PROBLEM), "{what}");
+            let p = r.json();
+            assert!(
+                p["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("https://autosocial.dev/problems/")),
+                "{what}: {p}"
+            );
+        }
+    };
+    for (method, route) in ROUTES {
+        let id = if route.starts_with("/api/v1/clients") {
+            t.clients[1]
+        } else {
+            t.pending[1]
+        };
+        let valid = route.replace("{id}", &id.to_string());
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        // path segments
+        if route.contains("{id}") {
+            for edge in PATH_EDGES.iter().copied().chain([long.as_str()]) {
+                let path = route.replace("{id}", edge);
+                let r = api.call(m.clone(), &path, &admin, None, &[]).await;
+                check(&format!("{method} {path}"), &r);
+                assert!(
+                    matches!(r.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
+                    "{method} {path}: {}",
+                    r.status
+                );
+                tried += 1;
+            }
+        }
+        // query parameters of the lists
+        if *method == "GET" && !route.contains("{id}") {
+            for param in ["limit", "cursor", "client", "state", "status"] {
+                for edge in QUERY_EDGES {
+                    let uri = format!("{valid}?{param}={edge}");
+                    let r = api.get(&uri, &admin).await;
+                    check(&uri, &r);
+                    tried += 1;
+                }
+            }
+        }
+        // each body field with each edge value, and whole bodies that are not objects
+        for field in body_fields(method, route) {
+            for edge in json_edges() {
+                let body = format!("{{\"{field}\": {edge}}}");
+                let req = Request::builder()
+                    .method(m.clone())
+                    .uri(&valid)
+                    .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap();
+                let r = api.raw(req).await;
+                check(&format!("{method} {valid} {field}={:.60}", edge), &r);
+                tried += 1;
+            }
+        }
+        if *method != "GET" {
+            for raw in ["", "null", "[]", "\"s\"", "{", "1e999", "{\"a\":1,\"a\":2}"] {
+                let req = Request::builder()
+                    .method(m.clone())
+                    .uri(&valid)
+                    .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(raw))
+                    .unwrap();
+                let r = api.raw(req).await;
+                check(&format!("{method} {valid} body {raw}"), &r);
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 500, "{tried}");
 }

@@ -92,11 +92,6 @@ impl JsonBody {
         }
     }
 
-    /// Whether the member was sent at all (`null` included).
-    pub fn has(&self, name: &str) -> bool {
-        self.members.contains_key(name)
-    }
-
     /// Note an error for a field (after its value was read), unless it has one already (a
     /// value of the wrong type).
     pub fn error(&mut self, field: &str, message: impl Into<String>) {

@@ -1,7 +1,8 @@
-//! `/api/v1/items`: list (by client and state, newest first, cursor pages), read, approve and
-//! reject. Approving and rejecting run the lifecycle's moves (`autosocial_core::items`), the
-//! same the console's review queue runs, so the table of allowed moves, moderation's verdict and
-//! the audit entry are identical; the key is the audited actor.
+//! `/api/v1/items`: list (by client and state, newest first, cursor pages), create by hand,
+//! read, approve and reject. Creating, approving and rejecting run the lifecycle's moves
+//! (`autosocial_core::items`), the same the console's composer and review queue run, with the
+//! console's moderation of a draft, so the table of allowed moves, moderation's verdict and the
+//! audit entry are identical; the key is the audited actor.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,6 +73,24 @@ pub struct ItemList {
 pub struct Approval {
     /// `conservative`, `balanced` or `bold`.
     pub variant: Option<String>,
+}
+
+/// A post written by hand: it waits for review like one written in the console's composer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewItem {
+    pub client_id: Uuid,
+    /// The client's connected accounts to post to (at least one).
+    pub accounts: Vec<Uuid>,
+    /// When it goes out once approved (RFC 3339; at most a minute in the past).
+    pub slot_at: DateTime<Utc>,
+    #[schema(max_length = 63206)]
+    pub caption: String,
+    /// With or without `#`.
+    pub hashtags: Option<Vec<String>>,
+    #[schema(max_length = 500)]
+    pub cta: Option<String>,
+    /// An http(s) link: the item is then a link post.
+    pub link_url: Option<String>,
 }
 
 /// Reject an item waiting for review; the reason is kept with it.
@@ -262,6 +281,191 @@ pub async fn show(
     Ok(json_with_etag(StatusCode::OK, &item))
 }
 
+/// Create a post by hand for review (text or link; moderation as in the composer).
+#[utoipa::path(post, path = "/api/v1/items", tag = "items",
+    request_body = NewItem,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    responses(
+        (status = 201, description = "Created, waiting for review", body = Item, headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "Unreadable body", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role is below reviewer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client or account for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Same Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    key: ReviewerKey,
+    mut body: JsonBody,
+) -> ApiResult<Response> {
+    let client: Option<Uuid> = body.take("client_id", "a UUID");
+    let accounts: Option<Vec<Uuid>> = body.take("accounts", "an array of account ids (UUIDs)");
+    let slot_at: Option<DateTime<Utc>> = body.take("slot_at", "an RFC 3339 date-time");
+    let caption: Option<String> = body.take("caption", "a string");
+    let hashtags: Option<Vec<String>> = body.take("hashtags", "an array of strings");
+    let cta: Option<String> = body.take("cta", "a string");
+    let link: Option<String> = body.take("link_url", "a string");
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    if client.is_none() {
+        body.error("client_id", "Name the client the post is for.");
+    }
+    let caption = caption.map(|c| c.trim_end().to_owned()).unwrap_or_default();
+    if caption.trim().is_empty() {
+        body.error("caption", "Write the caption.");
+    } else if caption.chars().count() > 63_206 {
+        body.error("caption", "Use at most 63,206 characters.");
+    } else if caption.contains('\0') {
+        body.error("caption", "The caption cannot contain a NUL character.");
+    }
+    let hashtags = hashtags.unwrap_or_default();
+    if hashtags
+        .iter()
+        .any(|h| h.contains('\0') || h.chars().count() > 100)
+        || hashtags.len() > 100
+    {
+        body.error(
+            "hashtags",
+            "Use at most 100 hashtags of at most 100 characters.",
+        );
+    }
+    let hashtags = crate::pages::items::parse_hashtags(&hashtags.join(" "));
+    let cta = cta.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if cta.as_ref().is_some_and(|c| c.chars().count() > 500) || nul(&cta) {
+        body.error(
+            "cta",
+            "Use at most 500 characters, without a NUL character.",
+        );
+    }
+    let link = match link.as_deref().map(crate::pages::items::parse_link) {
+        None => None,
+        Some(Ok(l)) if !nul(&l) => l,
+        Some(Ok(_)) => {
+            body.error("link_url", "The link cannot contain a NUL character.");
+            None
+        }
+        Some(Err(m)) => {
+            body.error("link_url", m);
+            None
+        }
+    };
+    let now = Utc::now();
+    match slot_at {
+        None => body.error("slot_at", "Say when the post goes out (RFC 3339)."),
+        Some(at) if at < now - lifecycle::RESCHEDULE_GRACE => body.error(
+            "slot_at",
+            "That time has passed. Choose a time in the future.",
+        ),
+        Some(at) if at.timestamp() > 7_258_118_399 => {
+            body.error("slot_at", "Choose a time before 2200.")
+        }
+        Some(_) => {}
+    }
+    let accounts = accounts.unwrap_or_default();
+    if accounts.is_empty() {
+        body.error("accounts", "Pick at least one account to post to.");
+    } else if accounts.len() > 50 {
+        body.error("accounts", "Pick at most 50 accounts.");
+    }
+    let agency = key.key.agency_id;
+    // a client or account the key does not reach is not found, before any field message
+    let Some(client) = client else {
+        return Err(body.finish().err().unwrap_or_else(ApiError::not_found));
+    };
+    if !key.key.reaches(client) {
+        return Err(ApiError::not_found());
+    }
+    let found = sqlx::query!(
+        r#"SELECT a.id, a.client_id, a.status, a.platform AS "platform: Platform"
+           FROM social_accounts a WHERE a.agency_id = $1 AND a.id = ANY($2)"#,
+        agency,
+        &accounts
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let client_exists = sqlx::query_scalar!(
+        r#"SELECT true AS "x!" FROM clients WHERE id = $1 AND agency_id = $2"#,
+        client,
+        agency
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .is_some();
+    if !client_exists || found.iter().any(|a| !key.key.reaches(a.client_id)) {
+        return Err(ApiError::not_found());
+    }
+    let mut distinct = accounts.clone();
+    distinct.sort();
+    distinct.dedup();
+    if found.len() != distinct.len() {
+        return Err(ApiError::not_found());
+    }
+    if found
+        .iter()
+        .any(|a| a.client_id != client || a.status != "active")
+    {
+        body.error(
+            "accounts",
+            "Every account must be a connected (active) account of this client.",
+        );
+    }
+    body.finish()?;
+    let Some(slot_at) = slot_at else {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "slot_at",
+            "Say when the post goes out.",
+        )]));
+    };
+    let mut platforms: Vec<Platform> = found.iter().map(|a| a.platform).collect();
+    platforms.sort();
+    platforms.dedup();
+    let verdict = crate::pages::items::moderate(
+        &state,
+        agency,
+        client,
+        &platforms,
+        &crate::pages::items::Draft {
+            caption: &caption,
+            cta: cta.as_deref(),
+            hashtags: &hashtags,
+            link: link.as_deref(),
+        },
+    )
+    .await
+    .map_err(ApiError::from)?;
+    let id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    lifecycle::create(
+        &mut tx,
+        &key.actor(),
+        agency,
+        &lifecycle::Composed {
+            id,
+            client,
+            slot_at,
+            content_type: if link.is_some() { "link" } else { "text" },
+            caption: &caption,
+            hashtags: &hashtags,
+            cta: cta.as_deref(),
+            link: link.as_deref(),
+            moderation_status: if verdict.passed() { "pass" } else { "blocked" },
+            moderation: verdict.to_json(),
+            accounts: &distinct,
+            approve: false,
+        },
+    )
+    .await?;
+    let item = load(&mut *tx, agency, None, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    let mut r = json_with_etag(StatusCode::CREATED, &item);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/v1/items/{id}")) {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(r)
+}
+
 /// 404 unless the item is the agency's and of a client the key reaches.
 async fn reachable(conn: impl PgExecutor<'_>, caller: &Caller, id: Uuid) -> ApiResult<()> {
     let found = sqlx::query_scalar!(
@@ -328,10 +532,11 @@ pub async fn approve(
     if variant.as_deref().is_some_and(|v| !VARIANTS.contains(&v)) {
         body.error("variant", "Expected conservative, balanced or bold.");
     }
+    // an item the key does not reach is not found, before any field message
+    reachable(&state.pool, &key, id).await?;
     body.finish()?;
     let agency = key.key.agency_id;
     let mut tx = state.pool.begin().await?;
-    reachable(&mut *tx, &key, id).await?;
     lifecycle::approve(&mut tx, &key.actor(), agency, id, variant.as_deref())
         .await
         .map_err(approve_refused)?;
@@ -377,10 +582,11 @@ pub async fn reject(
     } else if reason.contains('\0') {
         body.error("reason", "The reason cannot contain a NUL character.");
     }
+    // an item the key does not reach is not found, before any field message
+    reachable(&state.pool, &key, id).await?;
     body.finish()?;
     let agency = key.key.agency_id;
     let mut tx = state.pool.begin().await?;
-    reachable(&mut *tx, &key, id).await?;
     lifecycle::reject(&mut tx, &key.actor(), agency, id, &reason)
         .await
         .map_err(move_refused)?;

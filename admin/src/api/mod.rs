@@ -78,12 +78,12 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
     ),
     paths(
         clients::list, clients::create, clients::show, clients::update,
-        items::list, items::show, items::approve, items::reject,
+        items::list, items::create, items::show, items::approve, items::reject,
     ),
     components(schemas(
         problem::Problem, problem::FieldError,
         clients::Client, clients::ClientList, clients::NewClient, clients::ClientPatch,
-        items::Item, items::ItemList, items::Target, items::Approval, items::Rejection,
+        items::Item, items::ItemList, items::Target, items::NewItem, items::Approval, items::Rejection,
     )),
     modifiers(&BearerKey),
     tags(
@@ -148,7 +148,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/clients/{id}",
             get(clients::show).patch(clients::update),
         )
-        .route("/api/v1/items", get(items::list))
+        .route("/api/v1/items", get(items::list).post(items::create))
         .route("/api/v1/items/{id}", get(items::show))
         .route("/api/v1/items/{id}/approve", post(items::approve))
         .route("/api/v1/items/{id}/reject", post(items::reject))

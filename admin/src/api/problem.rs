@@ -253,6 +253,19 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A console helper's error (shared code such as moderation) as the API's.
+impl From<crate::error::AppError> for ApiError {
+    fn from(e: crate::error::AppError) -> ApiError {
+        use crate::error::AppError;
+        match e {
+            AppError::NotFound => ApiError::not_found(),
+            AppError::Forbidden => ApiError::forbidden("Not allowed for this key."),
+            AppError::BadRequest(m) => ApiError::malformed(m),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
         ApiError::internal(&e)
