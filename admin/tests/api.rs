@@ -1483,6 +1483,35 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request
         .await,
         0
     );
+    // a claim left by a process that died (in flight for over ten minutes) is taken over
+    sqlx::query(
+        "UPDATE api_idempotency SET created_at = now() - interval '11 minutes' WHERE agency_id = $1 AND key = 'k-3'",
+    )
+    .bind(t.agency)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/clients",
+            &admin,
+            Some(&other),
+            &[("idempotency-key", "k-3")],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
+    assert_eq!(r.header("idempotent-replayed"), None);
+    sqlx::query("DELETE FROM clients WHERE name = 'Idem Florist' AND agency_id = $1")
+        .bind(t.agency)
+        .execute(&pool)
+        .await
+        .unwrap();
     // after a day the key is free again
     sqlx::query(
         "UPDATE api_idempotency SET expires_at = now() - interval '1 second' WHERE agency_id = $1",
@@ -1829,8 +1858,11 @@ async fn the_openapi_document_is_3_1_and_describes_every_route(pool: PgPool) {
         "{}",
         doc["openapi"]
     );
+    let mut operation_ids = BTreeSet::new();
     for (method, path) in ROUTES {
         let op = &doc["paths"][path][method.to_lowercase()];
+        let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+        assert!(operation_ids.insert(id.clone()), "operationId {id:?} twice");
         assert!(op.is_object(), "{method} {path} is not in the document");
         assert!(op["responses"].is_object());
         assert_eq!(op["security"][0]["api_key"], json!([]), "{method} {path}");

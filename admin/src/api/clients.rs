@@ -114,7 +114,7 @@ fn field_errors(errors: clients::FieldErrors) -> ApiError {
 }
 
 /// List the clients the key reaches, newest first.
-#[utoipa::path(get, path = "/api/v1/clients", tag = "clients",
+#[utoipa::path(get, path = "/api/v1/clients", operation_id = "list_clients", tag = "clients",
     params(
         ("status" = Option<String>, Query, description = "Only clients in this status: active, paused or archived"),
         ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)"),
@@ -181,7 +181,7 @@ pub async fn list(
 }
 
 /// Create a client (admin keys reaching every client).
-#[utoipa::path(post, path = "/api/v1/clients", tag = "clients",
+#[utoipa::path(post, path = "/api/v1/clients", operation_id = "create_client", tag = "clients",
     request_body = NewClient,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
     responses(
@@ -250,7 +250,7 @@ pub async fn create(
 }
 
 /// One client, with its `ETag`.
-#[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
+#[utoipa::path(get, path = "/api/v1/clients/{id}", operation_id = "get_client", tag = "clients",
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The client", body = Client, headers(("ETag" = String))),
@@ -276,7 +276,7 @@ pub async fn show(
 
 /// Change some of a client's fields. With `If-Match`, only while the client is still the
 /// version named (412 otherwise).
-#[utoipa::path(patch, path = "/api/v1/clients/{id}", tag = "clients",
+#[utoipa::path(patch, path = "/api/v1/clients/{id}", operation_id = "update_client", tag = "clients",
     request_body = ClientPatch,
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),

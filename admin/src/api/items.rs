@@ -183,7 +183,7 @@ async fn load(
 }
 
 /// List the items of the clients the key reaches, newest first.
-#[utoipa::path(get, path = "/api/v1/items", tag = "items",
+#[utoipa::path(get, path = "/api/v1/items", operation_id = "list_items", tag = "items",
     params(
         ("client" = Option<Uuid>, Query, description = "Only this client's items"),
         ("state" = Option<String>, Query, description = "Only items in this state, e.g. pending_review"),
@@ -257,7 +257,7 @@ pub async fn list(
 }
 
 /// One item, with its `ETag`.
-#[utoipa::path(get, path = "/api/v1/items/{id}", tag = "items",
+#[utoipa::path(get, path = "/api/v1/items/{id}", operation_id = "get_item", tag = "items",
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The item", body = Item, headers(("ETag" = String))),
@@ -282,7 +282,7 @@ pub async fn show(
 }
 
 /// Create a post by hand for review (text or link; moderation as in the composer).
-#[utoipa::path(post, path = "/api/v1/items", tag = "items",
+#[utoipa::path(post, path = "/api/v1/items", operation_id = "create_item", tag = "items",
     request_body = NewItem,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
     responses(
@@ -510,7 +510,7 @@ fn move_refused(e: Failure) -> ApiError {
 }
 
 /// Approve an item waiting for review: its posts are scheduled, one per target account.
-#[utoipa::path(post, path = "/api/v1/items/{id}/approve", tag = "items",
+#[utoipa::path(post, path = "/api/v1/items/{id}/approve", operation_id = "approve_item", tag = "items",
     request_body(content = Approval, description = "Optional: the body may be empty"),
     params(("id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
@@ -548,7 +548,7 @@ pub async fn approve(
 }
 
 /// Reject an item waiting for review, with the reason.
-#[utoipa::path(post, path = "/api/v1/items/{id}/reject", tag = "items",
+#[utoipa::path(post, path = "/api/v1/items/{id}/reject", operation_id = "reject_item", tag = "items",
     request_body = Rejection,
     params(("id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
