@@ -983,6 +983,26 @@ async fn bad_input_is_a_problem_that_names_every_field_and_changes_nothing(pool:
     api.get("/api/v2/clients", &admin)
         .await
         .problem(StatusCode::NOT_FOUND, "not-found");
+    // a method the path does not have is 405 before the key's Idempotency-Key is looked at
+    let r = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/items/{}/approve", t.pending[0]),
+            &admin,
+            Some(&json!({})),
+            &[("idempotency-key", "k-405")],
+        )
+        .await;
+    r.problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_idempotency WHERE agency_id = $1 AND key = 'k-405'",
+            t.agency
+        )
+        .await,
+        0
+    );
     let r = api
         .call(Method::DELETE, "/api/v1/clients", &admin, None, &[])
         .await;

@@ -15,6 +15,7 @@ use autosocial_core::clients::{self, ClientError, NAME_TAKEN, RawClient};
 use autosocial_core::domain::ClientStatus;
 
 use super::auth::{AdminKey, ViewerKey};
+use super::doc::{ClientStatusValue, ReadErrors, ReschedulePolicy, Timezone, WriteErrors};
 use super::input::{
     Cursor, IdPath, JsonBody, QueryParams, check_if_match, etag_of, json, json_with_etag,
 };
@@ -30,11 +31,12 @@ pub struct Client {
     /// An IANA timezone name: the client's posting times are in it.
     pub timezone: String,
     /// `active`, `paused` (nothing is published; held posts go out on resume) or `archived`.
-    #[schema(value_type = String, example = "active")]
+    #[schema(value_type = ClientStatusValue)]
     pub status: ClientStatus,
     /// Generated posts are approved without review.
     pub auto_approve: bool,
     /// `manual` or `next_free_slot`: what happens to a post a platform refused for good.
+    #[schema(value_type = ReschedulePolicy)]
     pub reschedule_policy: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -50,26 +52,44 @@ pub struct ClientList {
 
 /// A new client. `name` and `timezone` are required.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewClient {
-    #[schema(max_length = 200, example = "Bakery Schmidt")]
+    /// Unique in the agency; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "Bakery Schmidt"
+    )]
     pub name: String,
-    #[schema(example = "Europe/Berlin")]
+    #[schema(value_type = Timezone, example = "Europe/Berlin")]
     pub timezone: String,
     /// `active` (default), `paused` or `archived`.
+    #[schema(value_type = Option<ClientStatusValue>)]
     pub status: Option<String>,
     pub auto_approve: Option<bool>,
     /// `manual` (default) or `next_free_slot`.
+    #[schema(value_type = Option<ReschedulePolicy>)]
     pub reschedule_policy: Option<String>,
 }
 
 /// The fields to change; the others keep their values. `status` pauses (`paused`), resumes
 /// (`active`) or archives (`archived`) the client.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClientPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(value_type = Option<Timezone>)]
     pub timezone: Option<String>,
+    #[schema(value_type = Option<ClientStatusValue>)]
     pub status: Option<String>,
     pub auto_approve: Option<bool>,
+    #[schema(value_type = Option<ReschedulePolicy>)]
     pub reschedule_policy: Option<String>,
 }
 
@@ -116,15 +136,13 @@ fn field_errors(errors: clients::FieldErrors) -> ApiError {
 /// List the clients the key reaches, newest first.
 #[utoipa::path(get, path = "/api/v1/clients", operation_id = "list_clients", tag = "clients",
     params(
-        ("status" = Option<String>, Query, description = "Only clients in this status: active, paused or archived"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<ClientStatusValue>, Query, description = "Only clients in this status: active, paused or archived"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page", min_length = 1),
     ),
     responses(
         (status = 200, description = "A page of clients", body = ClientList),
-        (status = 400, description = "A parameter does not parse", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
     ),
     security(("api_key" = [])))]
 pub async fn list(
@@ -183,13 +201,10 @@ pub async fn list(
 /// Create a client (admin keys reaching every client).
 #[utoipa::path(post, path = "/api/v1/clients", operation_id = "create_client", tag = "clients",
     request_body = NewClient,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "Created", body = Client, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "Unreadable body", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Role too low, or a key limited to some clients", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
     ),
     security(("api_key" = [])))]
 pub async fn create(
@@ -254,8 +269,8 @@ pub async fn create(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The client", body = Client, headers(("ETag" = String))),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client for this key", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
     ),
     security(("api_key" = [])))]
 pub async fn show(
@@ -280,12 +295,12 @@ pub async fn show(
     request_body = ClientPatch,
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 200, description = "The client as changed", body = Client, headers(("ETag" = String))),
         (status = 404, description = "No such client for this key", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The client changed since the ETag", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
     ),
     security(("api_key" = [])))]
 pub async fn update(
@@ -308,7 +323,6 @@ pub async fn update(
     let current = load(&mut *tx, agency, key.key.clients.as_deref(), id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    check_if_match(&headers, &etag_of(&current))?;
     let name: Option<String> = body.take("name", "a string");
     let timezone: Option<String> = body.take("timezone", "a string");
     let status: Option<String> = body.take("status", "a string");
@@ -340,6 +354,8 @@ pub async fn update(
             return Err(ApiError::validation(errors));
         }
     };
+    // a request that is wrong in itself says so whatever its precondition (RFC 9110 13.2.1)
+    check_if_match(&headers, &etag_of(&current))?;
     let actor = key.actor();
     let others_changed = v.name != current.name
         || v.timezone.name() != current.timezone

@@ -17,6 +17,7 @@ use autosocial_core::domain::{ItemState, Platform};
 use autosocial_core::items::{self as lifecycle, ApproveError, ApproveFailure, Failure, Refusal};
 
 use super::auth::{Caller, ReviewerKey, ViewerKey};
+use super::doc::{Hashtag, ItemStateValue, ReadErrors, VariantValue, WriteErrors};
 use super::input::{Cursor, IdPath, JsonBody, QueryParams, json, json_with_etag};
 use super::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::app::AppState;
@@ -39,7 +40,7 @@ pub struct Item {
     pub client_id: Uuid,
     /// planned, generating, pending_review, approved, rejected, published,
     /// partially_published, failed or cancelled.
-    #[schema(value_type = String, example = "pending_review")]
+    #[schema(value_type = ItemStateValue)]
     pub state: ItemState,
     /// `generated` or `manual`.
     pub source: String,
@@ -70,33 +71,47 @@ pub struct ItemList {
 
 /// Approve an item waiting for review, optionally choosing one of its caption variants.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Approval {
-    /// `conservative`, `balanced` or `bold`.
+    #[schema(value_type = Option<VariantValue>)]
     pub variant: Option<String>,
 }
 
 /// A post written by hand: it waits for review like one written in the console's composer.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewItem {
     pub client_id: Uuid,
-    /// The client's connected accounts to post to (at least one).
+    /// The client's connected accounts to post to.
+    #[schema(min_items = 1, max_items = 50)]
     pub accounts: Vec<Uuid>,
-    /// When it goes out once approved (RFC 3339; at most a minute in the past).
+    /// When it goes out once approved (at most a minute in the past, before 2200).
     pub slot_at: DateTime<Utc>,
-    #[schema(max_length = 63206)]
+    #[schema(
+        min_length = 1,
+        max_length = 63206,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub caption: String,
-    /// With or without `#`.
+    /// With or without `#`; at most 100, of at most 100 characters.
+    #[schema(max_items = 100, value_type = Option<Vec<Hashtag>>)]
     pub hashtags: Option<Vec<String>>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
     pub cta: Option<String>,
     /// An http(s) link: the item is then a link post.
+    #[schema(max_length = 2000, pattern = r"^https?://[^\s/?#\u0000]+")]
     pub link_url: Option<String>,
 }
 
 /// Reject an item waiting for review; the reason is kept with it.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Rejection {
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub reason: String,
 }
 
@@ -186,14 +201,13 @@ async fn load(
 #[utoipa::path(get, path = "/api/v1/items", operation_id = "list_items", tag = "items",
     params(
         ("client" = Option<Uuid>, Query, description = "Only this client's items"),
-        ("state" = Option<String>, Query, description = "Only items in this state, e.g. pending_review"),
-        ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("state" = Option<ItemStateValue>, Query, description = "Only items in this state, e.g. pending_review"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page", min_length = 1),
     ),
     responses(
         (status = 200, description = "A page of items", body = ItemList),
-        (status = 400, description = "A parameter does not parse", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
     ),
     security(("api_key" = [])))]
 pub async fn list(
@@ -261,8 +275,8 @@ pub async fn list(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The item", body = Item, headers(("ETag" = String))),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
     ),
     security(("api_key" = [])))]
 pub async fn show(
@@ -284,14 +298,11 @@ pub async fn show(
 /// Create a post by hand for review (text or link; moderation as in the composer).
 #[utoipa::path(post, path = "/api/v1/items", operation_id = "create_item", tag = "items",
     request_body = NewItem,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "Created, waiting for review", body = Item, headers(("Location" = String), ("ETag" = String))),
-        (status = 400, description = "Unreadable body", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key's role is below reviewer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client or account for this key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
     ),
     security(("api_key" = [])))]
 pub async fn create(
@@ -513,13 +524,11 @@ fn move_refused(e: Failure) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/items/{id}/approve", operation_id = "approve_item", tag = "items",
     request_body(content = Approval, description = "Optional: the body may be empty"),
     params(("id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 200, description = "Approved; the item as it is now", body = Item, headers(("ETag" = String))),
-        (status = 403, description = "The key's role is below reviewer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The item's state (or moderation) does not allow it, or the Idempotency-Key is in flight", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
     ),
     security(("api_key" = [])))]
 pub async fn approve(
@@ -551,13 +560,11 @@ pub async fn approve(
 #[utoipa::path(post, path = "/api/v1/items/{id}/reject", operation_id = "reject_item", tag = "items",
     request_body = Rejection,
     params(("id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 200, description = "Rejected; the item as it is now", body = Item, headers(("ETag" = String))),
-        (status = 403, description = "The key's role is below reviewer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The item's state does not allow it", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
     ),
     security(("api_key" = [])))]
 pub async fn reject(

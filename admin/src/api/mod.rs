@@ -16,7 +16,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -25,6 +25,7 @@ use crate::app::AppState;
 
 pub mod auth;
 pub mod clients;
+pub mod doc;
 pub mod idempotency;
 pub mod input;
 pub mod items;
@@ -83,7 +84,8 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
     components(schemas(
         problem::Problem, problem::FieldError,
         clients::Client, clients::ClientList, clients::NewClient, clients::ClientPatch,
-        items::Item, items::ItemList, items::Target, items::NewItem, items::Approval, items::Rejection,
+        items::Item, items::ItemList, items::Target, items::NewItem, doc::Hashtag, items::Approval, items::Rejection,
+        doc::ClientStatusValue, doc::ReschedulePolicy, doc::ItemStateValue, doc::VariantValue, doc::Timezone,
     )),
     modifiers(&BearerKey),
     tags(
@@ -140,30 +142,43 @@ async fn problems_only(req: Request, next: Next) -> Response {
     r
 }
 
-/// The API's routes, merged into the app's router (`crate::app::router`).
-pub fn router(state: AppState) -> Router<AppState> {
-    let resources = Router::new()
-        .route("/api/v1/clients", get(clients::list).post(clients::create))
-        .route(
-            "/api/v1/clients/{id}",
-            get(clients::show).patch(clients::update),
-        )
-        .route("/api/v1/items", get(items::list).post(items::create))
-        .route("/api/v1/items/{id}", get(items::show))
-        .route("/api/v1/items/{id}/approve", post(items::approve))
-        .route("/api/v1/items/{id}/reject", post(items::reject))
-        // inner: the stored response of an Idempotency-Key (needs the key's agency)
-        .layer(middleware::from_fn_with_state(
+/// A resource's handlers behind the key (outer) and the Idempotency-Key (inner, it needs the
+/// key's agency), for the methods the path has only: another method is a 405 before either.
+fn guarded(state: &AppState, methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    methods
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,
         ))
-        .layer(middleware::from_fn_with_state(
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+}
+
+/// The API's routes, merged into the app's router (`crate::app::router`).
+pub fn router(state: AppState) -> Router<AppState> {
+    let s = &state;
     Router::new()
         .route("/api/v1/openapi.json", get(openapi_json))
-        .merge(resources)
+        .route(
+            "/api/v1/clients",
+            guarded(s, get(clients::list).post(clients::create)),
+        )
+        .route(
+            "/api/v1/clients/{id}",
+            guarded(s, get(clients::show).patch(clients::update)),
+        )
+        .route(
+            "/api/v1/items",
+            guarded(s, get(items::list).post(items::create)),
+        )
+        .route("/api/v1/items/{id}", guarded(s, get(items::show)))
+        .route(
+            "/api/v1/items/{id}/approve",
+            guarded(s, post(items::approve)),
+        )
+        .route("/api/v1/items/{id}/reject", guarded(s, post(items::reject)))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .layer(middleware::from_fn(problems_only))
