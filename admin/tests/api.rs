@@ -1627,6 +1627,94 @@ async fn identical_requests_racing_with_one_key_create_one_client(pool: PgPool) 
     );
 }
 
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_request_dropped_while_running_gives_its_idempotency_key_up(pool: PgPool) {
+    let t = tenant(&pool, "Acme").await;
+    let admin = key(&pool, &t, "admin", Role::Admin, None).await;
+    let api = api(&pool).await;
+    let uri = format!("/api/v1/clients/{}", t.clients[0]);
+    let body = json!({ "name": "Held Bakery" });
+    // someone else holds the client's row: the PATCH waits inside its handler
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM clients WHERE id = $1 FOR UPDATE")
+        .bind(t.clients[0])
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let running = {
+        let (api, admin, uri, body) = (api.clone(), admin.clone(), uri.clone(), body.clone());
+        tokio::spawn(async move {
+            api.call(
+                Method::PATCH,
+                &uri,
+                &admin,
+                Some(&body),
+                &[("idempotency-key", "drop-1")],
+            )
+            .await
+        })
+    };
+    let claimed = "SELECT count(*) FROM api_idempotency WHERE agency_id = $1 AND key = 'drop-1' AND status IS NULL";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&pool, claimed, t.agency).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never claimed its key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // meanwhile the same request is told to wait
+    api.call(
+        Method::PATCH,
+        &uri,
+        &admin,
+        Some(&body),
+        &[("idempotency-key", "drop-1")],
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "idempotency-key-in-flight");
+    // the client goes away: the claim is given up, nothing was changed
+    running.abort();
+    assert!(running.await.is_err_and(|e| e.is_cancelled()));
+    let all = "SELECT count(*) FROM api_idempotency WHERE agency_id = $1 AND key = 'drop-1'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&pool, all, t.agency).await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim was not given up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    holder.rollback().await.unwrap();
+    // a retry with the same key runs the change once
+    let r = api
+        .call(
+            Method::PATCH,
+            &uri,
+            &admin,
+            Some(&body),
+            &[("idempotency-key", "drop-1")],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.bytes)
+    );
+    assert_eq!(r.header("idempotent-replayed"), None);
+    assert_eq!(r.json()["name"], "Held Bakery");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM audit_log WHERE agency_id = $1 AND action = 'client.update'",
+            t.agency
+        )
+        .await,
+        1
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pages, ETags, limits, the document
 
