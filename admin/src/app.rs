@@ -45,6 +45,8 @@ pub struct AppState {
     pub calendar_counts: Arc<calendar::CountsCache>,
     /// Items as the review queue last read them, by version.
     pub items: Arc<crate::pages::items::ItemCache>,
+    /// The JSON API's per-key rate limits.
+    pub api: Arc<crate::api::ApiState>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
     ) -> AppState {
         let throttle = Arc::new(LoginThrottle::new(&web));
         let platforms = Arc::new(web.platforms.config());
+        let api = Arc::new(crate::api::ApiState::new(web.api_requests_per_minute));
         AppState {
             pool,
             redis,
@@ -68,6 +71,7 @@ impl AppState {
             dashboard: dashboard::figures_cache(),
             calendar_counts: calendar::counts_cache(),
             items: crate::pages::items::item_cache(),
+            api,
         }
     }
 }
@@ -280,6 +284,14 @@ pub fn router(state: AppState) -> Router {
             post(settings::remove_app),
         )
         .route("/settings/ai", post(settings::save_ai))
+        .route(
+            "/settings/api-keys",
+            get(settings::api_keys_page).post(settings::create_api_key),
+        )
+        .route(
+            "/settings/api-keys/{id}/revoke",
+            post(settings::revoke_api_key),
+        )
         .route("/settings/limits", post(settings::save_limit))
         .route("/switches", get(switches::list).post(switches::engage))
         .route("/switches/{id}/disengage", post(switches::disengage))
@@ -327,6 +339,8 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{name}", get(statics::serve))
         .route("/favicon.ico", get(statics::favicon))
         .merge(console)
+        // the JSON API: its own keys, errors as Problem Details, no session or CSRF
+        .merge(crate::api::router(state.clone()))
         .fallback(not_found)
         // input that is not text is refused before any handler reads it
         .layer(middleware::from_fn(extract::reject_invalid_text))
@@ -358,6 +372,12 @@ pub async fn serve(
                     Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
                 }
                 state.throttle.retain_recent();
+                state.api.limits.retain_recent();
+                match crate::api::idempotency::prune(&state.pool).await {
+                    Ok(n) if n > 0 => tracing::info!(responses = n, "pruned idempotent responses"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning idempotent responses failed"),
+                }
             }
         })
     };

@@ -92,6 +92,12 @@ pub struct WebArgs {
     )]
     pub templates_dir: std::path::PathBuf,
 
+    /// Requests each API key may make per minute (`/api/v1`); a minute's worth may come at once.
+    #[arg(long = "api-requests-per-minute", env = "AUTOSOCIAL_API_REQUESTS_PER_MINUTE",
+          value_name = "AUTOSOCIAL_API_REQUESTS_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_requests_per_minute: u32,
+
     #[command(flatten)]
     pub platforms: autosocial_core::config::PlatformArgs,
 }
@@ -113,6 +119,7 @@ impl WebArgs {
             login_per_ip_per_minute: 20,
             media_dir: std::env::temp_dir().join("autosocial-test-media"),
             templates_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates"),
+            api_requests_per_minute: 600,
             platforms: autosocial_core::config::PlatformArgs::sandbox(None),
         }
     }

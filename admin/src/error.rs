@@ -35,6 +35,17 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+impl From<autosocial_core::clients::ClientError> for AppError {
+    fn from(e: autosocial_core::clients::ClientError) -> AppError {
+        use autosocial_core::clients::ClientError;
+        match e {
+            ClientError::NotFound => AppError::NotFound,
+            ClientError::NameTaken => AppError::BadRequest(e.to_string()),
+            ClientError::Database(e) => AppError::Database(e),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {

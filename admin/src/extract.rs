@@ -1,7 +1,8 @@
 //! Input at the edge: request extractors and a middleware that refuse bad input with a clear
 //! page (and change nothing), instead of axum's plain-text rejections or a silent repair.
 //!
-//! * [`reject_invalid_text`] (middleware, every route): a query string or urlencoded form whose
+//! * [`reject_invalid_text`] (middleware, every route but the JSON API's, which checks its own
+//!   input in `api::input`): a query string or urlencoded form whose
 //!   percent-decoded names or values are not UTF-8 is refused with 400, naming the field. Without
 //!   it, form parsing would replace the bytes with U+FFFD and store the result.
 //! * [`Form`] and [`Query`]: deserialize with the field's name in the message when a value does
@@ -75,6 +76,10 @@ fn is_urlencoded(headers: &axum::http::HeaderMap) -> bool {
 /// Middleware for every route: refuse a query string or urlencoded body that is not UTF-8 text
 /// once decoded, naming the field (400; nothing runs, nothing changes).
 pub async fn reject_invalid_text(req: Request, next: Next) -> Response {
+    // the JSON API checks its own input and answers with Problem Details
+    if req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
     if let Some(field) = req
         .uri()
         .query()

@@ -1,6 +1,7 @@
 //! autosocial-admin: the agency console (axum + maud + htmx), the public onboarding pages, OAuth
 //! callbacks, and the operator CLI.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cache;

@@ -812,6 +812,7 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
         ("brand", format!("/clients/{client_id}/brand")),
         ("rules", format!("/clients/{client_id}/rules")),
         ("settings", "/settings".to_owned()),
+        ("api-keys", "/settings/api-keys".to_owned()),
         ("switches", "/switches".to_owned()),
         ("fleet", "/fleet".to_owned()),
         ("audit", "/audit".to_owned()),
@@ -820,6 +821,28 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
         assert_eq!(path_of(&console).await, path, "{name}: not redirected");
         art.page(&console, name).await;
     }
+
+    // ---- an API key: created in Settings, shown once, then listed with its revoke button -----
+    step("create an API key");
+    goto(&console, &base, "/settings/api-keys").await;
+    fill(&console, "#key-name", "CRM sync").await;
+    click(
+        &console,
+        "//button[normalize-space()='Create key']",
+        "create key",
+    )
+    .await;
+    wait_js(
+        &console,
+        "return document.querySelector('#new-key') !== null \
+         && document.querySelector('#new-key').value.startsWith('as_live_');",
+        Duration::from_secs(10),
+        "the new key is shown once",
+    )
+    .await;
+    art.foreign(&console, "api-key-created").await;
+    goto(&console, &base, "/settings/api-keys").await;
+    art.page(&console, "api-keys-listed").await;
 
     // ---- an invitation: the owner invites, the invited person opens the link ----------------
     step("invite a member and open the invitation");

@@ -190,6 +190,9 @@ const ROUTES: &[Route] = &[
         "/settings/limits",
         &["platform", "window_seconds", "max_posts"],
     ),
+    get("/settings/api-keys", &[]),
+    post("/settings/api-keys", &["name", "role", "clients"]),
+    post("/settings/api-keys/{id}/revoke", &[]),
     get("/switches", &[]),
     post(
         "/switches",
@@ -375,6 +378,7 @@ struct Tenant {
     rule: Uuid,
     link: Uuid,
     invitation: Uuid,
+    api_key: Uuid,
     switch: Uuid,
     pending_item: Uuid,
     approved_item: Uuid,
@@ -450,6 +454,19 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
         autosocial_core::invitations::Invited::Created(i) => i.id,
         autosocial_core::invitations::Invited::AlreadyMember => unreachable!(),
     };
+    let api_key = autosocial_core::api_keys::create(
+        &mut conn,
+        &actor,
+        agency,
+        &autosocial_core::api_keys::NewKey {
+            name: &format!("{marker} CRM key"),
+            role: Role::Admin,
+            clients: Some(&[client]),
+        },
+    )
+    .await
+    .unwrap()
+    .id;
     let switch = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO kill_switches (id, scope, agency_id, account_id, reason, engaged_by) VALUES ($1, 'account', $2, $3, $4, $5)",
@@ -566,6 +583,7 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
         rule,
         link,
         invitation,
+        api_key,
         switch,
         pending_item,
         approved_item,
@@ -667,6 +685,7 @@ fn path_value(route: &str, param: &str, t: &Tenant, token: &str) -> String {
         "id" if route.starts_with("/switches/") => t.switch.to_string(),
         "id" if route.starts_with("/fleet/jobs/") => t.job.to_string(),
         "id" if route.starts_with("/settings/invitations/") => t.invitation.to_string(),
+        "id" if route.starts_with("/settings/api-keys/") => t.api_key.to_string(),
         "account" => t.account_x.to_string(),
         "rule" => t.rule.to_string(),
         "link" => t.link.to_string(),

@@ -3,9 +3,11 @@
 //! the platforms, content and publishing.
 //!
 //! - [`accounts`]: storing a connected account, its tokens encrypted, its next refresh scheduled;
+//! - [`api_keys`]: the agency's keys for the JSON API;
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`authority`]: who may reach beyond one agency (deployment-wide powers);
 //! - [`batch`]: many tasks' requests of one kind folded into one database statement;
+//! - [`clients`]: an agency's clients: their fields' rules and every write to them;
 //! - [`config`]: settings from flags and the environment, validated at start;
 //! - [`content`]: rules and their slots, planning and generating items, moderation, image cards;
 //! - [`db`]: the migrator and pool construction;
@@ -33,9 +35,11 @@
 //! - `testing` (feature `testing`): helpers for tests in every crate.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod authority;
 pub mod batch;
+pub mod clients;
 pub mod config;
 pub mod content;
 pub mod db;

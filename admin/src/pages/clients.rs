@@ -1,7 +1,6 @@
 //! The agency's clients: list (search, status filter, keyset pagination), create, edit, pause,
 //! resume, archive. Every query is scoped by the session's agency; another agency's id is a 404.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::extract::State;
@@ -13,13 +12,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use autosocial_core::audit::{self, Entry};
+use autosocial_core::clients::{self, ClientError, ClientFields, NAME_TAKEN, RawClient};
 use autosocial_core::domain::ClientStatus;
 
 use crate::app::AppState;
 use crate::auth::{AdminRole, CurrentUser, Viewer};
 use crate::csrf;
-use crate::error::{AppError, AppResult, violated_constraint};
+use crate::error::{AppError, AppResult};
 use crate::extract::{Form, Path, Query};
 use crate::pages::layout::{Htmx, Nav, respond};
 use crate::pages::{format_in_zone, relative};
@@ -166,78 +165,19 @@ pub struct ClientForm {
     reschedule_policy: Option<String>,
 }
 
-/// A client form that passed validation.
-struct ValidClient {
-    name: String,
-    timezone: Tz,
-    status: ClientStatus,
-    auto_approve: bool,
-    reschedule_policy: &'static str,
-}
-
-type FieldErrors = BTreeMap<&'static str, String>;
+type FieldErrors = autosocial_core::clients::FieldErrors;
 
 impl ClientForm {
-    fn validate(&self) -> Result<ValidClient, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let name = self.name.trim().to_owned();
-        if name.is_empty() {
-            errors.insert("name", "Enter the client's name.".into());
-        } else if name.chars().count() > 200 {
-            errors.insert("name", "Use at most 200 characters.".into());
-        } else if name.chars().any(char::is_control) {
-            errors.insert("name", "The name cannot contain control characters.".into());
+    /// The form's fields checked by the one rule for clients (`autosocial_core::clients`).
+    fn validate(&self) -> Result<ClientFields, FieldErrors> {
+        RawClient {
+            name: &self.name,
+            timezone: &self.timezone,
+            status: self.status.as_deref(),
+            auto_approve: self.auto_approve.is_some(),
+            reschedule_policy: self.reschedule_policy.as_deref(),
         }
-        let timezone = match Tz::from_str(self.timezone.trim()) {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                errors.insert(
-                    "timezone",
-                    if self.timezone.trim().is_empty() {
-                        "Choose the client's timezone, e.g. Europe/Berlin.".into()
-                    } else {
-                        format!(
-                            "“{}” is not an IANA timezone name, e.g. America/New_York.",
-                            self.timezone.trim()
-                        )
-                    },
-                );
-                None
-            }
-        };
-        let status = match self.status.as_deref() {
-            None | Some("") => Some(ClientStatus::Active),
-            Some(s) => match ClientStatus::from_str(s) {
-                Ok(s) => Some(s),
-                Err(_) => {
-                    errors.insert("status", "Choose active, paused or archived.".into());
-                    None
-                }
-            },
-        };
-        let reschedule_policy = match self.reschedule_policy.as_deref() {
-            None | Some("") | Some("manual") => Some("manual"),
-            Some("next_free_slot") => Some("next_free_slot"),
-            Some(_) => {
-                errors.insert(
-                    "reschedule_policy",
-                    "Choose manual or next free slot.".into(),
-                );
-                None
-            }
-        };
-        match (timezone, status, reschedule_policy) {
-            (Some(timezone), Some(status), Some(reschedule_policy)) if errors.is_empty() => {
-                Ok(ValidClient {
-                    name,
-                    timezone,
-                    status,
-                    auto_approve: self.auto_approve.is_some(),
-                    reschedule_policy,
-                })
-            }
-            _ => Err(errors),
-        }
+        .validate()
     }
 }
 
@@ -343,8 +283,6 @@ fn refused(
         .into_response()
 }
 
-const NAME_TAKEN: &str = "Your agency already has a client with this name.";
-
 pub async fn create(
     State(state): State<AppState>,
     user: AdminRole,
@@ -365,23 +303,10 @@ pub async fn create(
             ));
         }
     };
-    let id = Uuid::now_v7();
     let mut tx = state.pool.begin().await?;
-    let inserted = sqlx::query!(
-        "INSERT INTO clients (id, agency_id, name, timezone, status, auto_approve, reschedule_policy)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        id,
-        user.agency_id,
-        v.name,
-        v.timezone.name(),
-        v.status.as_str(),
-        v.auto_approve,
-        v.reschedule_policy,
-    )
-    .execute(&mut *tx)
-    .await;
-    if let Err(e) = inserted {
-        if violated_constraint(&e) == Some("clients_agency_id_name_key") {
+    let id = match clients::create(&mut tx, &user.actor(), user.agency_id, &v).await {
+        Ok(id) => id,
+        Err(ClientError::NameTaken) => {
             let errors = FieldErrors::from([("name", NAME_TAKEN.to_owned())]);
             return Ok(refused(
                 htmx,
@@ -393,23 +318,9 @@ pub async fn create(
                 false,
             ));
         }
-        return Err(e.into());
-    }
-    sqlx::query!(
-        "INSERT INTO brand_settings (client_id, agency_id) VALUES ($1, $2)",
-        id,
-        user.agency_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "client.create")
-            .target("client", id)
-            .details(serde_json::json!({ "name": v.name, "timezone": v.timezone.name() })),
-    )
-    .await?;
+        Err(ClientError::NotFound) => return Err(AppError::NotFound),
+        Err(ClientError::Database(e)) => return Err(e.into()),
+    };
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{id}")).into_response())
 }
@@ -592,23 +503,9 @@ pub async fn update(
         }
     };
     let mut tx = state.pool.begin().await?;
-    let updated = sqlx::query!(
-        "UPDATE clients SET name = $3, timezone = $4, status = $5, auto_approve = $6, reschedule_policy = $7, updated_at = now()
-         WHERE id = $1 AND agency_id = $2",
-        id,
-        user.agency_id,
-        v.name,
-        v.timezone.name(),
-        v.status.as_str(),
-        v.auto_approve,
-        v.reschedule_policy,
-    )
-    .execute(&mut *tx)
-    .await;
-    match updated {
-        Ok(r) if r.rows_affected() == 0 => return Err(AppError::NotFound),
-        Ok(_) => {}
-        Err(e) if violated_constraint(&e) == Some("clients_agency_id_name_key") => {
+    match clients::update(&mut tx, &user.actor(), user.agency_id, id, &v).await {
+        Ok(()) => {}
+        Err(ClientError::NameTaken) => {
             let errors = FieldErrors::from([("name", NAME_TAKEN.to_owned())]);
             return Ok(refused(
                 htmx,
@@ -620,17 +517,9 @@ pub async fn update(
                 true,
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(ClientError::NotFound) => return Err(AppError::NotFound),
+        Err(ClientError::Database(e)) => return Err(e.into()),
     }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "client.update")
-            .target("client", id)
-            .details(serde_json::json!({ "name": v.name, "timezone": v.timezone.name(), "status": v.status,
-                                         "auto_approve": v.auto_approve, "reschedule_policy": v.reschedule_policy })),
-    )
-    .await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{id}")).into_response())
 }
@@ -660,30 +549,7 @@ pub async fn set_status(
         }
     };
     let mut tx = state.pool.begin().await?;
-    let r = sqlx::query!(
-        "UPDATE clients SET status = $3, updated_at = now() WHERE id = $1 AND agency_id = $2",
-        id,
-        user.agency_id,
-        status.as_str()
-    )
-    .execute(&mut *tx)
-    .await?;
-    if r.rows_affected() == 0 {
-        return Err(AppError::NotFound);
-    }
-    // posts held while the client was paused go out again (past-due ones now)
-    if status == ClientStatus::Active {
-        autosocial_core::items::publications::release_held(&mut tx, user.agency_id, Some(id), None)
-            .await?;
-    }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "client.status")
-            .target("client", id)
-            .details(serde_json::json!({ "status": status })),
-    )
-    .await?;
+    clients::set_status(&mut tx, &user.actor(), user.agency_id, id, status).await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{id}")).into_response())
 }

@@ -1,6 +1,6 @@
-//! Agency settings: members and roles, the agency's own platform apps, the AI provider and
-//! per-platform limit overrides. Admins may look; only owners change anything. Every change is
-//! audited.
+//! Agency settings: members and roles, the agency's own platform apps, the AI provider,
+//! per-platform limit overrides, and keys for the JSON API. Admins may look; only owners change
+//! anything, except API keys, which admins create and revoke too. Every change is audited.
 //!
 //! Secrets (app client secrets, the AI key) are write-only: the forms never echo them, the page
 //! only says whether one is set, and removing one is its own explicit action.
@@ -280,6 +280,10 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
             }
         }
 
+        h2 #api { "API keys" }
+        p { "Your agency's own tools reach its clients and posts through the JSON API with a key. "
+            a href="/settings/api-keys" { "Manage API keys" } }
+
         h2 #apps { "Platform apps" }
         p { "Your agency's own OAuth app for a platform replaces the deployment's app for your clients' new connections and refreshes. The client secret is stored encrypted and never shown again." }
         @for p in Platform::ALL {
@@ -432,11 +436,13 @@ fn back(anchor: &str) -> Response {
 }
 
 mod ai;
+mod api_keys;
 mod apps;
 mod limits;
 mod members;
 
 pub use ai::*;
+pub use api_keys::*;
 pub use apps::*;
 pub use limits::*;
 pub use members::*;

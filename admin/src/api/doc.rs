@@ -1,0 +1,166 @@
+//! What the OpenAPI document says beyond the types the handlers answer with: the errors every
+//! operation may answer, and the closed sets of values the handlers accept (a client's status,
+//! an item's state, timezone names), so the document refuses what the server refuses.
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
+
+use super::problem::Problem;
+
+/// The errors of every reading operation.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ReadErrors {
+    /// A parameter, header or id that does not parse (each is named in `errors`).
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(#[to_schema] Problem),
+    /// No key, or a key that is unknown or revoked.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(#[to_schema] Problem),
+    /// The key's rate limit is spent; `Retry-After` says when to come back.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(#[to_schema] Problem),
+}
+
+/// The errors of every writing operation (POST, PATCH).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum WriteErrors {
+    /// JSON that does not parse, or a parameter, header or id that does not.
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(#[to_schema] Problem),
+    /// No key, or a key that is unknown or revoked.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(#[to_schema] Problem),
+    /// The key's role (or its client limit) does not allow this.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(#[to_schema] Problem),
+    /// A request with this Idempotency-Key is still running, or the resource's state does not
+    /// allow the action.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(#[to_schema] Problem),
+    /// The body is larger than 1 MiB.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(#[to_schema] Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    MediaType(#[to_schema] Problem),
+    /// Fields that are wrong (each named in `errors`), or an Idempotency-Key used for another
+    /// request.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(#[to_schema] Problem),
+    /// The key's rate limit is spent; `Retry-After` says when to come back.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(#[to_schema] Problem),
+}
+
+/// A client's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ClientStatusValue {
+    Active,
+    Paused,
+    Archived,
+}
+
+/// What happens to a post a platform refused for good.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ReschedulePolicy {
+    Manual,
+    NextFreeSlot,
+}
+
+/// An item's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ItemStateValue {
+    Planned,
+    Generating,
+    PendingReview,
+    Approved,
+    Rejected,
+    Published,
+    PartiallyPublished,
+    Failed,
+    Cancelled,
+}
+
+/// A caption variant of a generated item.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum VariantValue {
+    Conservative,
+    Balanced,
+    Bold,
+}
+
+/// An IANA timezone name, e.g. `Europe/Berlin`.
+pub struct Timezone;
+
+impl PartialSchema for Timezone {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An IANA timezone name, e.g. Europe/Berlin."))
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+impl ToSchema for Timezone {}
+
+/// A hashtag, with or without `#`: at most 100 characters, no NUL.
+pub struct Hashtag;
+
+impl PartialSchema for Hashtag {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A hashtag, with or without #."))
+            .max_length(Some(100))
+            .pattern(Some(r"^[^\u0000]*$"))
+            .into()
+    }
+}
+
+impl ToSchema for Hashtag {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autosocial_core::domain::{ClientStatus, ItemState};
+
+    /// The documented values are the domain's, spelled the same.
+    #[test]
+    fn documented_values_are_the_domains() {
+        let values = |schema: RefOr<Schema>| -> Vec<String> {
+            let json = serde_json::to_value(schema).unwrap();
+            json["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let statuses: Vec<String> = ClientStatus::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(values(ClientStatusValue::schema()), statuses);
+        let states: Vec<String> = ItemState::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(values(ItemStateValue::schema()), states);
+        assert_eq!(
+            values(VariantValue::schema()),
+            ["conservative", "balanced", "bold"]
+        );
+        assert_eq!(
+            values(ReschedulePolicy::schema()),
+            ["manual", "next_free_slot"]
+        );
+        assert!(values(Timezone::schema()).contains(&"Europe/Berlin".to_owned()));
+    }
+}

@@ -1,0 +1,605 @@
+//! `/api/v1/items`: list (by client and state, newest first, cursor pages), create by hand,
+//! read, approve and reject. Creating, approving and rejecting run the lifecycle's moves
+//! (`autosocial_core::items`), the same the console's composer and review queue run, with the
+//! console's moderation of a draft, so the table of allowed moves, moderation's verdict and the
+//! audit entry are identical; the key is the audited actor.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use autosocial_core::domain::{ItemState, Platform};
+use autosocial_core::items::{self as lifecycle, ApproveError, ApproveFailure, Failure, Refusal};
+
+use super::auth::{Caller, ReviewerKey, ViewerKey};
+use super::doc::{Hashtag, ItemStateValue, ReadErrors, VariantValue, WriteErrors};
+use super::input::{Cursor, IdPath, JsonBody, QueryParams, json, json_with_etag};
+use super::problem::{ApiError, ApiResult, FieldError, Problem};
+use crate::app::AppState;
+
+/// The caption variants a generated item offers.
+const VARIANTS: [&str; 3] = ["conservative", "balanced", "bold"];
+
+/// An account an item is to be published on.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Target {
+    pub account_id: Uuid,
+    #[schema(value_type = String, example = "instagram")]
+    pub platform: Platform,
+}
+
+/// A content item: a post for one slot, on one or more of the client's accounts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Item {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    /// planned, generating, pending_review, approved, rejected, published,
+    /// partially_published, failed or cancelled.
+    #[schema(value_type = ItemStateValue)]
+    pub state: ItemState,
+    /// `generated` or `manual`.
+    pub source: String,
+    /// `text`, `image` or `link`.
+    pub content_type: String,
+    pub slot_at: DateTime<Utc>,
+    pub caption: String,
+    pub hashtags: Vec<String>,
+    pub cta: Option<String>,
+    pub link_url: Option<String>,
+    pub chosen_variant: Option<String>,
+    /// `pending`, `pass` or `blocked` (a blocked item cannot be approved).
+    pub moderation_status: String,
+    pub rejection_reason: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub targets: Vec<Target>,
+}
+
+/// A page of items, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemList {
+    pub data: Vec<Item>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Approve an item waiting for review, optionally choosing one of its caption variants.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    #[schema(value_type = Option<VariantValue>)]
+    pub variant: Option<String>,
+}
+
+/// A post written by hand: it waits for review like one written in the console's composer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    pub client_id: Uuid,
+    /// The client's connected accounts to post to.
+    #[schema(min_items = 1, max_items = 50)]
+    pub accounts: Vec<Uuid>,
+    /// When it goes out once approved (at most a minute in the past, before 2200).
+    pub slot_at: DateTime<Utc>,
+    #[schema(
+        min_length = 1,
+        max_length = 63206,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
+    pub caption: String,
+    /// With or without `#`; at most 100, of at most 100 characters.
+    #[schema(max_items = 100, value_type = Option<Vec<Hashtag>>)]
+    pub hashtags: Option<Vec<String>>,
+    #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
+    pub cta: Option<String>,
+    /// An http(s) link: the item is then a link post.
+    #[schema(max_length = 2000, pattern = r"^https?://[^\s/?#\u0000]+")]
+    pub link_url: Option<String>,
+}
+
+/// Reject an item waiting for review; the reason is kept with it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
+    pub reason: String,
+}
+
+struct Row {
+    id: Uuid,
+    client_id: Uuid,
+    state: ItemState,
+    source: String,
+    content_type: String,
+    slot_at: DateTime<Utc>,
+    caption: String,
+    hashtags: Vec<String>,
+    cta: Option<String>,
+    link_url: Option<String>,
+    chosen_variant: Option<String>,
+    moderation_status: String,
+    rejection_reason: Option<String>,
+    approved_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    target_accounts: Vec<Uuid>,
+    target_platforms: Vec<Platform>,
+}
+
+impl From<Row> for Item {
+    fn from(r: Row) -> Item {
+        Item {
+            targets: r
+                .target_accounts
+                .into_iter()
+                .zip(r.target_platforms)
+                .map(|(account_id, platform)| Target {
+                    account_id,
+                    platform,
+                })
+                .collect(),
+            id: r.id,
+            client_id: r.client_id,
+            state: r.state,
+            source: r.source,
+            content_type: r.content_type,
+            slot_at: r.slot_at,
+            caption: r.caption,
+            hashtags: r.hashtags,
+            cta: r.cta,
+            link_url: r.link_url,
+            chosen_variant: r.chosen_variant,
+            moderation_status: r.moderation_status,
+            rejection_reason: r.rejection_reason,
+            approved_at: r.approved_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// One item of the key's agency, of a client the key reaches.
+async fn load(
+    conn: impl PgExecutor<'_>,
+    agency: Uuid,
+    scope: Option<&[Uuid]>,
+    id: Uuid,
+) -> sqlx::Result<Option<Item>> {
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT i.id, i.client_id, i.state AS "state: ItemState", i.source, i.content_type, i.slot_at, i.caption,
+                  i.hashtags, i.cta, i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason,
+                  i.approved_at, i.created_at, i.updated_at,
+                  t.accounts AS "target_accounts!: Vec<Uuid>", t.platforms AS "target_platforms!: Vec<Platform>"
+           FROM content_items i
+           CROSS JOIN LATERAL (
+               SELECT coalesce(array_agg(a.id ORDER BY a.platform, a.id), '{}') AS accounts,
+                      coalesce(array_agg(a.platform ORDER BY a.platform, a.id), '{}') AS platforms
+               FROM content_item_targets ct JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
+               WHERE ct.item_id = i.id AND ct.agency_id = i.agency_id) t
+           WHERE i.id = $1 AND i.agency_id = $2 AND ($3::uuid[] IS NULL OR i.client_id = ANY($3))"#,
+        id,
+        agency,
+        scope
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Item::from))
+}
+
+/// List the items of the clients the key reaches, newest first.
+#[utoipa::path(get, path = "/api/v1/items", operation_id = "list_items", tag = "items",
+    params(
+        ("client" = Option<Uuid>, Query, description = "Only this client's items"),
+        ("state" = Option<ItemStateValue>, Query, description = "Only items in this state, e.g. pending_review"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page", min_length = 1),
+    ),
+    responses(
+        (status = 200, description = "A page of items", body = ItemList),
+        ReadErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    key: ViewerKey,
+    q: QueryParams,
+) -> ApiResult<Response> {
+    q.check(&["client", "state", "limit", "cursor"])?;
+    let limit = q.limit(50, 100)?;
+    let cursor = Cursor::from_query(&q)?;
+    let client = q.uuid("client")?;
+    let item_state = q
+        .get("state")
+        .map(|s| {
+            s.parse::<ItemState>().map_err(|_| {
+                let all: Vec<&str> = ItemState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::malformed_field("state", format!("Expected one of {}.", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT i.id, i.client_id, i.state AS "state: ItemState", i.source, i.content_type, i.slot_at, i.caption,
+                  i.hashtags, i.cta, i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason,
+                  i.approved_at, i.created_at, i.updated_at,
+                  t.accounts AS "target_accounts!: Vec<Uuid>", t.platforms AS "target_platforms!: Vec<Platform>"
+           FROM (SELECT * FROM content_items
+                 WHERE agency_id = $1 AND ($2::uuid[] IS NULL OR client_id = ANY($2))
+                   AND ($3::uuid IS NULL OR client_id = $3)
+                   AND ($4::text IS NULL OR state = $4)
+                   AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $7) i
+           CROSS JOIN LATERAL (
+               SELECT coalesce(array_agg(a.id ORDER BY a.platform, a.id), '{}') AS accounts,
+                      coalesce(array_agg(a.platform ORDER BY a.platform, a.id), '{}') AS platforms
+               FROM content_item_targets ct JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
+               WHERE ct.item_id = i.id AND ct.agency_id = i.agency_id) t
+           ORDER BY i.created_at DESC, i.id DESC"#,
+        key.key.agency_id,
+        key.key.clients.as_deref(),
+        client,
+        item_state.map(ItemState::as_str),
+        cursor.map(|c| c.created_at),
+        cursor.map(|c| c.id).unwrap_or_default(),
+        limit + 1
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut data: Vec<Item> = rows.into_iter().map(Item::from).collect();
+    let more = data.len() as i64 > limit;
+    data.truncate(limit as usize);
+    let next_cursor = more.then(|| data.last()).flatten().map(|i| {
+        Cursor {
+            created_at: i.created_at,
+            id: i.id,
+        }
+        .encode()
+    });
+    Ok(json(StatusCode::OK, &ItemList { data, next_cursor }))
+}
+
+/// One item, with its `ETag`.
+#[utoipa::path(get, path = "/api/v1/items/{id}", operation_id = "get_item", tag = "items",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The item", body = Item, headers(("ETag" = String))),
+        (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    key: ViewerKey,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let item = load(
+        &state.pool,
+        key.key.agency_id,
+        key.key.clients.as_deref(),
+        id,
+    )
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    Ok(json_with_etag(StatusCode::OK, &item))
+}
+
+/// Create a post by hand for review (text or link; moderation as in the composer).
+#[utoipa::path(post, path = "/api/v1/items", operation_id = "create_item", tag = "items",
+    request_body = NewItem,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 201, description = "Created, waiting for review", body = Item, headers(("Location" = String), ("ETag" = String))),
+        (status = 404, description = "No such client or account for this key", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    key: ReviewerKey,
+    mut body: JsonBody,
+) -> ApiResult<Response> {
+    let client: Option<Uuid> = body.take("client_id", "a UUID");
+    let accounts: Option<Vec<Uuid>> = body.take("accounts", "an array of account ids (UUIDs)");
+    let slot_at: Option<DateTime<Utc>> = body.take("slot_at", "an RFC 3339 date-time");
+    let caption: Option<String> = body.take("caption", "a string");
+    let hashtags: Option<Vec<String>> = body.take("hashtags", "an array of strings");
+    let cta: Option<String> = body.take("cta", "a string");
+    let link: Option<String> = body.take("link_url", "a string");
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    if client.is_none() {
+        body.error("client_id", "Name the client the post is for.");
+    }
+    let caption = caption.map(|c| c.trim_end().to_owned()).unwrap_or_default();
+    if caption.trim().is_empty() {
+        body.error("caption", "Write the caption.");
+    } else if caption.chars().count() > 63_206 {
+        body.error("caption", "Use at most 63,206 characters.");
+    } else if caption.contains('\0') {
+        body.error("caption", "The caption cannot contain a NUL character.");
+    }
+    let hashtags = hashtags.unwrap_or_default();
+    if hashtags
+        .iter()
+        .any(|h| h.contains('\0') || h.chars().count() > 100)
+        || hashtags.len() > 100
+    {
+        body.error(
+            "hashtags",
+            "Use at most 100 hashtags of at most 100 characters.",
+        );
+    }
+    let hashtags = crate::pages::items::parse_hashtags(&hashtags.join(" "));
+    let cta = cta.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if cta.as_ref().is_some_and(|c| c.chars().count() > 500) || nul(&cta) {
+        body.error(
+            "cta",
+            "Use at most 500 characters, without a NUL character.",
+        );
+    }
+    let link = match link.as_deref().map(crate::pages::items::parse_link) {
+        None => None,
+        Some(Ok(l)) if !nul(&l) => l,
+        Some(Ok(_)) => {
+            body.error("link_url", "The link cannot contain a NUL character.");
+            None
+        }
+        Some(Err(m)) => {
+            body.error("link_url", m);
+            None
+        }
+    };
+    let now = Utc::now();
+    match slot_at {
+        None => body.error("slot_at", "Say when the post goes out (RFC 3339)."),
+        Some(at) if at < now - lifecycle::RESCHEDULE_GRACE => body.error(
+            "slot_at",
+            "That time has passed. Choose a time in the future.",
+        ),
+        Some(at) if at.timestamp() > 7_258_118_399 => {
+            body.error("slot_at", "Choose a time before 2200.")
+        }
+        Some(_) => {}
+    }
+    let accounts = accounts.unwrap_or_default();
+    if accounts.is_empty() {
+        body.error("accounts", "Pick at least one account to post to.");
+    } else if accounts.len() > 50 {
+        body.error("accounts", "Pick at most 50 accounts.");
+    }
+    let agency = key.key.agency_id;
+    // a client or account the key does not reach is not found, before any field message
+    let Some(client) = client else {
+        return Err(body.finish().err().unwrap_or_else(ApiError::not_found));
+    };
+    if !key.key.reaches(client) {
+        return Err(ApiError::not_found());
+    }
+    let found = sqlx::query!(
+        r#"SELECT a.id, a.client_id, a.status, a.platform AS "platform: Platform"
+           FROM social_accounts a WHERE a.agency_id = $1 AND a.id = ANY($2)"#,
+        agency,
+        &accounts
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let client_exists = sqlx::query_scalar!(
+        r#"SELECT true AS "x!" FROM clients WHERE id = $1 AND agency_id = $2"#,
+        client,
+        agency
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .is_some();
+    if !client_exists || found.iter().any(|a| !key.key.reaches(a.client_id)) {
+        return Err(ApiError::not_found());
+    }
+    let mut distinct = accounts.clone();
+    distinct.sort();
+    distinct.dedup();
+    if found.len() != distinct.len() {
+        return Err(ApiError::not_found());
+    }
+    if found
+        .iter()
+        .any(|a| a.client_id != client || a.status != "active")
+    {
+        body.error(
+            "accounts",
+            "Every account must be a connected (active) account of this client.",
+        );
+    }
+    body.finish()?;
+    let Some(slot_at) = slot_at else {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "slot_at",
+            "Say when the post goes out.",
+        )]));
+    };
+    let mut platforms: Vec<Platform> = found.iter().map(|a| a.platform).collect();
+    platforms.sort();
+    platforms.dedup();
+    let verdict = crate::pages::items::moderate(
+        &state,
+        agency,
+        client,
+        &platforms,
+        &crate::pages::items::Draft {
+            caption: &caption,
+            cta: cta.as_deref(),
+            hashtags: &hashtags,
+            link: link.as_deref(),
+        },
+    )
+    .await
+    .map_err(ApiError::from)?;
+    let id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    lifecycle::create(
+        &mut tx,
+        &key.actor(),
+        agency,
+        &lifecycle::Composed {
+            id,
+            client,
+            slot_at,
+            content_type: if link.is_some() { "link" } else { "text" },
+            caption: &caption,
+            hashtags: &hashtags,
+            cta: cta.as_deref(),
+            link: link.as_deref(),
+            moderation_status: if verdict.passed() { "pass" } else { "blocked" },
+            moderation: verdict.to_json(),
+            accounts: &distinct,
+            approve: false,
+        },
+    )
+    .await?;
+    let item = load(&mut *tx, agency, None, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    let mut r = json_with_etag(StatusCode::CREATED, &item);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/v1/items/{id}")) {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+/// 404 unless the item is the agency's and of a client the key reaches.
+async fn reachable(conn: impl PgExecutor<'_>, caller: &Caller, id: Uuid) -> ApiResult<()> {
+    let found = sqlx::query_scalar!(
+        "SELECT client_id FROM content_items WHERE id = $1 AND agency_id = $2",
+        id,
+        caller.key.agency_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    match found {
+        Some(client) if caller.key.reaches(client) => Ok(()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// The lifecycle's refusal of an approval, as a problem.
+fn approve_refused(e: ApproveFailure) -> ApiError {
+    match e {
+        ApproveFailure::Refused(ApproveError::NotFound) => ApiError::not_found(),
+        ApproveFailure::Refused(ApproveError::NoVariant(v)) => {
+            ApiError::validation(vec![FieldError::new(
+                "variant",
+                format!("This item has no variant “{v}”."),
+            )])
+        }
+        ApproveFailure::Refused(e @ ApproveError::WrongState(_)) => {
+            ApiError::invalid_state(crate::pages::items::approve_message(&e))
+        }
+        ApproveFailure::Refused(e) => {
+            ApiError::invalid_state(crate::pages::items::approve_message(&e))
+        }
+        ApproveFailure::Database(e) => e.into(),
+    }
+}
+
+fn move_refused(e: Failure) -> ApiError {
+    match e {
+        Failure::Refused(Refusal::NotFound) => ApiError::not_found(),
+        Failure::Refused(r) => ApiError::invalid_state(r.to_string()),
+        Failure::Database(e) => e.into(),
+    }
+}
+
+/// Approve an item waiting for review: its posts are scheduled, one per target account.
+#[utoipa::path(post, path = "/api/v1/items/{id}/approve", operation_id = "approve_item", tag = "items",
+    request_body(content = Approval, description = "Optional: the body may be empty"),
+    params(("id" = Uuid, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 200, description = "Approved; the item as it is now", body = Item, headers(("ETag" = String))),
+        (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn approve(
+    State(state): State<AppState>,
+    key: ReviewerKey,
+    IdPath(id): IdPath,
+    mut body: JsonBody,
+) -> ApiResult<Response> {
+    let variant: Option<String> = body.take("variant", "a string");
+    if variant.as_deref().is_some_and(|v| !VARIANTS.contains(&v)) {
+        body.error("variant", "Expected conservative, balanced or bold.");
+    }
+    // an item the key does not reach is not found, before any field message
+    reachable(&state.pool, &key, id).await?;
+    body.finish()?;
+    let agency = key.key.agency_id;
+    let mut tx = state.pool.begin().await?;
+    lifecycle::approve(&mut tx, &key.actor(), agency, id, variant.as_deref())
+        .await
+        .map_err(approve_refused)?;
+    let item = load(&mut *tx, agency, None, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(json_with_etag(StatusCode::OK, &item))
+}
+
+/// Reject an item waiting for review, with the reason.
+#[utoipa::path(post, path = "/api/v1/items/{id}/reject", operation_id = "reject_item", tag = "items",
+    request_body = Rejection,
+    params(("id" = Uuid, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 200, description = "Rejected; the item as it is now", body = Item, headers(("ETag" = String))),
+        (status = 404, description = "No such item for this key", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn reject(
+    State(state): State<AppState>,
+    key: ReviewerKey,
+    IdPath(id): IdPath,
+    mut body: JsonBody,
+) -> ApiResult<Response> {
+    let reason: Option<String> = body.take("reason", "a string");
+    let reason = reason
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if reason.is_empty() {
+        body.error(
+            "reason",
+            "Say why it is rejected: the reason is kept with the item.",
+        );
+    } else if reason.chars().count() > 2000 {
+        body.error("reason", "Use at most 2000 characters.");
+    } else if reason.contains('\0') {
+        body.error("reason", "The reason cannot contain a NUL character.");
+    }
+    // an item the key does not reach is not found, before any field message
+    reachable(&state.pool, &key, id).await?;
+    body.finish()?;
+    let agency = key.key.agency_id;
+    let mut tx = state.pool.begin().await?;
+    lifecycle::reject(&mut tx, &key.actor(), agency, id, &reason)
+        .await
+        .map_err(move_refused)?;
+    let item = load(&mut *tx, agency, None, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(json_with_etag(StatusCode::OK, &item))
+}
