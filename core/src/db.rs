@@ -13,7 +13,10 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// Connect a pool. `max_connections` should exceed the number of concurrent database users in the
 /// process; nothing may hold a connection while waiting on the network.
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options = connect_options(url.expose_secret())?;
+    pool(connect_options(url.expose_secret())?, max_connections).await
+}
+
+async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -34,11 +37,7 @@ pub async fn connect_worker(
 ) -> Result<PgPool, sqlx::Error> {
     let options =
         connect_options(url.expose_secret())?.options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
+    pool(options, max_connections).await
 }
 
 /// The options for `url`. A server on this machine (loopback address, `localhost`) is spoken to

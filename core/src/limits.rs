@@ -115,8 +115,8 @@ const PROBATION: Duration = Duration::from_secs(3);
 /// back then) or `{2, wait}` (nothing held: ask again then); a third element 1 says the holder
 /// came too late for its slot. With a lead (ARGV[7], ms) a holder is never granted at once: it
 /// gets a slot held at least the lead ahead, charged at the slot's time, so that work it does
-/// before sending (moving its post to `publishing`) does not age its grant. A call right after a backend switch
-/// (`start_full`) fills the bucket and starts a new generation: every reservation made before it
+/// before sending (moving its post to `publishing`) does not age its grant. A call right after a
+/// backend switch (`start_full`) fills the bucket and starts a new generation: every reservation made before it
 /// is void, since the other backend granted meanwhile without knowing of them.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')

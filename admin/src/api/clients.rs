@@ -161,7 +161,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let mut rows = sqlx::query_as!(
+    let rows = sqlx::query_as!(
         Client,
         r#"SELECT id, name, timezone, status AS "status: ClientStatus", auto_approve, reschedule_policy, created_at, updated_at
            FROM clients
@@ -179,23 +179,11 @@ pub async fn list(
     )
     .fetch_all(&state.pool)
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|c| Cursor {
-            created_at: c.created_at,
-            id: c.id,
-        })
-        .map(|c| c.encode());
-    Ok(json(
-        StatusCode::OK,
-        &ClientList {
-            data: rows,
-            next_cursor,
-        },
-    ))
+    let (data, next_cursor) = Cursor::page(rows, limit, |c| Cursor {
+        created_at: c.created_at,
+        id: c.id,
+    });
+    Ok(json(StatusCode::OK, &ClientList { data, next_cursor }))
 }
 
 /// Create a client (admin keys reaching every client).

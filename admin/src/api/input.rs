@@ -243,6 +243,19 @@ impl Cursor {
         })
     }
 
+    /// Cut a page from `rows` fetched with `limit + 1` (newest first): the first `limit`, and
+    /// the cursor after the last of them when there was more.
+    pub fn page<T>(
+        mut rows: Vec<T>,
+        limit: i64,
+        key: impl Fn(&T) -> Cursor,
+    ) -> (Vec<T>, Option<String>) {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        let next = more.then(|| rows.last().map(|r| key(r).encode())).flatten();
+        (rows, next)
+    }
+
     /// The `cursor` parameter, if given.
     pub fn from_query(q: &QueryParams) -> ApiResult<Option<Cursor>> {
         q.get("cursor")

@@ -257,15 +257,10 @@ pub async fn list(
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut data: Vec<Item> = rows.into_iter().map(Item::from).collect();
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let next_cursor = more.then(|| data.last()).flatten().map(|i| {
-        Cursor {
-            created_at: i.created_at,
-            id: i.id,
-        }
-        .encode()
+    let data: Vec<Item> = rows.into_iter().map(Item::from).collect();
+    let (data, next_cursor) = Cursor::page(data, limit, |i| Cursor {
+        created_at: i.created_at,
+        id: i.id,
     });
     Ok(json(StatusCode::OK, &ItemList { data, next_cursor }))
 }

@@ -81,12 +81,10 @@ pub const HELD_SLOT_LEAD: Duration = Duration::from_millis(250);
 /// A publish run's first ask of the smoothing holds a slot at least this far ahead rather than
 /// take a grant at once ([`limits::Smoother::reserve_ahead`]): the move to `publishing` (a
 /// batched statement and its durable commit) happens meanwhile, and the post's grant is charged
-/// at the slot, not before the move. A grant taken before the move reached the fence already
-/// aged by it, and under a loaded CPU posts then arrived more than
-/// [`limits::ARRIVAL_JITTER`] after their charge (smoothing violations as the platform saw
-/// them). Measured: a start batch takes a few ms on a quiet machine and up to a few hundred
-/// under a CPU hog; a move that outlasts the lead and the grant's validity only makes the fence
-/// ask again (a spent slot, never a violation).
+/// at the slot, not before the move. With the grant taken before the move, a burst under SIGKILL
+/// and a CPU hog had posts arriving more than [`limits::ARRIVAL_JITTER`] after their charge
+/// (smoothing violations as the platform saw them). A move that outlasts the lead and the
+/// grant's validity only makes the fence ask again (a spent slot, never a violation).
 pub const START_LEAD: Duration = Duration::from_millis(50);
 
 /// The smoothing bucket of an account.
