@@ -34,6 +34,17 @@ impl Job for PublishPost {
     }
 }
 
+/// Hand the publications whose publish job ended without finishing them to a person
+/// ([`crate::items::publications::orphaned`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishSweep {}
+
+impl Job for PublishSweep {
+    const KIND: &'static str = "publish_sweep";
+    const EVERY: Option<Duration> = Some(Duration::from_secs(60));
+    type Target = ();
+}
+
 /// Read published posts' engagement from the platforms, a batch at a time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncMetrics {}
@@ -247,6 +258,7 @@ mod tests {
         let empty = json!({});
         crate::queue::job::decode::<SyncMetrics>(&empty).unwrap();
         crate::queue::job::decode::<Prune>(&empty).unwrap();
+        crate::queue::job::decode::<PublishSweep>(&empty).unwrap();
         crate::queue::job::decode::<RefreshSweep>(&empty).unwrap();
         crate::queue::job::decode::<PlanSweep>(&empty).unwrap();
         crate::queue::job::decode::<Noop>(&json!({ "tag": "t-1" })).unwrap();

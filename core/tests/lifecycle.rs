@@ -468,6 +468,22 @@ async fn publication_move(
                 .unwrap()
                 > 0,
         ),
+        PublicationMove::Orphaned => {
+            // its job ends for good (attempts ran out while its workers died), its time passed
+            sqlx::query("UPDATE jobs SET state = 'failed', finished_at = now(), locked_by = NULL, locked_until = NULL")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(
+                "UPDATE publications SET scheduled_at = now() - interval '1 minute' WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            let swept = pubs::orphaned(&mut *tx, Duration::ZERO, 100).await.unwrap();
+            Some(swept.iter().any(|o| o.publication == id))
+        }
         PublicationMove::Reschedule => {
             let at = Utc::now() + TimeDelta::hours(3);
             match pubs::reschedule(&mut tx, &actor, w.agency, id, at).await {
@@ -500,6 +516,130 @@ async fn every_publication_state_makes_exactly_the_moves_of_the_table(pool: PgPo
             }
         }
     }
+}
+
+/// A publication whose publish job ended without finishing it is handed to a person by the
+/// sweep, with a message that says whether anything may have been sent; one with a live job,
+/// or touched too recently, is left alone.
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool) {
+    let mut w = world(&pool).await;
+    let mut publication = async |state: PublicationState| {
+        let (_, id, _) = w.publication(&pool, state).await;
+        sqlx::query("UPDATE publications SET scheduled_at = now() - interval '10 minutes', updated_at = now() - interval '10 minutes' WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let job = queue::enqueue(
+            &mut conn,
+            &publishing::publish_job(
+                w.agency,
+                w.client,
+                w.account,
+                autosocial_core::domain::Platform::Sandbox,
+                id,
+                Utc::now() - TimeDelta::minutes(10),
+            ),
+        )
+        .await
+        .unwrap()
+        .id();
+        (id, job)
+    };
+    let (going_out, going_out_job) = publication(PublicationState::Publishing).await;
+    let (waiting, waiting_job) = publication(PublicationState::Scheduled).await;
+    let (alive, _) = publication(PublicationState::Publishing).await;
+    let (recent, recent_job) = publication(PublicationState::Scheduled).await;
+    sqlx::query("UPDATE publications SET updated_at = now() WHERE id = $1")
+        .bind(recent)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let quiet = publishing::ORPHAN_QUIET;
+    assert!(
+        pubs::orphaned(&pool, quiet, 100).await.unwrap().is_empty(),
+        "every publication still has a live job"
+    );
+
+    // the waiting post's job is cancelled in the queue; the job of the post going out is
+    // claimed, its worker dies on its last attempt, the rescuer fails it for good
+    for job in [waiting_job, recent_job] {
+        assert_eq!(
+            queue::cancel(&pool, job).await.unwrap(),
+            queue::Cancelled::Cancelled
+        );
+    }
+    sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE id = $1")
+        .bind(going_out_job)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let claimed = queue::claim(
+        &pool,
+        "doomed",
+        &[(publishing::KIND, 10)],
+        10,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(claimed.iter().any(|c| c.id == going_out_job));
+    sqlx::query("UPDATE jobs SET locked_until = now() - interval '1 second' WHERE id = $1")
+        .bind(going_out_job)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queue::rescue_expired(&pool, 100).await.unwrap(), 1);
+
+    let mut swept = pubs::orphaned(&pool, quiet, 100).await.unwrap();
+    swept.sort_by_key(|o| o.publication);
+    let mut want = vec![
+        pubs::Orphan {
+            publication: going_out,
+            agency: w.agency,
+            was: PublicationState::Publishing,
+        },
+        pubs::Orphan {
+            publication: waiting,
+            agency: w.agency,
+            was: PublicationState::Scheduled,
+        },
+    ];
+    want.sort_by_key(|o| o.publication);
+    assert_eq!(swept, want);
+    for (id, says) in [
+        (going_out, "may or may not have it"),
+        (waiting, "nothing was sent"),
+    ] {
+        assert_eq!(
+            publication_state(&pool, id).await,
+            PublicationState::NeedsAttention
+        );
+        let error: String = sqlx::query_scalar("SELECT last_error FROM publications WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(error.contains(says), "{error}");
+    }
+    assert_eq!(
+        publication_state(&pool, alive).await,
+        PublicationState::Publishing
+    );
+    assert_eq!(
+        publication_state(&pool, recent).await,
+        PublicationState::Scheduled
+    );
+    // a second sweep finds nothing more; once quiet, the recent one goes too
+    assert!(pubs::orphaned(&pool, quiet, 100).await.unwrap().is_empty());
+    let swept = pubs::orphaned(&pool, Duration::ZERO, 100).await.unwrap();
+    assert_eq!(
+        swept.iter().map(|o| o.publication).collect::<Vec<_>>(),
+        vec![recent]
+    );
 }
 
 #[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]

@@ -41,11 +41,15 @@
 //! | `fail`              | publishing                         | failed          |
 //! | `needs_attention`   | publishing                         | needs_attention |
 //! | `back_to_scheduled` | publishing                         | scheduled       |
+//! | `orphaned`          | scheduled, publishing              | needs_attention |
 //! | `cancel`            | scheduled, held                    | cancelled       |
 //! | `reschedule`        | failed, needs_attention            | scheduled       |
 //!
 //! Moves out of `publishing` are made only by the attempt that holds the publication (its
-//! `attempt_id`), and `start` and `hold` only while the job's lease is the run's.
+//! `attempt_id`), and `start` and `hold` only while the job's lease is the run's. The one
+//! exception is `orphaned`: a publication whose publish job has ended without finishing it (its
+//! attempts ran out while workers died holding it, or someone discarded it) has no attempt left
+//! to move it, so the sweep hands it to a person.
 //!
 //! # Rescheduling
 //!
@@ -168,6 +172,7 @@ pub enum PublicationMove {
     BackToScheduled,
     Cancel,
     Reschedule,
+    Orphaned,
 }
 
 impl PublicationMove {
@@ -183,6 +188,7 @@ impl PublicationMove {
         PublicationMove::BackToScheduled,
         PublicationMove::Cancel,
         PublicationMove::Reschedule,
+        PublicationMove::Orphaned,
     ];
 
     /// The states a publication may be in for this move (`Schedule` also creates the row).
@@ -200,6 +206,7 @@ impl PublicationMove {
             | PublicationMove::BackToScheduled => &[Publishing],
             PublicationMove::Cancel => &[Scheduled, Held],
             PublicationMove::Reschedule => &[Failed, NeedsAttention],
+            PublicationMove::Orphaned => &[Scheduled, Publishing],
         }
     }
 
@@ -215,7 +222,7 @@ impl PublicationMove {
             PublicationMove::Start => &[Publishing],
             PublicationMove::Published => &[Published],
             PublicationMove::Fail => &[Failed],
-            PublicationMove::NeedsAttention => &[NeedsAttention],
+            PublicationMove::NeedsAttention | PublicationMove::Orphaned => &[NeedsAttention],
             PublicationMove::Cancel => &[Cancelled],
         }
     }

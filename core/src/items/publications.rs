@@ -641,3 +641,68 @@ pub async fn reschedule(
     .await?;
     Ok(())
 }
+
+/// A publication [`orphaned`] handed to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub publication: Uuid,
+    pub agency: Uuid,
+    pub was: PublicationState,
+}
+
+/// `orphaned`: scheduled or publishing publications whose publish job has ended without
+/// finishing them (its attempts ran out while workers died holding it, or someone discarded or
+/// cancelled it in the queue) go to `needs_attention`, at most `limit` of them. Nothing would
+/// ever move them otherwise: the post would silently never go out, or sit in `publishing` with
+/// nobody asking the platform. Only rows untouched for `quiet_for` are considered, so a move
+/// being committed together with its new job is never mistaken for one. A publication that was
+/// `publishing` may or may not be on the platform; one that was `scheduled` was not sent by its
+/// last attempt, and its message says so.
+pub async fn orphaned(
+    conn: impl PgExecutor<'_>,
+    quiet_for: std::time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Orphan>> {
+    // `'publish:' || id` is `publishing::unique_key`; the lifecycle tests hold the two together
+    let rows = sqlx::query!(
+        r#"WITH stranded AS MATERIALIZED (
+               SELECT p.id FROM publications p
+               WHERE p.state = ANY($3) AND p.scheduled_at < now()
+                 AND p.updated_at < now() - make_interval(secs => $1)
+                 AND NOT EXISTS (
+                     SELECT 1 FROM jobs j
+                     WHERE j.kind = $4 AND j.unique_key = 'publish:' || p.id::text
+                       AND j.state IN ('available', 'running', 'held'))
+               ORDER BY p.scheduled_at
+               LIMIT $2
+               FOR UPDATE OF p SKIP LOCKED
+           ),
+           before AS MATERIALIZED (
+               SELECT p.id, p.state FROM publications p JOIN stranded s ON s.id = p.id
+           )
+           UPDATE publications p SET
+               state = 'needs_attention',
+               last_error = left(CASE b.state
+                   WHEN 'publishing' THEN 'its publish job ended while the post was going out (attempts ran out or the job was removed from the queue); the platform may or may not have it: check the account before rescheduling it'
+                   ELSE 'its publish job ended before the post went out (attempts ran out or the job was removed from the queue); nothing was sent: reschedule it'
+               END || coalesce(' (last error: ' || p.last_error || ')', ''), 4000),
+               updated_at = now()
+           FROM before b
+           WHERE p.id = b.id
+           RETURNING p.id, p.agency_id, b.state AS "was!: PublicationState""#,
+        quiet_for.as_secs_f64(),
+        limit,
+        &PublicationMove::Orphaned.allowed() as &[&str],
+        publishing::KIND,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Orphan {
+            publication: r.id,
+            agency: r.agency_id,
+            was: r.was,
+        })
+        .collect())
+}

@@ -41,6 +41,10 @@ use crate::queue::job::Job;
 /// The kind of the publish job ([`PublishPost`]).
 pub const KIND: &str = PublishPost::KIND;
 
+/// How long a publication stays untouched without a live publish job before the sweep hands it
+/// to a person ([`crate::items::publications::orphaned`]).
+pub const ORPHAN_QUIET: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The unique key of a publication's publish job.
 pub fn unique_key(publication: Uuid) -> String {
     PublishPost {
