@@ -119,14 +119,27 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
     };
     let agency = caller.key.agency_id;
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ProblemType::PayloadTooLarge,
-                format!("Send at most {MAX_BODY_BYTES} bytes."),
-            )
-        })?;
+    // an upload (multipart) may be as large as the upload route takes; JSON bodies 1 MiB
+    let multipart = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let limit = if multipart {
+        crate::pages::composer::UPLOAD_BODY_LIMIT
+    } else {
+        MAX_BODY_BYTES
+    };
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ProblemType::PayloadTooLarge,
+            format!("Send at most {limit} bytes."),
+        )
+    })?;
     let path = parts
         .uri
         .path_and_query()
