@@ -436,3 +436,47 @@ async fn a_rule_is_changed_with_the_consoles_checks_and_its_plan_job_enqueued(po
     .await;
     assert!(enabled);
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn a_link_made_with_an_idempotency_key_is_made_once_and_its_url_never_kept(pool: PgPool) {
+    let t = tenant(&pool, "Acme").await;
+    let admin = key(&pool, &t, "ops", Role::Admin, None).await;
+    let api = api(&pool).await;
+    let uri = format!("/api/v1/clients/{}/onboarding-links", t.clients[1]);
+    let send = || {
+        api.call(
+            axum::http::Method::POST,
+            &uri,
+            &admin,
+            None,
+            &[("idempotency-key", "link-for-florist")],
+        )
+    };
+    let first = send().await;
+    let url = first.ok(StatusCode::CREATED)["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    // the retry makes no second link and does not show the URL again
+    let again = send().await;
+    again.problem(StatusCode::CONFLICT, "invalid-state");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert!(!String::from_utf8_lossy(&again.bytes).contains(&token));
+    let links: i64 = scalar(
+        &pool,
+        "SELECT count(*) FROM onboarding_links WHERE client_id = $1",
+        t.clients[1],
+    )
+    .await;
+    assert_eq!(links, 2, "the tenant's link and this one");
+    // the idempotency store holds no copy of the secret
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_idempotency WHERE position(convert_to($1, 'UTF8') in body) > 0",
+    )
+    .bind(&token)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 0);
+}
