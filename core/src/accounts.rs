@@ -1,11 +1,13 @@
 //! Storing a connected account: tokens encrypted before they touch the database, one row per
-//! platform account and client (a reconnect updates it), the next refresh scheduled.
+//! platform account and client (a reconnect updates it), the next refresh scheduled; and
+//! disconnecting one (the console's button and the API's `disconnect` both call [`disconnect`]).
 
 use secrecy::ExposeSecret;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::Platform;
+use crate::audit::{self, Actor, Entry};
+use crate::domain::{AccountStatus, Platform};
 use crate::platforms::{AccountInfo, TokenSet};
 use crate::vault::{Aad, Vault};
 
@@ -86,4 +88,70 @@ pub async fn store_connection(
     // a reconnect lets the posts held for this account go out
     crate::items::publications::release_held(conn, agency, None, Some(account)).await?;
     Ok(account)
+}
+
+/// What [`disconnect`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnected {
+    /// The account stopped posting; this many scheduled publications are held.
+    Now { held: usize },
+    /// It was disconnected already; nothing changed.
+    Already,
+}
+
+/// Disconnect an account of `agency` (of `client` when given) in the caller's transaction: it
+/// stops posting, its scheduled publications are held (not lost) with their jobs cancelled until
+/// a reconnect releases them, and the move is audited. The encrypted tokens stay, so the row
+/// keeps its history; nothing decrypts them while it is disconnected. `None`: no such account.
+pub async fn disconnect(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    agency: Uuid,
+    client: Option<Uuid>,
+    account: Uuid,
+    by: &str,
+) -> sqlx::Result<Option<Disconnected>> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT client_id, status AS "status: AccountStatus", platform AS "platform: Platform", display_name
+           FROM social_accounts WHERE id = $1 AND agency_id = $2 AND ($3::uuid IS NULL OR client_id = $3)
+           FOR UPDATE"#,
+        account,
+        agency,
+        client
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    if row.status == AccountStatus::Disconnected {
+        return Ok(Some(Disconnected::Already));
+    }
+    sqlx::query!(
+        "UPDATE social_accounts SET status = 'disconnected', status_reason = left($2, 2000), updated_at = now()
+         WHERE id = $1",
+        account,
+        format!("Disconnected {by}")
+    )
+    .execute(&mut *conn)
+    .await?;
+    let held = crate::items::publications::hold_account(
+        conn,
+        agency,
+        account,
+        "the account was disconnected",
+    )
+    .await?;
+    audit::append(
+        conn,
+        actor,
+        Entry::new(Some(agency), "account.disconnect")
+            .target("social_account", account)
+            .details(serde_json::json!({
+                "client_id": row.client_id, "platform": row.platform, "display_name": row.display_name,
+                "held_publications": held.len(),
+            })),
+    )
+    .await?;
+    Ok(Some(Disconnected::Now { held: held.len() }))
 }

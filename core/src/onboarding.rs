@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::audit::{self, Actor, Entry};
 use crate::secret::{random_token, token_hash};
 
 /// A link just made: the token exists only here, to be shown once.
@@ -113,6 +114,59 @@ pub async fn revoke(conn: &mut PgConnection, agency: Uuid, link: Uuid) -> sqlx::
     .await?
     .rows_affected()
         == 1)
+}
+
+/// [`create`] with its audit entry, in the caller's transaction: what the console and the API
+/// call when an agency makes a link.
+pub async fn create_audited(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    agency: Uuid,
+    client: Uuid,
+) -> sqlx::Result<Option<NewLink>> {
+    let Some(link) = create(conn, agency, client, actor.user_id).await? else {
+        return Ok(None);
+    };
+    audit::append(
+        conn,
+        actor,
+        Entry::new(Some(agency), "onboarding_link.create")
+            .target("client", client)
+            .details(serde_json::json!({ "link_id": link.id, "expires_at": link.expires_at })),
+    )
+    .await?;
+    Ok(Some(link))
+}
+
+/// [`revoke`] with its audit entry, in the caller's transaction. Returns the link's client when
+/// an active link was revoked.
+pub async fn revoke_audited(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    agency: Uuid,
+    link: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    let Some(client) = sqlx::query_scalar!(
+        "UPDATE onboarding_links SET revoked_at = now()
+         WHERE id = $1 AND agency_id = $2 AND revoked_at IS NULL AND used_at IS NULL
+         RETURNING client_id",
+        link,
+        agency
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    audit::append(
+        conn,
+        actor,
+        Entry::new(Some(agency), "onboarding_link.revoke")
+            .target("onboarding_link", link)
+            .details(serde_json::json!({ "client_id": client })),
+    )
+    .await?;
+    Ok(Some(client))
 }
 
 /// An active link, opened by its token.

@@ -366,3 +366,69 @@ pub async fn update(
     tx.commit().await?;
     Ok(json_with_etag(StatusCode::OK, &client))
 }
+
+/// Pause or resume: the console's buttons, through `clients::set_status`.
+async fn set_status(
+    state: &AppState,
+    key: &AdminKey,
+    id: Uuid,
+    body: JsonBody,
+    status: ClientStatus,
+) -> ApiResult<Response> {
+    let agency = key.key.agency_id;
+    let mut tx = state.pool.begin().await?;
+    load(&mut *tx, agency, key.key.clients.as_deref(), id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    // actions take no fields: anything sent is named as unknown
+    body.finish()?;
+    // as the console's buttons do: the move and its audit entry every time
+    clients::set_status(&mut tx, &key.actor(), agency, id, status)
+        .await
+        .map_err(refused)?;
+    let client = load(&mut *tx, agency, None, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tx.commit().await?;
+    Ok(json_with_etag(StatusCode::OK, &client))
+}
+
+/// Pause a client: nothing of it is published until it is resumed (its posts are held, not
+/// lost).
+#[utoipa::path(post, path = "/api/v1/clients/{id}/pause", operation_id = "pause_client", tag = "clients",
+    params(("id" = Uuid, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 200, description = "Paused; the client as it is now", body = Client, headers(("ETag" = String))),
+        (status = 404, description = "No such client for this key", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn pause(
+    State(state): State<AppState>,
+    key: AdminKey,
+    IdPath(id): IdPath,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    set_status(&state, &key, id, body, ClientStatus::Paused).await
+}
+
+/// Resume a paused (or archived) client: posts held while it was paused go out again
+/// (past-due ones now).
+#[utoipa::path(post, path = "/api/v1/clients/{id}/resume", operation_id = "resume_client", tag = "clients",
+    params(("id" = Uuid, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 200, description = "Active; the client as it is now", body = Client, headers(("ETag" = String))),
+        (status = 404, description = "No such client for this key", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
+    ),
+    security(("api_key" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    key: AdminKey,
+    IdPath(id): IdPath,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    set_status(&state, &key, id, body, ClientStatus::Active).await
+}

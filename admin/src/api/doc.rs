@@ -100,6 +100,78 @@ pub enum VariantValue {
     Bold,
 }
 
+/// A social platform.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PlatformValue {
+    Facebook,
+    Instagram,
+    Tiktok,
+    Linkedin,
+    X,
+    Sandbox,
+}
+
+/// An account's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AccountStatusValue {
+    Active,
+    NeedsReconnect,
+    Paused,
+    Disconnected,
+}
+
+/// A publication's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PublicationStateValue {
+    Scheduled,
+    Held,
+    Publishing,
+    Published,
+    Failed,
+    Cancelled,
+    NeedsAttention,
+}
+
+/// A kill switch's scope.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum KillSwitchScopeValue {
+    Global,
+    Agency,
+    Client,
+    Platform,
+    Account,
+}
+
+/// The scopes a key may engage (the deployment-wide ones are its operator's).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SwitchScopeValue {
+    Agency,
+    Client,
+    Platform,
+    Account,
+}
+
+/// An onboarding link's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LinkStateValue {
+    Active,
+    Expired,
+    Revoked,
+    Used,
+}
+
 /// An IANA timezone name, e.g. `Europe/Berlin`.
 pub struct Timezone;
 
@@ -135,7 +207,9 @@ impl ToSchema for Hashtag {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autosocial_core::domain::{ClientStatus, ItemState};
+    use autosocial_core::domain::{
+        AccountStatus, ClientStatus, ItemState, KillSwitchScope, Platform, PublicationState,
+    };
 
     /// The documented values are the domain's, spelled the same.
     #[test]
@@ -162,5 +236,16 @@ mod tests {
             ["manual", "next_free_slot"]
         );
         assert!(values(Timezone::schema()).contains(&"Europe/Berlin".to_owned()));
+        let platforms: Vec<String> = Platform::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(values(PlatformValue::schema()), platforms);
+        let accounts: Vec<String> = AccountStatus::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(values(AccountStatusValue::schema()), accounts);
+        let pubs: Vec<String> = PublicationState::ALL
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(values(PublicationStateValue::schema()), pubs);
+        let scopes: Vec<String> = KillSwitchScope::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(values(KillSwitchScopeValue::schema()), scopes);
     }
 }

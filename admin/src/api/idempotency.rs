@@ -5,6 +5,9 @@
 //! running, a 409. Two identical requests racing run the action once: the claim is one
 //! `INSERT … ON CONFLICT` per agency and key.
 //!
+//! An answer marked `Cache-Control: no-store` holds a secret shown once (a new onboarding
+//! link's URL): it is not kept; its replay is a 409 saying the action happened.
+//!
 //! A request that ends in a server error, or that is dropped while running (the client went
 //! away), gives its key up, so a retry runs the action again (its transaction did not commit).
 //! A claim left by a process that died is taken over after [`ABANDONED_AFTER_SECS`].
@@ -119,14 +122,27 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
     };
     let agency = caller.key.agency_id;
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ProblemType::PayloadTooLarge,
-                format!("Send at most {MAX_BODY_BYTES} bytes."),
-            )
-        })?;
+    // an upload (multipart) may be as large as the upload route takes; JSON bodies 1 MiB
+    let multipart = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let limit = if multipart {
+        crate::pages::composer::UPLOAD_BODY_LIMIT
+    } else {
+        MAX_BODY_BYTES
+    };
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ProblemType::PayloadTooLarge,
+            format!("Send at most {limit} bytes."),
+        )
+    })?;
     let path = parts
         .uri
         .path_and_query()
@@ -181,20 +197,41 @@ async fn run(state: &AppState, req: Request, next: Next) -> Result<Response, Api
             return Err(ApiError::internal(&e));
         }
     };
-    let headers: Vec<(String, String)> = rparts
+    // an answer that holds a secret shown once (`Cache-Control: no-store`, e.g. a new
+    // onboarding link's URL) is never kept: its replay says the action happened, without it
+    let secret = rparts
         .headers
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+        .get(axum::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("no-store"));
+    let (kept_status, kept_body, headers) = if secret {
+        let p = ApiError::new(
+            ProblemType::InvalidState,
+            "The first request with this Idempotency-Key succeeded. Its answer held a secret that is shown only once, so it is not replayed; nothing was done again.",
+        );
+        let body = serde_json::to_vec(&p.problem()).unwrap_or_default();
+        let headers = vec![(
+            "content-type".to_owned(),
+            super::problem::CONTENT_TYPE.to_owned(),
+        )];
+        (p.kind.status(), Bytes::from(body), headers)
+    } else {
+        let headers: Vec<(String, String)> = rparts
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        (rparts.status, body.clone(), headers)
+    };
     let stored = sqlx::query!(
         "UPDATE api_idempotency SET status = $4, headers = $5, body = $6, completed_at = now()
          WHERE agency_id = $1 AND key = $2 AND lock_token = $3 AND status IS NULL",
         agency,
         key,
         token,
-        i16::try_from(rparts.status.as_u16()).unwrap_or(500),
+        i16::try_from(kept_status.as_u16()).unwrap_or(500),
         serde_json::to_value(&headers).unwrap_or_default(),
-        body.as_ref(),
+        kept_body.as_ref(),
     )
     .execute(&state.pool)
     .await;

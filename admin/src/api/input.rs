@@ -92,6 +92,11 @@ impl JsonBody {
         }
     }
 
+    /// Whether the member `name` was sent (even as `null`); ask before taking it.
+    pub fn has(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+
     /// Note an error for a field (after its value was read), unless it has one already (a
     /// value of the wrong type).
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
@@ -201,6 +206,41 @@ impl QueryParams {
                 )),
             },
         }
+    }
+
+    /// A parameter that names one of `choices` (the values `T` parses), 400 listing them.
+    pub fn one_of<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        choices: &[&str],
+    ) -> ApiResult<Option<T>> {
+        self.get(name)
+            .map(|s| {
+                s.parse::<T>().map_err(|_| {
+                    ApiError::malformed_field(
+                        name,
+                        format!("Expected one of {}.", choices.join(", ")),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// An RFC 3339 date-time parameter (`2026-12-01T00:00:00Z`).
+    pub fn time(&self, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+        self.get(name)
+            .map(|s| {
+                // a `+` of an offset arrives as a space unless it was percent-encoded
+                DateTime::parse_from_rfc3339(&s.replace(' ', "+"))
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::malformed_field(
+                            name,
+                            "Expected an RFC 3339 date-time, like 2026-12-01T00:00:00Z.",
+                        )
+                    })
+            })
+            .transpose()
     }
 
     pub fn uuid(&self, name: &str) -> ApiResult<Option<Uuid>> {

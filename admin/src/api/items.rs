@@ -101,6 +101,9 @@ pub struct NewItem {
     /// An http(s) link: the item is then a link post.
     #[schema(max_length = 2000, pattern = r"^https?://[^\s/?#\u0000]+")]
     pub link_url: Option<String>,
+    /// An image uploaded for this client (`POST /api/v1/clients/{id}/media`): the item is then
+    /// an image post.
+    pub media_id: Option<Uuid>,
 }
 
 /// Reject an item waiting for review; the reason is kept with it.
@@ -169,7 +172,7 @@ impl From<Row> for Item {
 }
 
 /// One item of the key's agency, of a client the key reaches.
-async fn load(
+pub(super) async fn load(
     conn: impl PgExecutor<'_>,
     agency: Uuid,
     scope: Option<&[Uuid]>,
@@ -202,6 +205,8 @@ async fn load(
     params(
         ("client" = Option<Uuid>, Query, description = "Only this client's items"),
         ("state" = Option<ItemStateValue>, Query, description = "Only items in this state, e.g. pending_review"),
+        ("from" = Option<DateTime<Utc>>, Query, description = "Only items whose slot is at or after this RFC 3339 date-time"),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Only items whose slot is before this RFC 3339 date-time"),
         ("limit" = Option<i64>, Query, description = "1 to 100 (default 50)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page", min_length = 1),
     ),
@@ -215,7 +220,9 @@ pub async fn list(
     key: ViewerKey,
     q: QueryParams,
 ) -> ApiResult<Response> {
-    q.check(&["client", "state", "limit", "cursor"])?;
+    q.check(&["client", "state", "from", "to", "limit", "cursor"])?;
+    let from = q.time("from")?;
+    let to = q.time("to")?;
     let limit = q.limit(50, 100)?;
     let cursor = Cursor::from_query(&q)?;
     let client = q.uuid("client")?;
@@ -239,6 +246,8 @@ pub async fn list(
                    AND ($3::uuid IS NULL OR client_id = $3)
                    AND ($4::text IS NULL OR state = $4)
                    AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+                   AND ($8::timestamptz IS NULL OR slot_at >= $8)
+                   AND ($9::timestamptz IS NULL OR slot_at < $9)
                  ORDER BY created_at DESC, id DESC
                  LIMIT $7) i
            CROSS JOIN LATERAL (
@@ -253,7 +262,9 @@ pub async fn list(
         item_state.map(ItemState::as_str),
         cursor.map(|c| c.created_at),
         cursor.map(|c| c.id).unwrap_or_default(),
-        limit + 1
+        limit + 1,
+        from,
+        to
     )
     .fetch_all(&state.pool)
     .await?;
@@ -290,7 +301,8 @@ pub async fn show(
     Ok(json_with_etag(StatusCode::OK, &item))
 }
 
-/// Create a post by hand for review (text or link; moderation as in the composer).
+/// Create a post by hand for review (text, link or an uploaded image; moderation as in the
+/// composer).
 #[utoipa::path(post, path = "/api/v1/items", operation_id = "create_item", tag = "items",
     request_body = NewItem,
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
@@ -312,6 +324,7 @@ pub async fn create(
     let hashtags: Option<Vec<String>> = body.take("hashtags", "an array of strings");
     let cta: Option<String> = body.take("cta", "a string");
     let link: Option<String> = body.take("link_url", "a string");
+    let media: Option<Uuid> = body.take("media_id", "a UUID");
     let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
     if client.is_none() {
         body.error("client_id", "Name the client the post is for.");
@@ -415,6 +428,19 @@ pub async fn create(
             "Every account must be a connected (active) account of this client.",
         );
     }
+    let upload = match media {
+        Some(m) => {
+            let u = crate::pages::composer::uploaded(&state, agency, client, m).await?;
+            if u.is_none() {
+                body.error(
+                    "media_id",
+                    "No image of this client has this id: upload it with POST /api/v1/clients/{id}/media.",
+                );
+            }
+            u
+        }
+        None => None,
+    };
     body.finish()?;
     let Some(slot_at) = slot_at else {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -449,7 +475,13 @@ pub async fn create(
             id,
             client,
             slot_at,
-            content_type: if link.is_some() { "link" } else { "text" },
+            content_type: if upload.is_some() {
+                "image"
+            } else if link.is_some() {
+                "link"
+            } else {
+                "text"
+            },
             caption: &caption,
             hashtags: &hashtags,
             cta: cta.as_deref(),
@@ -461,6 +493,17 @@ pub async fn create(
         },
     )
     .await?;
+    if let Some(u) = &upload {
+        // as the composer attaches an uploaded image
+        sqlx::query!(
+            "INSERT INTO content_item_media (item_id, media_id, agency_id, size_label) VALUES ($1, $2, $3, 'upload')",
+            id,
+            u.id,
+            agency
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     let item = load(&mut *tx, agency, None, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -473,7 +516,11 @@ pub async fn create(
 }
 
 /// 404 unless the item is the agency's and of a client the key reaches.
-async fn reachable(conn: impl PgExecutor<'_>, caller: &Caller, id: Uuid) -> ApiResult<()> {
+pub(super) async fn reachable(
+    conn: impl PgExecutor<'_>,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<()> {
     let found = sqlx::query_scalar!(
         "SELECT client_id FROM content_items WHERE id = $1 AND agency_id = $2",
         id,
@@ -507,7 +554,7 @@ fn approve_refused(e: ApproveFailure) -> ApiError {
     }
 }
 
-fn move_refused(e: Failure) -> ApiError {
+pub(super) fn move_refused(e: Failure) -> ApiError {
     match e {
         Failure::Refused(Refusal::NotFound) => ApiError::not_found(),
         Failure::Refused(r) => ApiError::invalid_state(r.to_string()),

@@ -4,7 +4,9 @@
 //! - `idempotency`: `Idempotency-Key` on POST and PATCH (Stripe's semantics);
 //! - `input`: JSON bodies read field by field, query parameters, ids, cursors, ETags;
 //! - `problem`: every error as Problem Details (RFC 9457);
-//! - `clients`, `items`: the resources.
+//! - `clients`, `items` (and `item_actions`), `accounts`, `links` (onboarding links),
+//!   `publications`, `switches` (kill switches), `brand` (brand and content rules), `media`:
+//!   the resources.
 //!
 //! Handlers call the same `autosocial_core` functions as the console (client writes, the item
 //! lifecycle), scoped by the key's agency and client limit: another agency's ids are 404. The
@@ -23,13 +25,21 @@ use utoipa::{Modify, OpenApi};
 
 use crate::app::AppState;
 
+pub mod accounts;
 pub mod auth;
+pub mod brand;
 pub mod clients;
 pub mod doc;
 pub mod idempotency;
 pub mod input;
+pub mod item_actions;
 pub mod items;
+pub mod links;
+pub mod media;
 pub mod problem;
+pub mod publications;
+pub mod rules;
+pub mod switches;
 
 use problem::{ApiError, ProblemType};
 
@@ -72,25 +82,46 @@ impl Modify for BearerKey {
     info(
         title = "AutoSocial API",
         version = "1",
-        description = "The agency's clients and content items. Authenticate with `Authorization: Bearer as_live_…` \
+        description = "The agency's clients, their accounts, onboarding links, content items, publications and kill switches. Authenticate with `Authorization: Bearer as_live_…` \
 (Settings → API keys). Every error is Problem Details (RFC 9457) with a `type` under https://autosocial.dev/problems/. \
 POST and PATCH take an `Idempotency-Key`: the first response is replayed for 24 hours. Lists are newest first, \
 paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` and `RateLimit-Policy`."
     ),
     paths(
-        clients::list, clients::create, clients::show, clients::update,
+        clients::list, clients::create, clients::show, clients::update, clients::pause, clients::resume,
+        accounts::list, accounts::show, accounts::disconnect,
+        brand::show, brand::update, rules::list, rules::show, rules::update,
+        links::create, links::list, links::show, links::revoke, media::upload,
         items::list, items::create, items::show, items::approve, items::reject,
+        item_actions::update, item_actions::regenerate, item_actions::cancel, item_actions::reschedule,
+        publications::list, publications::show,
+        switches::list, switches::show, switches::engage, switches::disengage,
     ),
     components(schemas(
         problem::Problem, problem::FieldError,
         clients::Client, clients::ClientList, clients::NewClient, clients::ClientPatch,
         items::Item, items::ItemList, items::Target, items::NewItem, doc::Hashtag, items::Approval, items::Rejection,
         doc::ClientStatusValue, doc::ReschedulePolicy, doc::ItemStateValue, doc::VariantValue, doc::Timezone,
+        accounts::Account, accounts::AccountList, accounts::TokenHealth,
+        brand::Brand, brand::BrandPatch, rules::Rule, rules::RuleList, rules::RulePatch,
+        links::OnboardingLink, links::NewOnboardingLink, links::OnboardingLinkList, media::Media, media::MediaUpload,
+        item_actions::ItemPatch, item_actions::Reschedule,
+        publications::Publication, publications::PublicationList,
+        switches::KillSwitch, switches::KillSwitchList, switches::Engage,
+        doc::PlatformValue, doc::AccountStatusValue, doc::PublicationStateValue, doc::KillSwitchScopeValue,
+        doc::SwitchScopeValue, doc::LinkStateValue,
     )),
     modifiers(&BearerKey),
     tags(
         (name = "clients", description = "The agency's clients"),
         (name = "items", description = "Content items and their review"),
+        (name = "brand", description = "A client's brand: voice, themes, banned terms, hashtags, card look"),
+        (name = "rules", description = "A client's posting rules: days, local times, frequency, accounts"),
+        (name = "media", description = "Images for posts"),
+        (name = "accounts", description = "The clients' connected social accounts"),
+        (name = "onboarding-links", description = "Links that let a client connect their accounts"),
+        (name = "publications", description = "The posts of approved items, one per account"),
+        (name = "kill-switches", description = "Stopping publishing for the agency, a client, a platform or an account"),
     )
 )]
 pub struct ApiDoc;
@@ -170,10 +201,86 @@ pub fn router(state: AppState) -> Router<AppState> {
             guarded(s, get(clients::show).patch(clients::update)),
         )
         .route(
+            "/api/v1/clients/{id}/pause",
+            guarded(s, post(clients::pause)),
+        )
+        .route(
+            "/api/v1/clients/{id}/resume",
+            guarded(s, post(clients::resume)),
+        )
+        .route(
+            "/api/v1/clients/{id}/brand",
+            guarded(s, get(brand::show).patch(brand::update)),
+        )
+        .route(
+            "/api/v1/clients/{id}/media",
+            guarded(
+                s,
+                post(media::upload).layer(axum::extract::DefaultBodyLimit::max(
+                    crate::pages::composer::UPLOAD_BODY_LIMIT,
+                )),
+            ),
+        )
+        .route("/api/v1/clients/{id}/rules", guarded(s, get(rules::list)))
+        .route(
+            "/api/v1/rules/{id}",
+            guarded(s, get(rules::show).patch(rules::update)),
+        )
+        .route(
+            "/api/v1/clients/{id}/onboarding-links",
+            guarded(s, get(links::list).post(links::create)),
+        )
+        .route(
+            "/api/v1/onboarding-links/{id}",
+            guarded(s, get(links::show)),
+        )
+        .route(
+            "/api/v1/onboarding-links/{id}/revoke",
+            guarded(s, post(links::revoke)),
+        )
+        .route("/api/v1/accounts", guarded(s, get(accounts::list)))
+        .route("/api/v1/accounts/{id}", guarded(s, get(accounts::show)))
+        .route(
+            "/api/v1/accounts/{id}/disconnect",
+            guarded(s, post(accounts::disconnect)),
+        )
+        .route(
             "/api/v1/items",
             guarded(s, get(items::list).post(items::create)),
         )
-        .route("/api/v1/items/{id}", guarded(s, get(items::show)))
+        .route(
+            "/api/v1/items/{id}",
+            guarded(s, get(items::show).patch(item_actions::update)),
+        )
+        .route(
+            "/api/v1/items/{id}/regenerate",
+            guarded(s, post(item_actions::regenerate)),
+        )
+        .route(
+            "/api/v1/items/{id}/cancel",
+            guarded(s, post(item_actions::cancel)),
+        )
+        .route(
+            "/api/v1/items/{id}/reschedule",
+            guarded(s, post(item_actions::reschedule)),
+        )
+        .route("/api/v1/publications", guarded(s, get(publications::list)))
+        .route(
+            "/api/v1/publications/{id}",
+            guarded(s, get(publications::show)),
+        )
+        .route(
+            "/api/v1/kill-switches",
+            guarded(s, get(switches::list).post(switches::engage)),
+        )
+        .route(
+            "/api/v1/kill-switches/{id}",
+            guarded(s, get(switches::show)),
+        )
+        .route(
+            "/api/v1/kill-switches/{id}/disengage",
+            guarded(s, post(switches::disengage)),
+        )
         .route(
             "/api/v1/items/{id}/approve",
             guarded(s, post(items::approve)),

@@ -14,7 +14,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use autosocial_core::audit::{self, Entry};
 use autosocial_core::content::moderation;
 use autosocial_core::domain::{AccountStatus, ItemState, Platform, Role};
 use autosocial_core::publishing;
@@ -253,44 +252,16 @@ pub async fn disconnect(
     Path((client, account)): Path<(Uuid, Uuid)>,
 ) -> AppResult<Response> {
     let mut tx = state.pool.begin().await?;
-    let row = sqlx::query!(
-        r#"SELECT status AS "status: AccountStatus", platform AS "platform: Platform", display_name
-           FROM social_accounts WHERE id = $1 AND client_id = $2 AND agency_id = $3 FOR UPDATE"#,
+    autosocial_core::accounts::disconnect(
+        &mut tx,
+        &user.actor(),
+        user.agency_id,
+        Some(client),
         account,
-        client,
-        user.agency_id
+        &format!("in the console by {}", user.email),
     )
-    .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppError::NotFound)?;
-    if row.status != AccountStatus::Disconnected {
-        sqlx::query!(
-            "UPDATE social_accounts SET status = 'disconnected', status_reason = left($2, 2000), updated_at = now()
-             WHERE id = $1",
-            account,
-            format!("Disconnected in the console by {}", user.email)
-        )
-        .execute(&mut *tx)
-        .await?;
-        let held = autosocial_core::items::publications::hold_account(
-            &mut tx,
-            user.agency_id,
-            account,
-            "the account was disconnected",
-        )
-        .await?;
-        audit::append(
-            &mut tx,
-            &user.actor(),
-            Entry::new(Some(user.agency_id), "account.disconnect")
-                .target("social_account", account)
-                .details(serde_json::json!({
-                    "client_id": client, "platform": row.platform, "display_name": row.display_name,
-                    "held_publications": held.len(),
-                })),
-        )
-        .await?;
-    }
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{client}/accounts")).into_response())
 }

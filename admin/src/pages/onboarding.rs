@@ -124,17 +124,9 @@ pub async fn create(
     Path(client): Path<Uuid>,
 ) -> AppResult<Response> {
     let mut tx = state.pool.begin().await?;
-    let link = onboarding::create(&mut tx, user.agency_id, client, Some(user.user_id))
+    let link = onboarding::create_audited(&mut tx, &user.actor(), user.agency_id, client)
         .await?
         .ok_or(AppError::NotFound)?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "onboarding_link.create")
-            .target("client", client)
-            .details(serde_json::json!({ "link_id": link.id, "expires_at": link.expires_at })),
-    )
-    .await?;
     tx.commit().await?;
     let body = links_page(&state, &user, client, Some((link.token, link.expires_at))).await?;
     let mut r = respond(htmx, &user, "Onboarding links", Nav::Clients, body);
@@ -149,17 +141,12 @@ pub async fn revoke(
 ) -> AppResult<Response> {
     client_name(&state, user.agency_id, client).await?;
     let mut tx = state.pool.begin().await?;
-    if !onboarding::revoke(&mut tx, user.agency_id, link).await? {
+    if onboarding::revoke_audited(&mut tx, &user.actor(), user.agency_id, link)
+        .await?
+        .is_none()
+    {
         return Err(AppError::NotFound);
     }
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "onboarding_link.revoke")
-            .target("onboarding_link", link)
-            .details(serde_json::json!({ "client_id": client })),
-    )
-    .await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{client}/onboarding")).into_response())
 }

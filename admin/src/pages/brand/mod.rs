@@ -65,10 +65,13 @@ pub async fn client_of(state: &AppState, agency: Uuid, id: Uuid) -> AppResult<co
 mod logo;
 mod parse;
 mod render;
+mod save;
 
 pub use logo::*;
 pub use parse::*;
+pub(crate) use render::font_names;
 use render::*;
+pub(crate) use save::save_brand;
 
 // ---------------------------------------------------------------------------------------------
 // The form
@@ -78,48 +81,48 @@ use render::*;
 #[derive(Debug, Deserialize, Default, Clone)]
 pub struct BrandForm {
     #[serde(default)]
-    voice: String,
+    pub(crate) voice: String,
     #[serde(default)]
-    tone: String,
+    pub(crate) tone: String,
     #[serde(default)]
-    pillars: String,
+    pub(crate) pillars: String,
     #[serde(default)]
-    ctas: String,
+    pub(crate) ctas: String,
     #[serde(default)]
-    banned_terms: String,
+    pub(crate) banned_terms: String,
     #[serde(default)]
-    hashtag_sets: String,
+    pub(crate) hashtag_sets: String,
     #[serde(default)]
-    color_primary: String,
+    pub(crate) color_primary: String,
     #[serde(default)]
-    color_primary_hex: String,
+    pub(crate) color_primary_hex: String,
     #[serde(default)]
-    color_primary_was: String,
+    pub(crate) color_primary_was: String,
     #[serde(default)]
-    color_secondary: String,
+    pub(crate) color_secondary: String,
     #[serde(default)]
-    color_secondary_hex: String,
+    pub(crate) color_secondary_hex: String,
     #[serde(default)]
-    color_secondary_was: String,
+    pub(crate) color_secondary_was: String,
     #[serde(default)]
-    color_background: String,
+    pub(crate) color_background: String,
     #[serde(default)]
-    color_background_hex: String,
+    pub(crate) color_background_hex: String,
     #[serde(default)]
-    color_background_was: String,
+    pub(crate) color_background_was: String,
     #[serde(default)]
-    color_text: String,
+    pub(crate) color_text: String,
     #[serde(default)]
-    color_text_hex: String,
+    pub(crate) color_text_hex: String,
     #[serde(default)]
-    color_text_was: String,
+    pub(crate) color_text_was: String,
     #[serde(default)]
-    font: String,
+    pub(crate) font: String,
     #[serde(default)]
-    handle: String,
+    pub(crate) handle: String,
     /// The preview's card size (not saved).
     #[serde(default)]
-    size: String,
+    pub(crate) size: String,
 }
 
 /// The four colour fields: (field name, label).
@@ -131,7 +134,7 @@ const COLORS: [(&str, &str); 4] = [
 ];
 
 impl BrandForm {
-    fn from_brand(b: &Brand) -> BrandForm {
+    pub(crate) fn from_brand(b: &Brand) -> BrandForm {
         let p = &b.palette;
         BrandForm {
             voice: b.voice.clone(),
@@ -190,7 +193,7 @@ impl BrandForm {
         pick_color(picker, typed, was)
     }
 
-    fn validate(&self, fonts: &[String]) -> Result<ValidBrand, FieldErrors> {
+    pub(crate) fn validate(&self, fonts: &[String]) -> Result<ValidBrand, FieldErrors> {
         let mut errors = FieldErrors::new();
         let voice = self.voice.trim().to_owned();
         if voice.chars().count() > 4000 {
@@ -261,7 +264,8 @@ impl BrandForm {
     }
 }
 
-struct ValidBrand {
+/// A brand form that passed every check, ready to save with [`save_brand`].
+pub(crate) struct ValidBrand {
     voice: String,
     tone: String,
     pillars: Vec<String>,
@@ -687,49 +691,8 @@ pub async fn save(
                 .into_response());
         }
     };
-    let hashtag_sets = serde_json::to_value(&v.hashtag_sets).map_err(anyhow::Error::from)?;
-    let [primary, secondary, background, text] = &v.colors;
     let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO brand_settings (client_id, agency_id, voice, tone, pillars, ctas, banned_terms, hashtag_sets,
-                                     color_primary, color_secondary, color_background, color_text, font, handle)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (client_id) DO UPDATE SET
-             voice = EXCLUDED.voice, tone = EXCLUDED.tone, pillars = EXCLUDED.pillars, ctas = EXCLUDED.ctas,
-             banned_terms = EXCLUDED.banned_terms, hashtag_sets = EXCLUDED.hashtag_sets,
-             color_primary = EXCLUDED.color_primary, color_secondary = EXCLUDED.color_secondary,
-             color_background = EXCLUDED.color_background, color_text = EXCLUDED.color_text,
-             font = EXCLUDED.font, handle = EXCLUDED.handle, updated_at = now()
-         WHERE brand_settings.agency_id = EXCLUDED.agency_id",
-        id,
-        user.agency_id,
-        v.voice,
-        v.tone,
-        &v.pillars,
-        &v.ctas,
-        &v.banned_terms,
-        hashtag_sets,
-        primary,
-        secondary,
-        background,
-        text,
-        v.font,
-        v.handle,
-    )
-    .execute(&mut *tx)
-    .await?;
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), "brand.update")
-            .target("client", id)
-            .details(serde_json::json!({
-                "tone": v.tone, "pillars": v.pillars.len(), "ctas": v.ctas.len(),
-                "banned_terms": v.banned_terms.len(), "hashtag_sets": v.hashtag_sets.len(),
-                "colors": v.colors, "font": v.font, "handle": v.handle,
-            })),
-    )
-    .await?;
+    save_brand(&mut tx, &user.actor(), user.agency_id, id, &v).await?;
     tx.commit().await?;
     Ok(Redirect::to(&format!("/clients/{id}/brand?saved=brand")).into_response())
 }

@@ -37,7 +37,7 @@ pub(super) async fn fonts(state: &AppState) -> anyhow::Result<Arc<Fonts>> {
 }
 
 /// The font names offered, or why there are none.
-pub(super) async fn font_names(state: &AppState) -> Result<Vec<String>, String> {
+pub(crate) async fn font_names(state: &AppState) -> Result<Vec<String>, String> {
     match fonts(state).await {
         Ok(f) => Ok(f.names()),
         Err(e) => {

@@ -451,15 +451,16 @@ async fn verdict_of(
 }
 
 /// An uploaded image of the client.
-struct UploadedImage {
-    id: Uuid,
-    path: String,
-    width: i32,
-    height: i32,
-    bytes: i64,
+pub(crate) struct UploadedImage {
+    pub(crate) id: Uuid,
+    pub(crate) path: String,
+    pub(crate) width: i32,
+    pub(crate) height: i32,
+    pub(crate) bytes: i64,
 }
 
-async fn uploaded(
+/// An image the client's composer (or API key) uploaded, by id.
+pub(crate) async fn uploaded(
     state: &AppState,
     agency: Uuid,
     client: Uuid,

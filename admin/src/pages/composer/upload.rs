@@ -30,6 +30,87 @@ pub(super) fn check_image(bytes: &[u8]) -> Result<(image::ImageFormat, u32, u32)
     Ok((format, img.width(), img.height()))
 }
 
+/// Check an uploaded image by decoding it (PNG or JPEG, at most 5 MB and 12,000 px a side), store
+/// it content-addressed, record it as the client's upload and audit it: the composer's upload
+/// and the API's `POST /clients/{id}/media` both end here. `Ok(Err(message))`: refused, with the
+/// reason for the person; nothing was stored in the database.
+pub(crate) async fn store_upload(
+    state: &AppState,
+    actor: &autosocial_core::audit::Actor,
+    agency: Uuid,
+    client: Uuid,
+    bytes: Bytes,
+) -> AppResult<Result<UploadedImage, String>> {
+    let checked = {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || check_image(&b))
+            .await
+            .map_err(anyhow::Error::from)?
+    };
+    let (format, width, height) = match checked {
+        Ok(x) => x,
+        Err(m) => return Ok(Err(m)),
+    };
+    let (ext, mime) = match format {
+        image::ImageFormat::Png => ("png", "image/png"),
+        _ => ("jpg", "image/jpeg"),
+    };
+    let media_dir = state.web.media_dir.clone();
+    let stored = {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || cards::store(&media_dir, &b, ext))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(anyhow::Error::from)?
+    };
+    let (path, sha256) = stored;
+    let mut tx = state.pool.begin().await?;
+    // the same bytes uploaded again (for this agency) are the same asset
+    let media_id = sqlx::query_scalar!(
+        r#"WITH ins AS (
+               INSERT INTO media_assets (id, agency_id, client_id, sha256, path, mime, width, height, bytes, purpose)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'upload')
+               ON CONFLICT (agency_id, sha256, mime) DO NOTHING
+               RETURNING id)
+           SELECT id AS "id!" FROM ins
+           UNION ALL
+           SELECT id FROM media_assets WHERE agency_id = $2 AND sha256 = $4 AND mime = $6 AND client_id = $3 AND purpose = 'upload'
+           LIMIT 1"#,
+        Uuid::now_v7(),
+        agency,
+        client,
+        &sha256[..],
+        path,
+        mime,
+        width as i32,
+        height as i32,
+        bytes.len() as i64
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(media_id) = media_id else {
+        // the same file exists as another client's image or as a card: keep assets per client
+        tx.rollback().await?;
+        return Ok(Err("This exact image is already stored for another purpose; change it slightly or use the card option.".into()));
+    };
+    audit::append(
+        &mut tx,
+        actor,
+        Entry::new(Some(agency), "media.upload")
+            .target("media_asset", media_id)
+            .details(serde_json::json!({ "client": client, "mime": mime, "bytes": bytes.len() })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(UploadedImage {
+        id: media_id,
+        path,
+        width: width as i32,
+        height: height as i32,
+        bytes: bytes.len() as i64,
+    }))
+}
+
 /// `POST /clients/{id}/compose/upload` (multipart, field `image_file`): validate and store the
 /// image, and answer with the composer's image block holding its id.
 pub async fn upload(
@@ -79,74 +160,11 @@ pub async fn upload(
         }
     }
     let bytes = file.unwrap_or_default();
-    let checked = {
-        let b = bytes.clone();
-        tokio::task::spawn_blocking(move || check_image(&b))
-            .await
-            .map_err(anyhow::Error::from)?
-    };
-    let (format, width, height) = match checked {
-        Ok(x) => x,
+    let u = match store_upload(&state, &user.actor(), agency, c.id, bytes).await? {
+        Ok(u) => u,
         Err(m) => return Ok(refused(m)),
     };
-    let (ext, mime) = match format {
-        image::ImageFormat::Png => ("png", "image/png"),
-        _ => ("jpg", "image/jpeg"),
-    };
-    let media_dir = state.web.media_dir.clone();
-    let stored = {
-        let b = bytes.clone();
-        tokio::task::spawn_blocking(move || cards::store(&media_dir, &b, ext))
-            .await
-            .map_err(anyhow::Error::from)?
-            .map_err(anyhow::Error::from)?
-    };
-    let (path, sha256) = stored;
-    let mut tx = state.pool.begin().await?;
-    // the same bytes uploaded again (for this agency) are the same asset
-    let media_id = sqlx::query_scalar!(
-        r#"WITH ins AS (
-               INSERT INTO media_assets (id, agency_id, client_id, sha256, path, mime, width, height, bytes, purpose)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'upload')
-               ON CONFLICT (agency_id, sha256, mime) DO NOTHING
-               RETURNING id)
-           SELECT id AS "id!" FROM ins
-           UNION ALL
-           SELECT id FROM media_assets WHERE agency_id = $2 AND sha256 = $4 AND mime = $6 AND client_id = $3 AND purpose = 'upload'
-           LIMIT 1"#,
-        Uuid::now_v7(),
-        agency,
-        c.id,
-        &sha256[..],
-        path,
-        mime,
-        width as i32,
-        height as i32,
-        bytes.len() as i64
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(media_id) = media_id else {
-        // the same file exists as another client's image or as a card: keep assets per client
-        tx.rollback().await?;
-        return Ok(refused("This exact image is already stored for another purpose; change it slightly or use the card option.".into()));
-    };
-    audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(agency), "media.upload")
-            .target("media_asset", media_id)
-            .details(serde_json::json!({ "client": c.id, "mime": mime, "bytes": bytes.len() })),
-    )
-    .await?;
-    tx.commit().await?;
-    let u = UploadedImage {
-        id: media_id,
-        path,
-        width: width as i32,
-        height: height as i32,
-        bytes: bytes.len() as i64,
-    };
+    let media_id = u.id;
     let f = ComposeForm {
         image: "upload".into(),
         media_id: media_id.to_string(),

@@ -43,7 +43,7 @@ impl RuleForm {
         f
     }
 
-    pub(super) fn from_rule(r: &RuleRow) -> RuleForm {
+    pub(crate) fn from_rule(r: &RuleRow) -> RuleForm {
         RuleForm {
             name: r.name.clone(),
             enabled: r.enabled,

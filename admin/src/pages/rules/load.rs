@@ -6,21 +6,21 @@ use super::*;
 // Loading
 // ---------------------------------------------------------------------------------------------
 
-pub(super) struct RuleRow {
-    pub(super) id: Uuid,
-    pub(super) name: String,
-    pub(super) enabled: bool,
-    pub(super) frequency: String,
-    pub(super) posts_per_period: i32,
-    pub(super) days_of_week: Vec<i16>,
-    pub(super) local_times: Vec<NaiveTime>,
-    pub(super) content_types: Vec<String>,
-    pub(super) min_gap_minutes: i32,
-    pub(super) account_ids: Vec<Uuid>,
+pub(crate) struct RuleRow {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) enabled: bool,
+    pub(crate) frequency: String,
+    pub(crate) posts_per_period: i32,
+    pub(crate) days_of_week: Vec<i16>,
+    pub(crate) local_times: Vec<NaiveTime>,
+    pub(crate) content_types: Vec<String>,
+    pub(crate) min_gap_minutes: i32,
+    pub(crate) account_ids: Vec<Uuid>,
 }
 
 impl RuleRow {
-    pub(super) fn spec(&self) -> Option<RuleSpec> {
+    pub(crate) fn spec(&self) -> Option<RuleSpec> {
         Some(RuleSpec {
             frequency: self.frequency.parse().ok()?,
             posts_per_period: u32::try_from(self.posts_per_period).ok()?,
@@ -31,7 +31,7 @@ impl RuleRow {
     }
 }
 
-pub(super) async fn rules_of(
+pub(crate) async fn rules_of(
     state: &AppState,
     agency: Uuid,
     client: Uuid,
@@ -69,14 +69,14 @@ pub(super) async fn rule_of(
         .ok_or(AppError::NotFound)
 }
 
-pub(super) struct AccountRow {
-    pub(super) id: Uuid,
-    pub(super) platform: Platform,
-    pub(super) display_name: String,
-    pub(super) status: AccountStatus,
+pub(crate) struct AccountRow {
+    pub(crate) id: Uuid,
+    pub(crate) platform: Platform,
+    pub(crate) display_name: String,
+    pub(crate) status: AccountStatus,
 }
 
-pub(super) async fn accounts_of(
+pub(crate) async fn accounts_of(
     state: &AppState,
     agency: Uuid,
     client: Uuid,

@@ -62,6 +62,7 @@ mod preview;
 
 pub use form::*;
 use load::*;
+pub(crate) use load::{AccountRow, RuleRow, accounts_of, rules_of};
 pub use preview::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -520,12 +521,28 @@ async fn save(
         Ok(v) => v,
         Err(errors) => return form_page(state, user, htmx, client, rule, f, &errors).await,
     };
+    let mut tx = state.pool.begin().await?;
+    save_rule(&mut tx, &user.actor(), client, rule, &v).await?;
+    tx.commit().await?;
+    Ok(Redirect::to(&format!("/clients/{}/rules?saved=saved", client.id)).into_response())
+}
+
+/// Save a checked rule of `client` (a new one when `rule` is `None`) and audit it, in the
+/// caller's transaction: future items the rule no longer wants that were not generated yet are
+/// cancelled, and the client's plan job is enqueued. The console's form and the API's PATCH both
+/// end here. Returns the rule's id.
+pub(crate) async fn save_rule(
+    conn: &mut sqlx::PgConnection,
+    actor: &autosocial_core::audit::Actor,
+    client: &Client,
+    rule: Option<Uuid>,
+    v: &ValidRule,
+) -> AppResult<Uuid> {
     let days: Vec<i16> = v.spec.days_of_week.iter().map(|d| i16::from(*d)).collect();
     let frequency = match v.spec.frequency {
         Frequency::PerDay => "per_day",
         Frequency::PerWeek => "per_week",
     };
-    let mut tx = state.pool.begin().await?;
     let id = match rule {
         Some(rule) => {
             let r = sqlx::query!(
@@ -533,7 +550,7 @@ async fn save(
                         local_times = $8, content_types = $9, min_gap_minutes = $10, updated_at = now()
                  WHERE id = $1 AND agency_id = $2 AND client_id = $11",
                 rule,
-                user.agency_id,
+                client.agency_id,
                 v.name,
                 v.enabled,
                 frequency,
@@ -544,7 +561,7 @@ async fn save(
                 v.spec.min_gap_minutes as i32,
                 client.id,
             )
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             if r.rows_affected() == 0 {
                 return Err(AppError::NotFound);
@@ -552,9 +569,9 @@ async fn save(
             sqlx::query!(
                 "DELETE FROM content_rule_accounts WHERE rule_id = $1 AND agency_id = $2",
                 rule,
-                user.agency_id
+                client.agency_id
             )
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             rule
         }
@@ -565,7 +582,7 @@ async fn save(
                                             local_times, content_types, min_gap_minutes)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 rule,
-                user.agency_id,
+                client.agency_id,
                 client.id,
                 v.name,
                 v.enabled,
@@ -576,7 +593,7 @@ async fn save(
                 &v.content_types,
                 v.spec.min_gap_minutes as i32,
             )
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             rule
         }
@@ -585,11 +602,11 @@ async fn save(
         "INSERT INTO content_rule_accounts (rule_id, account_id, agency_id)
          SELECT $1, a.id, $2 FROM social_accounts a WHERE a.id = ANY($3) AND a.agency_id = $2 AND a.client_id = $4",
         id,
-        user.agency_id,
+        client.agency_id,
         &v.accounts,
         client.id
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let now = Utc::now();
     let wanted = if v.enabled {
@@ -599,19 +616,19 @@ async fn save(
         Vec::new()
     };
     let cancelled = if rule.is_some() {
-        autosocial_core::items::drop_planned(&mut *tx, user.agency_id, id, &wanted).await?
+        autosocial_core::items::drop_planned(&mut *conn, client.agency_id, id, &wanted).await?
     } else {
         0
     };
     let job = queue::enqueue(
-        &mut tx,
-        &plan_job(user.agency_id, client.id, client.timezone, now),
+        &mut *conn,
+        &plan_job(client.agency_id, client.id, client.timezone, now),
     )
     .await?;
     audit::append(
-        &mut tx,
-        &user.actor(),
-        Entry::new(Some(user.agency_id), if rule.is_some() { "rule.update" } else { "rule.create" })
+        &mut *conn,
+        actor,
+        Entry::new(Some(client.agency_id), if rule.is_some() { "rule.update" } else { "rule.create" })
             .target("content_rule", id)
             .details(serde_json::json!({
                 "client_id": client.id, "name": v.name, "enabled": v.enabled, "frequency": frequency,
@@ -622,8 +639,7 @@ async fn save(
             })),
     )
     .await?;
-    tx.commit().await?;
-    Ok(Redirect::to(&format!("/clients/{}/rules?saved=saved", client.id)).into_response())
+    Ok(id)
 }
 
 pub async fn delete(
