@@ -9,7 +9,8 @@
 //! Handlers call the same `autosocial_core` functions as the console (client writes, the item
 //! lifecycle), scoped by the key's agency and client limit: another agency's ids are 404. The
 //! OpenAPI 3.1 document is generated from the handlers and types ([`ApiDoc`]) and served at
-//! `/api/v1/openapi.json` without a key.
+//! `/api/v1/openapi.json` without a key, with a reference page over it at `/api/v1/docs`
+//! (`reference`).
 
 use axum::Router;
 use axum::extract::Request;
@@ -30,6 +31,7 @@ pub mod idempotency;
 pub mod input;
 pub mod items;
 pub mod problem;
+pub mod reference;
 
 use problem::{ApiError, ProblemType};
 
@@ -161,6 +163,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let s = &state;
     Router::new()
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/docs", get(reference::page))
         .route(
             "/api/v1/clients",
             guarded(s, get(clients::list).post(clients::create)),
