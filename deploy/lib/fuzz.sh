@@ -7,7 +7,8 @@
 # 2. A fresh database is seeded the way `deploy/dev demo` seeds one (the demo agency, its
 #    clients with sandbox accounts connected through the sandbox's OAuth flow, approved posts),
 #    plus an API key of each role (`autosocial-admin api-key create`) and, through the API
-#    itself, items waiting for review, approved and rejected.
+#    itself, items waiting for review, approved and rejected; their ids go to the hooks
+#    (deploy/fuzz/hooks.py), which put them in place of half the random UUIDs.
 # 3. Schemathesis generates requests from the document for every operation it lists (examples,
 #    coverage, fuzzing and stateful phases) with every check, with the admin key, bounded by
 #    --max-examples and --max-time; then once more, briefly, with the viewer key (the 403s of
@@ -168,13 +169,23 @@ cmd_fuzz_api() {
     wait_http_200 admin "$FUZZ_BASE/readyz" 60 "$out/admin.log"
     fuzz_seed_items "$DATABASE_URL" "$reviewer_key"
 
+    # the seeded ids, for the hooks to put in place of random UUIDs (deploy/fuzz/hooks.py)
+    psql_url "$DATABASE_URL" -Atc "SELECT json_build_object(
+        'items', (SELECT coalesce(json_agg(id), '[]') FROM content_items),
+        'clients', (SELECT coalesce(json_agg(id), '[]') FROM clients),
+        'pairs', (SELECT coalesce(json_agg(json_build_array(client_id, id)), '[]') FROM social_accounts WHERE status = 'active'))" \
+        >"$out/fixtures.json" || die "reading the seeded ids failed"
+    export AUTOSOCIAL_FUZZ_FIXTURES=$out/fixtures.json
+
     say "validating the OpenAPI document with openapi-spec-validator"
     curl -sS --fail -m 10 "$FUZZ_BASE/api/v1/openapi.json" -o "$out/openapi.json" || die "GET /api/v1/openapi.json failed"
     "$FUZZ_VENV/bin/openapi-spec-validator" "$out/openapi.json" || die "the OpenAPI document is not valid"
 
-    # the settings (expected answers, the key as the security scheme) and hooks in deploy/fuzz/
+    # the settings (expected answers, the key as the security scheme) and hooks in deploy/fuzz/;
+    # one worker: with two, hypothesis' ast.parse in two threads at once can fail inside Python
+    # 3.11 ("AST constructor recursion depth mismatch"), an error of the tool, not of the API
     local st=("$FUZZ_VENV/bin/schemathesis" --config-file "$REPO/deploy/fuzz/schemathesis.toml" run
-        "$FUZZ_BASE/api/v1/openapi.json" --checks all --request-timeout 10 --workers 2 --no-color)
+        "$FUZZ_BASE/api/v1/openapi.json" --checks all --request-timeout 10 --workers 1 --no-color)
     export SCHEMATHESIS_HOOKS=$REPO/deploy/fuzz/hooks.py
     say "schemathesis with the admin key: every operation, every check, up to $max_examples examples each, at most $max_time s"
     local rc=0
