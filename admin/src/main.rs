@@ -44,9 +44,39 @@ enum Command {
     /// console).
     #[command(subcommand)]
     Switch(SwitchCommand),
+    /// API keys of an agency, from the command line (the console's Settings → API keys does the
+    /// same): for provisioning tools and `deploy/dev fuzz-api`.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// Demo data for `deploy/dev demo`.
     #[command(subcommand)]
     Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print its secret, once, alone on standard output (only its hash is
+    /// stored). Audited as the operator's command line.
+    Create(ApiKeyCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct ApiKeyCreateArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// The agency's name.
+    #[arg(long)]
+    agency: String,
+    /// What the key is for: the audit log names the key by it.
+    #[arg(long)]
+    name: String,
+    /// viewer, reviewer or admin.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Limit the key to this client of the agency (by name); repeat for more. Without it the key
+    /// reaches every client.
+    #[arg(long = "client", value_name = "NAME")]
+    clients: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +243,50 @@ async fn connect(db: &DatabaseArgs) -> sqlx::PgPool {
             std::process::exit(1)
         }
     }
+}
+
+/// `api-key create`: the key's secret.
+async fn create_api_key(pool: &sqlx::PgPool, a: &ApiKeyCreateArgs) -> anyhow::Result<String> {
+    use autosocial_core::api_keys::{self, NewKey};
+    let name = a.name.trim();
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().count() <= 100,
+        "--name must have 1 to 100 characters"
+    );
+    anyhow::ensure!(
+        api_keys::ROLES.contains(&a.role),
+        "--role must be viewer, reviewer or admin"
+    );
+    let agency = sqlx::query_scalar!("SELECT id FROM agencies WHERE name = $1", a.agency.trim())
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no agency is named `{}`", a.agency.trim()))?;
+    let mut clients = Vec::with_capacity(a.clients.len());
+    for c in &a.clients {
+        let id = sqlx::query_scalar!(
+            "SELECT id FROM clients WHERE agency_id = $1 AND name = $2",
+            agency,
+            c.trim()
+        )
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the agency has no client named `{}`", c.trim()))?;
+        clients.push(id);
+    }
+    let mut tx = pool.begin().await?;
+    let created = api_keys::create(
+        &mut tx,
+        &cli_actor(),
+        agency,
+        &NewKey {
+            name,
+            role: a.role,
+            clients: (!clients.is_empty()).then_some(clients.as_slice()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created.secret)
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -418,6 +492,16 @@ async fn main() -> anyhow::Result<()> {
                 report.rows,
                 v.current_key_id()
             );
+        }
+        Command::ApiKey(ApiKeyCommand::Create(a)) => {
+            let pool = connect(&a.db).await;
+            match create_api_key(&pool, &a).await {
+                Ok(secret) => println!("{secret}"),
+                Err(e) => {
+                    eprintln!("key not created: {e}");
+                    std::process::exit(1)
+                }
+            }
         }
         Command::Demo(DemoCommand::Seed(a)) => {
             let vault = a.keys.load_or_exit();

@@ -1,5 +1,6 @@
 //! Static files compiled into the binary: htmx and its SSE extension (vendored from the npm
-//! package `htmx.org`, see `admin/static/README.md`) and the stylesheet. Names carry a content
+//! package `htmx.org`, see `admin/static/README.md`), Swagger UI for the API's reference page
+//! (from `swagger-ui-dist`) and the stylesheet. Names carry a content
 //! hash, so they are served with a year-long immutable cache lifetime.
 
 use std::sync::LazyLock;
@@ -14,6 +15,9 @@ const CSS: &[u8] = include_bytes!("../static/app.css");
 const SSE: &[u8] = include_bytes!("../static/sse.js");
 const REVIEW_JS: &[u8] = include_bytes!("../static/review.js");
 const FAVICON: &[u8] = include_bytes!("../static/favicon.svg");
+const SWAGGER_JS: &[u8] = include_bytes!("../static/swagger-ui-bundle.js");
+const SWAGGER_CSS: &[u8] = include_bytes!("../static/swagger-ui.css");
+const API_DOCS_JS: &[u8] = include_bytes!("../static/api-docs.js");
 
 struct Asset {
     name: String,
@@ -30,13 +34,26 @@ fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str)
     }
 }
 
-static ASSETS: LazyLock<[Asset; 5]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 8]> = LazyLock::new(|| {
     [
         asset("htmx", "js", HTMX, "text/javascript; charset=utf-8"),
         asset("app", "css", CSS, "text/css; charset=utf-8"),
         asset("review", "js", REVIEW_JS, "text/javascript; charset=utf-8"),
         asset("sse", "js", SSE, "text/javascript; charset=utf-8"),
         asset("favicon", "svg", FAVICON, "image/svg+xml"),
+        asset(
+            "swagger-ui-bundle",
+            "js",
+            SWAGGER_JS,
+            "text/javascript; charset=utf-8",
+        ),
+        asset("swagger-ui", "css", SWAGGER_CSS, "text/css; charset=utf-8"),
+        asset(
+            "api-docs",
+            "js",
+            API_DOCS_JS,
+            "text/javascript; charset=utf-8",
+        ),
     ]
 });
 
@@ -61,6 +78,21 @@ pub fn sse_path() -> String {
 /// The site icon, linked from every page's head.
 pub fn favicon_path() -> String {
     format!("/static/{}", ASSETS[4].name)
+}
+
+/// Swagger UI's script, for the API's reference page.
+pub fn swagger_js_path() -> String {
+    format!("/static/{}", ASSETS[5].name)
+}
+
+/// Swagger UI's stylesheet.
+pub fn swagger_css_path() -> String {
+    format!("/static/{}", ASSETS[6].name)
+}
+
+/// The reference page's own script: starts Swagger UI on the OpenAPI document.
+pub fn api_docs_js_path() -> String {
+    format!("/static/{}", ASSETS[7].name)
 }
 
 /// `GET /favicon.ico`: browsers ask for it where no page names an icon (an image or a JSON

@@ -296,3 +296,107 @@ async fn the_operator_is_made_and_switches_the_deployment_from_the_cli(pool: PgP
         ]
     );
 }
+
+#[sqlx::test(migrator = "autosocial_core::db::MIGRATOR")]
+async fn an_api_key_is_created_from_the_cli_printed_once_and_limited_to_named_clients(
+    pool: PgPool,
+) {
+    let db = autosocial_core::testing::database_url(&pool).await;
+    let owner = autosocial_admin::seed::create_user(
+        &pool,
+        "Acme",
+        "owner@acme.test",
+        autosocial_core::domain::Role::Owner,
+        "a long enough passphrase",
+    )
+    .await
+    .unwrap();
+    let agency: uuid::Uuid =
+        sqlx::query_scalar("SELECT agency_id FROM memberships WHERE user_id = $1")
+            .bind(owner)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let bakery = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO clients (id, agency_id, name, timezone) VALUES ($1, $2, 'Bakery', 'UTC'), ($3, $2, 'Gym', 'UTC')",
+    )
+    .bind(bakery)
+    .bind(agency)
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let env = [("DATABASE_URL", db.as_str())];
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "api-key", "create", "--agency", "Acme", "--name", "CRM sync",
+        ];
+        args.extend_from_slice(extra);
+        run(ADMIN, &args, &env)
+    };
+
+    // refused: no such agency, client or role; nothing is created
+    let out = run(
+        ADMIN,
+        &[
+            "api-key", "create", "--agency", "Nobody", "--name", "x", "--role", "viewer",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Nobody"));
+    let out = create(&["--role", "reviewer", "--client", "Florist"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Florist"));
+    let out = create(&["--role", "owner"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+
+    let out = create(&["--role", "reviewer", "--client", "Bakery"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "only the secret: {stdout}");
+    assert!(
+        secret.starts_with(autosocial_core::api_keys::PREFIX),
+        "{secret}"
+    );
+    // stored hashed, with its role and client limit, audited as the operator's command line
+    let (role, all_clients, hash): (String, bool, Vec<u8>) = sqlx::query_as(
+        "SELECT role, all_clients, secret_hash FROM api_keys WHERE name = 'CRM sync'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((role.as_str(), all_clients), ("reviewer", false));
+    assert_ne!(hash, secret.as_bytes());
+    let reached: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT client_id FROM api_key_clients")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(reached, [bakery]);
+    let mut conn = pool.acquire().await.unwrap();
+    let key = autosocial_core::api_keys::authenticate(&mut conn, secret)
+        .await
+        .unwrap()
+        .expect("the printed secret is a live key");
+    assert_eq!(key.agency_id, agency);
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor_label FROM audit_log WHERE action = 'api_key.create' AND agency_id = $1",
+    )
+    .bind(agency)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(actor.contains("CLI"), "{actor}");
+}

@@ -264,7 +264,7 @@ async fn session(pool: &PgPool) -> anyhow::Result<String> {
     Ok(token)
 }
 
-fn admin_binary(given: Option<String>) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn admin_binary(given: Option<String>) -> anyhow::Result<std::path::PathBuf> {
     let path = match given {
         Some(p) => p.into(),
         None => std::env::current_exe()?
@@ -282,23 +282,45 @@ fn admin_binary(given: Option<String>) -> anyhow::Result<std::path::PathBuf> {
 
 /// One page under wrk: (rps, p99 ms, p50 ms, requests).
 fn measure(url: &str, cookie: &str, connections: u32, seconds: u32) -> anyhow::Result<Value> {
+    wrk(
+        url,
+        &[format!("Cookie: {cookie}"), "Accept: text/html".into()],
+        "",
+        connections,
+        seconds,
+    )
+}
+
+/// `url` under wrk with these headers (and `lua` before the reporting script, e.g. a `request`
+/// function that makes each request): rps, p50, p99 and max ms, requests, non-2xx answers and
+/// socket errors.
+pub(crate) fn wrk(
+    url: &str,
+    headers: &[String],
+    lua: &str,
+    connections: u32,
+    seconds: u32,
+) -> anyhow::Result<Value> {
     let script = std::env::temp_dir().join(format!(
-        "autosocial-console-bench-{}.lua",
-        std::process::id()
+        "autosocial-bench-wrk-{}-{}.lua",
+        std::process::id(),
+        Uuid::new_v4().simple()
     ));
-    std::fs::write(&script, WRK_SCRIPT)?;
-    let out = Command::new("wrk")
-        .arg(format!("-t{}", connections.clamp(1, 2)))
+    std::fs::write(&script, format!("{lua}\n{WRK_SCRIPT}"))?;
+    let mut cmd = Command::new("wrk");
+    cmd.arg(format!("-t{}", connections.clamp(1, 2)))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
-        .arg("--timeout=5s")
-        .args(["-H", &format!("Cookie: {cookie}")])
-        .args(["-H", "Accept: text/html"])
+        .arg("--timeout=5s");
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
         .arg("-s")
         .arg(&script)
         .arg(url)
         .output()
-        .context("running wrk (deploy/dev bench console installs it; apt-get install wrk)")?;
+        .context("running wrk (deploy/dev bench installs it; apt-get install wrk)")?;
     let _ = std::fs::remove_file(&script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
@@ -327,19 +349,26 @@ fn measure(url: &str, cookie: &str, connections: u32, seconds: u32) -> anyhow::R
     }))
 }
 
-pub async fn run(a: Args) -> anyhow::Result<()> {
+/// The benchmark database (`autosocial_bench_console`) with `clients` clients and `items`
+/// items, migrated: the kept one when it holds these counts (unless `reseed`), else seeded
+/// anew. Shared with the API benchmark, which measures the same data.
+pub(crate) async fn seeded_database(
+    database_url: &str,
+    clients: i64,
+    items: i64,
+    reseed: bool,
+) -> anyhow::Result<(PgPool, String)> {
     anyhow::ensure!(
-        a.clients > 0 && a.items >= a.clients,
+        clients > 0 && items >= clients,
         "--items must be at least --clients"
     );
-    let admin_bin = admin_binary(a.admin_bin.clone())?;
-    let url = with_db(&a.database_url, DB)?;
+    let url = with_db(database_url, DB)?;
     let server = PgPoolOptions::new()
         .max_connections(1)
-        .connect(&a.database_url)
+        .connect(database_url)
         .await
         .context("connecting to DATABASE_URL")?;
-    let reuse = !a.reseed && seeded(&url).await == Some((a.clients, a.items));
+    let reuse = !reseed && seeded(&url).await == Some((clients, items));
     if !reuse {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
             .execute(&server)
@@ -354,42 +383,47 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         .await?;
     autosocial_core::db::MIGRATOR.run(&pool).await?;
     if reuse {
-        println!(
-            "reusing {DB} ({} clients, {} items; --reseed for a new one)",
-            a.clients, a.items
-        );
-        sqlx::query("DELETE FROM sessions").execute(&pool).await?;
+        println!("reusing {DB} ({clients} clients, {items} items; --reseed for a new one)");
         sqlx::query("ANALYZE").execute(&pool).await?;
     } else {
-        println!("seeding {DB}: {} clients, {} items", a.clients, a.items);
+        println!("seeding {DB}: {clients} clients, {items} items");
         let hash = autosocial_core::password::hash(&Uuid::new_v4().to_string())?;
-        seed(&pool, a.clients, a.items, &hash).await?;
+        seed(&pool, clients, items, &hash).await?;
     }
-    let token = session(&pool).await?;
-    let cookie = format!("autosocial_session={token}");
+    Ok((pool, url))
+}
 
+/// The release console serving `url` on a free port, ready (its `/readyz` answered): the
+/// process (stopped when dropped) and its base URL.
+pub(crate) async fn start_admin(
+    admin_bin: &std::path::Path,
+    url: &str,
+    redis_url: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let key = autosocial_core::vault::Vault::generate_entry("bench");
-    let log = std::env::temp_dir().join(format!("autosocial-console-bench-admin-{port}.log"));
+    let log = std::env::temp_dir().join(format!("autosocial-bench-admin-{port}.log"));
+    let mut cmd = Command::new(admin_bin);
+    cmd.arg("serve")
+        .env("DATABASE_URL", url)
+        .env("REDIS_URL", redis_url)
+        .env("AUTOSOCIAL_KEYS", key)
+        .env("AUTOSOCIAL_ADMIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AUTOSOCIAL_PUBLIC_URL", &base)
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let admin = Proc(
-        Command::new(&admin_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &url)
-            .env("REDIS_URL", &a.redis_url)
-            .env("AUTOSOCIAL_KEYS", key)
-            .env("AUTOSOCIAL_ADMIN_LISTEN", format!("127.0.0.1:{port}"))
-            .env("AUTOSOCIAL_PUBLIC_URL", &base)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", admin_bin.display()))?,
     );
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
@@ -405,6 +439,20 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok((admin, base))
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let admin_bin = admin_binary(a.admin_bin.clone())?;
+    let (pool, url) = seeded_database(&a.database_url, a.clients, a.items, a.reseed).await?;
+    sqlx::query("DELETE FROM sessions").execute(&pool).await?;
+    let token = session(&pool).await?;
+    let cookie = format!("autosocial_session={token}");
+
+    let (admin, base) = start_admin(&admin_bin, &url, &a.redis_url, &[]).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
 
     let mut pages = serde_json::Map::new();
     let mut missed = Vec::new();

@@ -1,5 +1,5 @@
 //! `autosocial-bench`: the benchmarks `deploy/dev bench NAME` runs (queue, burst, fence, cards,
-//! console; see each module of the library). Each prints its figures and, as its last line, one
+//! console, api; see each module of the library). Each prints its figures and, as its last line, one
 //! JSON object.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use autosocial_bench::{burst, cards, console, fence, queue};
+use autosocial_bench::{api, burst, cards, console, fence, queue};
 
 #[derive(Debug, Parser)]
 #[command(name = "autosocial-bench", about = "AutoSocial benchmarks")]
@@ -98,6 +98,31 @@ enum Bench {
         #[arg(long, default_value_t = 50)]
         connections: u32,
         /// Seconds per page.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Seed a new database even when the kept one has the same counts.
+        #[arg(long)]
+        reseed: bool,
+        /// The console binary (default: next to this one).
+        #[arg(long)]
+        admin_bin: Option<String>,
+    },
+    /// The JSON API on the console benchmark's data (10,000 clients, 1,000,000 items): list
+    /// items p99 and create item requests/s at 50 connections.
+    Api {
+        /// Postgres server URL; the benchmark keeps its own database on it (the console's).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        clients: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        items: i64,
+        /// Concurrent connections per measurement.
+        #[arg(long, default_value_t = 50)]
+        connections: u32,
+        /// Seconds per measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u32,
         /// Seed a new database even when the kept one has the same counts.
@@ -202,6 +227,28 @@ async fn main() -> anyhow::Result<()> {
             admin_bin,
         } => {
             console::run(console::Args {
+                database_url,
+                redis_url,
+                clients,
+                items,
+                connections,
+                seconds,
+                reseed,
+                admin_bin,
+            })
+            .await
+        }
+        Bench::Api {
+            database_url,
+            redis_url,
+            clients,
+            items,
+            connections,
+            seconds,
+            reseed,
+            admin_bin,
+        } => {
+            api::run(api::Args {
                 database_url,
                 redis_url,
                 clients,

@@ -280,7 +280,7 @@ pub async fn show(
 /// Change some of a client's fields. With `If-Match`, only while the client is still the
 /// version named (412 otherwise).
 #[utoipa::path(patch, path = "/api/v1/clients/{id}", operation_id = "update_client", tag = "clients",
-    request_body = ClientPatch,
+    request_body(content = Option<ClientPatch>, description = "The fields to change; an empty body changes nothing"),
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),

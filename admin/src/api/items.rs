@@ -564,7 +564,7 @@ pub(super) fn move_refused(e: Failure) -> ApiError {
 
 /// Approve an item waiting for review: its posts are scheduled, one per target account.
 #[utoipa::path(post, path = "/api/v1/items/{id}/approve", operation_id = "approve_item", tag = "items",
-    request_body(content = Approval, description = "Optional: the body may be empty"),
+    request_body(content = Option<Approval>, description = "Optional: the body may be empty"),
     params(("id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(

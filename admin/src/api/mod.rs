@@ -11,7 +11,8 @@
 //! Handlers call the same `autosocial_core` functions as the console (client writes, the item
 //! lifecycle), scoped by the key's agency and client limit: another agency's ids are 404. The
 //! OpenAPI 3.1 document is generated from the handlers and types ([`ApiDoc`]) and served at
-//! `/api/v1/openapi.json` without a key.
+//! `/api/v1/openapi.json` without a key, with a reference page over it at `/api/v1/docs`
+//! (`reference`).
 
 use axum::Router;
 use axum::extract::Request;
@@ -38,6 +39,7 @@ pub mod links;
 pub mod media;
 pub mod problem;
 pub mod publications;
+pub mod reference;
 pub mod rules;
 pub mod switches;
 
@@ -192,6 +194,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let s = &state;
     Router::new()
         .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/docs", get(reference::page))
         .route(
             "/api/v1/clients",
             guarded(s, get(clients::list).post(clients::create)),

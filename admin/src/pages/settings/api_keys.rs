@@ -31,7 +31,9 @@ async fn render_keys(state: &AppState, user: &CurrentUser, flash: &Flash) -> App
         h1 { "API keys" }
         p { a href="/settings" { "← Settings" } }
         p { "Your agency's own tools reach its clients and posts through the JSON API at " code { "/api/v1" } " with one of these keys, sent as "
-            code { "Authorization: Bearer as_live_…" } ". The API's description is at " a href="/api/v1/openapi.json" { "/api/v1/openapi.json" } "." }
+            code { "Authorization: Bearer as_live_…" } ". Every operation is described in the "
+            a href=(crate::api::reference::PATH) { "API reference" } ", from the OpenAPI document at "
+            a href="/api/v1/openapi.json" { "/api/v1/openapi.json" } "." }
         @if let Some(n) = &flash.notice { (n) }
         @if !flash.errors.is_empty() {
             p.alert role="alert" { "No key was created: please correct the fields marked below." }
