@@ -69,13 +69,13 @@ pub struct BrandPatch {
     pub banned_terms: Option<Vec<String>>,
     /// At most 30 sets (names of 1 to 50 characters) of at most 30 tags (letters, digits, `_`).
     pub hashtag_sets: Option<BTreeMap<String, Vec<String>>>,
-    #[schema(pattern = "^#?[0-9a-fA-F]{6}$", example = "#1d4ed8")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$", example = "#1d4ed8")]
     pub color_primary: Option<String>,
-    #[schema(pattern = "^#?[0-9a-fA-F]{6}$")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub color_secondary: Option<String>,
-    #[schema(pattern = "^#?[0-9a-fA-F]{6}$")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub color_background: Option<String>,
-    #[schema(pattern = "^#?[0-9a-fA-F]{6}$")]
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub color_text: Option<String>,
     /// One of the installed card fonts; `null` or empty for the default.
     pub font: Option<String>,
@@ -150,7 +150,7 @@ fn lines(body: &mut JsonBody, field: &'static str, v: Vec<String>) -> String {
 /// Change some of a client's brand fields. With `If-Match`, only while the brand is still the
 /// version named (412 otherwise).
 #[utoipa::path(patch, path = "/api/v1/clients/{id}/brand", operation_id = "update_brand", tag = "brand",
-    request_body = BrandPatch,
+    request_body(content = Option<BrandPatch>, description = "The fields to change; an empty body changes nothing"),
     params(("id" = Uuid, Path, description = "The client"),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),

@@ -90,6 +90,56 @@ pub enum ItemStateValue {
     Cancelled,
 }
 
+/// How often a content rule posts.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RuleFrequencyValue {
+    PerDay,
+    PerWeek,
+}
+
+/// What a content rule's posts are.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ContentTypeValue {
+    Text,
+    Image,
+    Link,
+}
+
+/// An ISO weekday: 1 is Monday, 7 is Sunday.
+pub struct IsoWeekday;
+
+impl PartialSchema for IsoWeekday {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .description(Some("An ISO weekday: 1 is Monday, 7 is Sunday."))
+            .minimum(Some(1))
+            .maximum(Some(7))
+            .into()
+    }
+}
+
+impl ToSchema for IsoWeekday {}
+
+/// A local time of day, 24-hour `HH:MM`.
+pub struct LocalTime;
+
+impl PartialSchema for LocalTime {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A local time of day, 24-hour HH:MM."))
+            .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9]$"))
+            .into()
+    }
+}
+
+impl ToSchema for LocalTime {}
+
 /// A caption variant of a generated item.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -236,6 +286,15 @@ mod tests {
             ["manual", "next_free_slot"]
         );
         assert!(values(Timezone::schema()).contains(&"Europe/Berlin".to_owned()));
+        let content_types: Vec<&str> = crate::pages::rules::CONTENT_TYPES
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(values(ContentTypeValue::schema()), content_types);
+        for f in values(RuleFrequencyValue::schema()) {
+            f.parse::<autosocial_core::content::schedule::Frequency>()
+                .expect("a documented frequency parses");
+        }
         let platforms: Vec<String> = Platform::ALL.iter().map(|s| s.to_string()).collect();
         assert_eq!(values(PlatformValue::schema()), platforms);
         let accounts: Vec<String> = AccountStatus::ALL.iter().map(|s| s.to_string()).collect();

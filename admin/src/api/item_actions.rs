@@ -65,7 +65,7 @@ fn nul(s: &str) -> bool {
 /// item may not be edited into one moderation blocks. With `If-Match`, only while the item is
 /// still the version named (412 otherwise).
 #[utoipa::path(patch, path = "/api/v1/items/{id}", operation_id = "update_item", tag = "items",
-    request_body = ItemPatch,
+    request_body(content = Option<ItemPatch>, description = "The fields to change; an empty body changes nothing"),
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),

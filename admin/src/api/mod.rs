@@ -103,7 +103,7 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
         problem::Problem, problem::FieldError,
         clients::Client, clients::ClientList, clients::NewClient, clients::ClientPatch,
         items::Item, items::ItemList, items::Target, items::NewItem, doc::Hashtag, items::Approval, items::Rejection,
-        doc::ClientStatusValue, doc::ReschedulePolicy, doc::ItemStateValue, doc::VariantValue, doc::Timezone,
+        doc::ClientStatusValue, doc::RuleFrequencyValue, doc::ContentTypeValue, doc::IsoWeekday, doc::LocalTime, doc::ReschedulePolicy, doc::ItemStateValue, doc::VariantValue, doc::Timezone,
         accounts::Account, accounts::AccountList, accounts::TokenHealth,
         brand::Brand, brand::BrandPatch, rules::Rule, rules::RuleList, rules::RulePatch,
         links::OnboardingLink, links::NewOnboardingLink, links::OnboardingLinkList, media::Media, media::MediaUpload,

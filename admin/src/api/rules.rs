@@ -15,7 +15,9 @@ use uuid::Uuid;
 use autosocial_core::content::brand as core_brand;
 
 use super::auth::{AdminKey, Caller, ViewerKey};
-use super::doc::{ReadErrors, WriteErrors};
+use super::doc::{
+    ContentTypeValue, IsoWeekday, LocalTime, ReadErrors, RuleFrequencyValue, WriteErrors,
+};
 use super::input::{IdPath, JsonBody, QueryParams, check_if_match, etag_of, json, json_with_etag};
 use super::problem::{ApiError, ApiResult, FieldError, Problem};
 use crate::app::AppState;
@@ -58,15 +60,17 @@ pub struct RulePatch {
     pub name: Option<String>,
     pub enabled: Option<bool>,
     /// `per_day` or `per_week`.
+    #[schema(value_type = Option<RuleFrequencyValue>)]
     pub frequency: Option<String>,
     #[schema(minimum = 1, maximum = 50)]
     pub posts_per_period: Option<u32>,
-    #[schema(min_items = 1, max_items = 7)]
+    /// ISO weekdays: 1 is Monday, 7 is Sunday.
+    #[schema(min_items = 1, max_items = 7, value_type = Option<Vec<IsoWeekday>>)]
     pub days_of_week: Option<Vec<u8>>,
-    /// `HH:MM`, at most 24.
-    #[schema(min_items = 1, max_items = 24)]
+    /// `HH:MM` (24-hour), at most 24.
+    #[schema(min_items = 1, max_items = 24, value_type = Option<Vec<LocalTime>>)]
     pub local_times: Option<Vec<String>>,
-    #[schema(min_items = 1, max_items = 3)]
+    #[schema(min_items = 1, max_items = 3, value_type = Option<Vec<ContentTypeValue>>)]
     pub content_types: Option<Vec<String>>,
     #[schema(minimum = 0, maximum = 10080)]
     pub min_gap_minutes: Option<u32>,
@@ -180,7 +184,7 @@ pub async fn show(
 /// Change some of a rule's fields. With `If-Match`, only while the rule is still the version
 /// named (412 otherwise).
 #[utoipa::path(patch, path = "/api/v1/rules/{id}", operation_id = "update_rule", tag = "rules",
-    request_body = RulePatch,
+    request_body(content = Option<RulePatch>, description = "The fields to change; an empty body changes nothing"),
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),

@@ -51,7 +51,7 @@ const WEEKDAYS: [(u8, &str); 7] = [
     (6, "Saturday"),
     (7, "Sunday"),
 ];
-const CONTENT_TYPES: [(&str, &str); 3] =
+pub(crate) const CONTENT_TYPES: [(&str, &str); 3] =
     [("text", "Text"), ("image", "Image card"), ("link", "Link")];
 /// More times than this in a day is not a posting plan.
 const MAX_TIMES: usize = 24;
