@@ -30,6 +30,7 @@ pub mod idempotency;
 pub mod input;
 pub mod items;
 pub mod problem;
+pub mod webhooks;
 
 use problem::{ApiError, ProblemType};
 
@@ -80,17 +81,23 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
     paths(
         clients::list, clients::create, clients::show, clients::update,
         items::list, items::create, items::show, items::approve, items::reject,
+        webhooks::list, webhooks::create, webhooks::show, webhooks::update, webhooks::delete,
+        webhooks::rotate, webhooks::test, webhooks::deliveries, webhooks::attempts, webhooks::redeliver,
     ),
     components(schemas(
         problem::Problem, problem::FieldError,
         clients::Client, clients::ClientList, clients::NewClient, clients::ClientPatch,
         items::Item, items::ItemList, items::Target, items::NewItem, doc::Hashtag, items::Approval, items::Rejection,
         doc::ClientStatusValue, doc::ReschedulePolicy, doc::ItemStateValue, doc::VariantValue, doc::Timezone,
+        webhooks::WebhookEndpoint, webhooks::WebhookEndpointList, webhooks::NewWebhookEndpoint, webhooks::WebhookEndpointPatch,
+        webhooks::CreatedWebhookEndpoint, webhooks::RotatedSecret, webhooks::TestEvent, webhooks::WebhookDelivery,
+        webhooks::WebhookDeliveryList, webhooks::WebhookAttempt, webhooks::WebhookAttemptList, webhooks::EventTypeValue,
     )),
     modifiers(&BearerKey),
     tags(
         (name = "clients", description = "The agency's clients"),
         (name = "items", description = "Content items and their review"),
+        (name = "webhooks", description = "Signed webhook endpoints and their deliveries"),
     )
 )]
 pub struct ApiDoc;
@@ -179,6 +186,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             guarded(s, post(items::approve)),
         )
         .route("/api/v1/items/{id}/reject", guarded(s, post(items::reject)))
+        .merge(webhooks::routes(s))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .layer(middleware::from_fn(problems_only))

@@ -749,7 +749,7 @@ impl Publisher {
             || !has_refresh
         {
             let reason = format!("The platform refused the account's token: {e}");
-            sqlx::query!(
+            let marked = sqlx::query!(
                 "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now()
                  WHERE id = $1 AND status = 'active'",
                 l.account,
@@ -757,6 +757,12 @@ impl Publisher {
             )
             .execute(&mut *tx)
             .await?;
+            if marked.rows_affected() > 0 {
+                crate::accounts::tell_needs_reconnecting(
+                    tx, l.agency, l.client, l.account, l.platform, &reason,
+                )
+                .await?;
+            }
             items::hold_for_reconnect(&mut *tx, l.account, publication, attempt).await?;
             return Ok(Outcome::Done);
         }
