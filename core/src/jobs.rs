@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::queue::job::{AccountTarget, ClientTarget, Job};
+use crate::queue::job::{AccountTarget, AgencyTarget, ClientTarget, Job};
 use crate::queue::runner::Backoff;
 
 /// Post one publication exactly once, reconciling an earlier attempt first.
@@ -156,7 +156,7 @@ impl Job for WebhookDelivery {
         base: Duration::from_secs(60),
         cap: Duration::from_secs(6 * 3600),
     };
-    type Target = ();
+    type Target = AgencyTarget;
 
     fn unique_key(&self) -> Option<String> {
         Some(format!("webhook:{}", self.delivery_id))

@@ -525,10 +525,10 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
            wh_d AS (
                INSERT INTO webhook_deliveries (id, agency_id, endpoint_id, event_id)
                SELECT gen_random_uuid(), wh_e.agency_id, wh_e.id, wh_ev.id FROM wh_e JOIN wh_ev ON wh_ev.agency_id = wh_e.agency_id
-               RETURNING id),
+               RETURNING id, agency_id),
            wh_j AS (
-               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key)
-               SELECT $12, jsonb_build_object('delivery_id', wh_d.id), $13, $14, 'webhook:' || wh_d.id FROM wh_d)
+               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key, agency_id)
+               SELECT $12, jsonb_build_object('delivery_id', wh_d.id), $13, $14, 'webhook:' || wh_d.id, wh_d.agency_id FROM wh_d)
            SELECT id AS "id!" FROM p WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"#,
         &publications,
         &attempts,

@@ -566,7 +566,7 @@ pub async fn redeliver(
         &crate::jobs::WebhookDelivery {
             delivery_id: delivery,
         },
-        (),
+        crate::queue::job::AgencyTarget { agency_id: agency },
     );
     queue::enqueue(conn, &job).await?;
     audit::append(

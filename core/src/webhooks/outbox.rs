@@ -6,7 +6,7 @@
 //! The jobs are inserted here rather than through [`crate::queue::enqueue`] so that the whole
 //! outbox write stays one statement (the publish path runs it inside its batched statement,
 //! see `items::publications::published`); the kind's settings are bound from its
-//! [`Job`] impl, and the `jobs` insert trigger wakes the workers as for any other job.
+//! [`Job`] impl (the agency is the job's scope, as `AgencyTarget` writes it), and the `jobs` insert trigger wakes the workers as for any other job.
 
 use serde_json::Value;
 use sqlx::PgExecutor;
@@ -46,10 +46,10 @@ pub async fn emit(
            d AS (
                INSERT INTO webhook_deliveries (id, agency_id, endpoint_id, event_id)
                SELECT gen_random_uuid(), e.agency_id, e.id, ev.id FROM e JOIN ev ON ev.agency_id = e.agency_id
-               RETURNING id),
+               RETURNING id, agency_id),
            j AS (
-               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key)
-               SELECT $4, jsonb_build_object('delivery_id', d.id), $5, $6, 'webhook:' || d.id FROM d
+               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key, agency_id)
+               SELECT $4, jsonb_build_object('delivery_id', d.id), $5, $6, 'webhook:' || d.id, d.agency_id FROM d
                RETURNING 1)
            SELECT count(*) AS "n!" FROM j"#,
         agency,
@@ -86,8 +86,8 @@ pub async fn emit_to(
                SELECT gen_random_uuid(), ev.agency_id, $1, ev.id FROM ev
                RETURNING id),
            j AS (
-               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key)
-               SELECT $5, jsonb_build_object('delivery_id', d.id), $6, $7, 'webhook:' || d.id FROM d
+               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key, agency_id)
+               SELECT $5, jsonb_build_object('delivery_id', d.id), $6, $7, 'webhook:' || d.id, $2 FROM d
                RETURNING 1)
            -- a data-modifying CTE runs to completion whether or not it is read
            SELECT ev.id AS "id!" FROM ev"#,
