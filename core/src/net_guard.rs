@@ -148,7 +148,7 @@ pub fn check_url(url: &Url, policy: Policy) -> Result<(), Refused> {
         None => Err(Refused::NoHost),
         Some(url::Host::Ipv4(ip)) => check_ip(IpAddr::V4(ip), policy),
         Some(url::Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip), policy),
-        Some(url::Host::Domain(d)) if d.is_empty() => Err(Refused::NoHost),
+        Some(url::Host::Domain("")) => Err(Refused::NoHost),
         Some(url::Host::Domain(_)) => Ok(()),
     }
 }

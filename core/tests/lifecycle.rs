@@ -450,9 +450,9 @@ async fn publication_move(
             let moved = pubs::published(pool, &[post]).await.unwrap()[0];
             return (id, Some(moved));
         }
-        PublicationMove::Fail => Some(pubs::fail(&mut *tx, id, attempt, "refused").await.unwrap()),
+        PublicationMove::Fail => Some(pubs::fail(&mut tx, id, attempt, "refused").await.unwrap()),
         PublicationMove::NeedsAttention => {
-            pubs::needs_attention(&mut *tx, id, attempt, "unknowable")
+            pubs::needs_attention(&mut tx, id, attempt, "unknowable")
                 .await
                 .unwrap();
             None

@@ -543,7 +543,7 @@ impl Publisher {
         latency: Duration,
     ) -> anyhow::Result<Outcome> {
         let mut tx = self.pool.begin().await?;
-        items::needs_attention(&mut *tx, publication, attempt, why).await?;
+        items::needs_attention(&mut tx, publication, attempt, why).await?;
         log(
             &mut tx,
             l.agency,
@@ -654,7 +654,7 @@ impl Publisher {
                         "gave up after {} attempts; the platform may or may not have the post: {message}",
                         job.job.attempt
                     );
-                    items::needs_attention(&mut *tx, publication, attempt, &why).await?;
+                    items::needs_attention(&mut tx, publication, attempt, &why).await?;
                     Outcome::Done
                 } else {
                     items::note_error(&mut *tx, publication, attempt, &message).await?;
@@ -680,7 +680,7 @@ impl Publisher {
             PlatformError::Permanent(_)
             | PlatformError::CodeRejected(_)
             | PlatformError::AppCredentials(_) => {
-                let failed = items::fail(&mut *tx, publication, attempt, &message).await?;
+                let failed = items::fail(&mut tx, publication, attempt, &message).await?;
                 if !failed {
                     // another attempt holds it now: what it does decides
                     tx.commit().await?;
