@@ -292,6 +292,32 @@ pub fn router(state: AppState) -> Router {
             "/settings/api-keys/{id}/revoke",
             post(settings::revoke_api_key),
         )
+        .route(
+            "/settings/webhooks",
+            get(settings::webhooks_page).post(settings::create_webhook),
+        )
+        .route("/settings/webhooks/{id}", get(settings::webhook_log))
+        .route(
+            "/settings/webhooks/{id}/rotate",
+            post(settings::rotate_webhook),
+        )
+        .route(
+            "/settings/webhooks/{id}/enable",
+            post(settings::enable_webhook),
+        )
+        .route(
+            "/settings/webhooks/{id}/disable",
+            post(settings::disable_webhook),
+        )
+        .route(
+            "/settings/webhooks/{id}/delete",
+            post(settings::delete_webhook),
+        )
+        .route("/settings/webhooks/{id}/test", post(settings::test_webhook))
+        .route(
+            "/settings/webhook-deliveries/{id}/redeliver",
+            post(settings::redeliver_webhook),
+        )
         .route("/settings/limits", post(settings::save_limit))
         .route("/switches", get(switches::list).post(switches::engage))
         .route("/switches/{id}/disengage", post(switches::disengage))

@@ -99,6 +99,9 @@ pub struct WebArgs {
     pub api_requests_per_minute: u32,
 
     #[command(flatten)]
+    pub outbound: autosocial_core::net_guard::OutboundArgs,
+
+    #[command(flatten)]
     pub platforms: autosocial_core::config::PlatformArgs,
 }
 
@@ -120,6 +123,10 @@ impl WebArgs {
             media_dir: std::env::temp_dir().join("autosocial-test-media"),
             templates_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates"),
             api_requests_per_minute: 600,
+            // tests' webhook receivers listen on 127.0.0.1 over http
+            outbound: autosocial_core::net_guard::OutboundArgs {
+                allow_private: true,
+            },
             platforms: autosocial_core::config::PlatformArgs::sandbox(None),
         }
     }

@@ -193,6 +193,15 @@ const ROUTES: &[Route] = &[
     get("/settings/api-keys", &[]),
     post("/settings/api-keys", &["name", "role", "clients"]),
     post("/settings/api-keys/{id}/revoke", &[]),
+    get("/settings/webhooks", &[]),
+    post("/settings/webhooks", &["url", "description", "events"]),
+    get("/settings/webhooks/{id}", &["before"]),
+    post("/settings/webhooks/{id}/rotate", &[]),
+    post("/settings/webhooks/{id}/enable", &[]),
+    post("/settings/webhooks/{id}/disable", &[]),
+    post("/settings/webhooks/{id}/delete", &[]),
+    post("/settings/webhooks/{id}/test", &[]),
+    post("/settings/webhook-deliveries/{id}/redeliver", &[]),
     get("/switches", &[]),
     post(
         "/switches",
@@ -379,6 +388,8 @@ struct Tenant {
     link: Uuid,
     invitation: Uuid,
     api_key: Uuid,
+    webhook: Uuid,
+    webhook_delivery: Uuid,
     switch: Uuid,
     pending_item: Uuid,
     approved_item: Uuid,
@@ -467,6 +478,35 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
     .await
     .unwrap()
     .id;
+    let webhook_url = url::Url::parse(&format!("https://hooks.{domain}.test/{marker}")).unwrap();
+    let webhook = autosocial_core::webhooks::endpoints::create(
+        &mut conn,
+        vault,
+        &actor,
+        agency,
+        &autosocial_core::webhooks::endpoints::NewEndpoint {
+            url: &webhook_url,
+            description: &format!("{marker} receiver"),
+            events: autosocial_core::webhooks::EventType::ALL,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    autosocial_core::webhooks::emit(
+        &mut *conn,
+        Some(agency),
+        autosocial_core::webhooks::EventType::ItemCreated,
+        serde_json::json!({ "marker": marker }),
+    )
+    .await
+    .unwrap();
+    let webhook_delivery: Uuid =
+        sqlx::query_scalar("SELECT id FROM webhook_deliveries WHERE endpoint_id = $1")
+            .bind(webhook)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
     let switch = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO kill_switches (id, scope, agency_id, account_id, reason, engaged_by) VALUES ($1, 'account', $2, $3, $4, $5)",
@@ -584,6 +624,8 @@ async fn tenant(pool: &PgPool, vault: &autosocial_core::vault::Vault, marker: &s
         link,
         invitation,
         api_key,
+        webhook,
+        webhook_delivery,
         switch,
         pending_item,
         approved_item,
@@ -686,6 +728,10 @@ fn path_value(route: &str, param: &str, t: &Tenant, token: &str) -> String {
         "id" if route.starts_with("/fleet/jobs/") => t.job.to_string(),
         "id" if route.starts_with("/settings/invitations/") => t.invitation.to_string(),
         "id" if route.starts_with("/settings/api-keys/") => t.api_key.to_string(),
+        "id" if route.starts_with("/settings/webhooks/") => t.webhook.to_string(),
+        "id" if route.starts_with("/settings/webhook-deliveries/") => {
+            t.webhook_delivery.to_string()
+        }
         "account" => t.account_x.to_string(),
         "rule" => t.rule.to_string(),
         "link" => t.link.to_string(),

@@ -10,6 +10,33 @@ use crate::audit::{self, Actor, Entry};
 use crate::domain::{AccountStatus, Platform};
 use crate::platforms::{AccountInfo, TokenSet};
 use crate::vault::{Aad, Vault};
+use crate::webhooks::{self, EventType};
+
+/// Tell the agency's webhook endpoints that an account needs reconnecting (its token was
+/// refused for good), in the transaction that marked it.
+pub async fn tell_needs_reconnecting(
+    conn: &mut PgConnection,
+    agency: Uuid,
+    client: Uuid,
+    account: Uuid,
+    platform: Platform,
+    reason: &str,
+) -> sqlx::Result<()> {
+    let data = serde_json::json!({
+        "account_id": account,
+        "client_id": client,
+        "platform": platform.as_str(),
+        "reason": reason.chars().take(1000).collect::<String>(),
+    });
+    webhooks::emit(
+        conn,
+        Some(agency),
+        EventType::AccountNeedsReconnecting,
+        data,
+    )
+    .await?;
+    Ok(())
+}
 
 /// Store (or update) the account behind a fresh authorization, in the caller's transaction.
 /// A provider that sends no refresh token keeps the stored one (re-encrypted under the current
@@ -33,6 +60,7 @@ pub async fn store_connection(
     )
     .fetch_optional(&mut *conn)
     .await?;
+    let reconnected = existing.is_some();
     let account = existing.as_ref().map_or_else(Uuid::now_v7, |e| e.id);
     let row = account.to_string();
     let aad = |column| Aad {
@@ -87,6 +115,14 @@ pub async fn store_connection(
     }
     // a reconnect lets the posts held for this account go out
     crate::items::publications::release_held(conn, agency, None, Some(account)).await?;
+    let data = serde_json::json!({
+        "account_id": account,
+        "client_id": client,
+        "platform": platform.as_str(),
+        "display_name": info.name,
+        "reconnected": reconnected,
+    });
+    webhooks::emit(&mut *conn, Some(agency), EventType::AccountConnected, data).await?;
     Ok(account)
 }
 

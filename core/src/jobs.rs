@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::queue::job::{AccountTarget, ClientTarget, Job};
+use crate::queue::job::{AccountTarget, AgencyTarget, ClientTarget, Job};
 use crate::queue::runner::Backoff;
 
 /// Post one publication exactly once, reconciling an earlier attempt first.
@@ -148,6 +148,29 @@ impl Job for GenerateItem {
 
     fn unique_key(&self) -> Option<String> {
         Some(format!("generate:{}", self.item_id))
+    }
+}
+
+/// Send one webhook delivery (an event to one endpoint), signed; retried for about a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub delivery_id: Uuid,
+}
+
+impl Job for WebhookDelivery {
+    const KIND: &'static str = "webhook";
+    const PRIORITY: i16 = 80;
+    /// With the backoff below, the retries spread over about a day (each delay is drawn up to
+    /// 1 min, 2, 4, … then 6 h: about 22 h in all on average, at most 44 h).
+    const MAX_ATTEMPTS: i32 = 16;
+    const BACKOFF: Backoff = Backoff {
+        base: Duration::from_secs(60),
+        cap: Duration::from_secs(6 * 3600),
+    };
+    type Target = AgencyTarget;
+
+    fn unique_key(&self) -> Option<String> {
+        Some(format!("webhook:{}", self.delivery_id))
     }
 }
 

@@ -379,6 +379,15 @@ pub async fn engage(
         Entry::new(agency, "kill_switch.engage").target("kill_switch", id).details(serde_json::json!({ "scope": scope, "client_id": client, "platform": platform, "account_id": account, "reason": reason })),
     )
     .await?;
+    // a switch over the whole deployment (global, a platform) is told to every agency
+    crate::webhooks::emit(
+        &mut *tx,
+        agency,
+        crate::webhooks::EventType::KillswitchEngaged,
+        serde_json::json!({ "switch_id": id, "scope": scope, "client_id": client, "platform": platform,
+                            "account_id": account, "reason": reason }),
+    )
+    .await?;
     tx.commit().await?;
     let deadline = Instant::now() + validity + MARGIN;
     wait_for_fleet(redis, &id.to_string(), deadline).await;
@@ -433,14 +442,16 @@ pub async fn disengage(
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", HOLD_LOCK)
         .execute(&mut *tx)
         .await?;
-    let agency = sqlx::query_scalar!(
-        "UPDATE kill_switches SET disengaged_at = now(), disengaged_by = $2 WHERE id = $1 AND disengaged_at IS NULL RETURNING agency_id",
+    let sw = sqlx::query!(
+        "UPDATE kill_switches SET disengaged_at = now(), disengaged_by = $2 WHERE id = $1 AND disengaged_at IS NULL
+         RETURNING agency_id, scope, client_id, platform, account_id",
         id,
         actor.user_id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(SwitchError::NotEngaged)?;
+    let agency = sw.agency_id;
     let released = crate::queue::release_uncovered(&mut *tx).await?;
     audit::append(
         &mut tx,
@@ -448,6 +459,14 @@ pub async fn disengage(
         Entry::new(agency, "kill_switch.disengage")
             .target("kill_switch", id)
             .details(serde_json::json!({ "released_jobs": released })),
+    )
+    .await?;
+    crate::webhooks::emit(
+        &mut *tx,
+        agency,
+        crate::webhooks::EventType::KillswitchReleased,
+        serde_json::json!({ "switch_id": id, "scope": sw.scope, "client_id": sw.client_id,
+                            "platform": sw.platform, "account_id": sw.account_id }),
     )
     .await?;
     tx.commit().await?;

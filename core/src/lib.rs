@@ -52,6 +52,7 @@ pub mod jobs;
 pub mod killswitch;
 pub mod limits;
 pub mod media;
+pub mod net_guard;
 pub mod onboarding;
 pub mod password;
 pub mod platform_apps;
@@ -63,6 +64,7 @@ pub mod secret;
 pub mod telemetry;
 pub mod tokens;
 pub mod vault;
+pub mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod settings_doc;

@@ -248,15 +248,30 @@ pub async fn refresh(
                 tracing::warn!(%account, %reason, "refresh refused, but the account's tokens were renewed meanwhile");
                 return Ok(Refreshed::Done);
             };
-            sqlx::query!(
-                "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now()
-                 WHERE id = $1 AND refresh_token_ct = $3",
+            let why = format!("The platform refused to refresh the connection: {reason}");
+            // the status before, read in the same statement: the endpoints hear of the change once
+            let before = sqlx::query_scalar!(
+                "UPDATE social_accounts s SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now()
+                 FROM (SELECT id, status FROM social_accounts WHERE id = $1) o
+                 WHERE s.id = o.id AND s.refresh_token_ct = $3
+                 RETURNING o.status",
                 account,
-                format!("The platform refused to refresh the connection: {reason}"),
+                why,
                 current
             )
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            if before.is_some_and(|b| b != "needs_reconnect") {
+                crate::accounts::tell_needs_reconnecting(
+                    &mut tx,
+                    a.agency_id,
+                    a.client_id,
+                    account,
+                    a.platform,
+                    &why,
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(Refreshed::NeedsReconnect(reason))
         }

@@ -314,6 +314,14 @@ pub const ENCRYPTED: &[EncryptedColumns] = &[
         key_id_column: "replicate_key_id",
     },
     EncryptedColumns {
+        table: "webhook_secrets",
+        row_expr: "id::text",
+        key_expr: "id::text",
+        agency_column: "agency_id",
+        columns: &["secret_ct"],
+        key_id_column: "key_id",
+    },
+    EncryptedColumns {
         table: "oauth_transactions",
         row_expr: "id::text",
         key_expr: "id::text",

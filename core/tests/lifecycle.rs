@@ -450,9 +450,9 @@ async fn publication_move(
             let moved = pubs::published(pool, &[post]).await.unwrap()[0];
             return (id, Some(moved));
         }
-        PublicationMove::Fail => Some(pubs::fail(&mut *tx, id, attempt, "refused").await.unwrap()),
+        PublicationMove::Fail => Some(pubs::fail(&mut tx, id, attempt, "refused").await.unwrap()),
         PublicationMove::NeedsAttention => {
-            pubs::needs_attention(&mut *tx, id, attempt, "unknowable")
+            pubs::needs_attention(&mut tx, id, attempt, "unknowable")
                 .await
                 .unwrap();
             None
@@ -560,7 +560,10 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
 
     let quiet = publishing::ORPHAN_QUIET;
     assert!(
-        pubs::orphaned(&pool, quiet, 100).await.unwrap().is_empty(),
+        pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "every publication still has a live job"
     );
 
@@ -594,7 +597,9 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
         .unwrap();
     assert_eq!(queue::rescue_expired(&pool, 100).await.unwrap(), 1);
 
-    let mut swept = pubs::orphaned(&pool, quiet, 100).await.unwrap();
+    let mut swept = pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+        .await
+        .unwrap();
     swept.sort_by_key(|o| o.publication);
     let mut want = vec![
         pubs::Orphan {
@@ -634,8 +639,15 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
         PublicationState::Scheduled
     );
     // a second sweep finds nothing more; once quiet, the recent one goes too
-    assert!(pubs::orphaned(&pool, quiet, 100).await.unwrap().is_empty());
-    let swept = pubs::orphaned(&pool, Duration::ZERO, 100).await.unwrap();
+    assert!(
+        pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let swept = pubs::orphaned(&mut *pool.acquire().await.unwrap(), Duration::ZERO, 100)
+        .await
+        .unwrap();
     assert_eq!(
         swept.iter().map(|o| o.publication).collect::<Vec<_>>(),
         vec![recent]

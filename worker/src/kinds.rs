@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use autosocial_core::jobs::{
     DiagSleep, GenerateItem, Noop, PlanSweep, PlanWeek, Prune, PublishPost, PublishSweep,
-    RefreshSweep, RefreshToken, SyncMetrics,
+    RefreshSweep, RefreshToken, SyncMetrics, WebhookDelivery,
 };
 use autosocial_core::queue::job::Job;
 use autosocial_core::queue::runner::{JobContext, KindSpec, Outcome};
@@ -29,6 +29,8 @@ pub struct Context {
     pub content: Arc<autosocial_core::content::generate::Content>,
     /// Posts: publish jobs (smoothing, signed media URLs, the connectors).
     pub publisher: autosocial_core::publishing::Publisher,
+    /// Webhook deliveries: the guarded HTTP client and the vault.
+    pub webhooks: autosocial_core::webhooks::Sender,
 }
 
 /// A kind's handler in this binary.
@@ -83,6 +85,7 @@ pub const KINDS: &[Kind] = &[
     Kind::of::<PlanWeek>(),
     Kind::of::<PlanSweep>(),
     Kind::of::<GenerateItem>(),
+    Kind::of::<WebhookDelivery>(),
     Kind::of::<Noop>(),
     Kind::of::<DiagSleep>(),
 ];
@@ -99,8 +102,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// What `run` runs without `--kinds`: every kind but the diagnostics. Written out for clap's
 /// default (its help and the README show it); a test holds it to [`KINDS`].
-pub const DEFAULT_LIST: &str =
-    "publish,publish_sweep,sync_metrics,prune,refresh_token,refresh_sweep,plan,plan_sweep,generate";
+pub const DEFAULT_LIST: &str = "publish,publish_sweep,sync_metrics,prune,refresh_token,refresh_sweep,plan,plan_sweep,generate,webhook";
 
 impl Run for PublishPost {
     async fn run(self, ctx: Context, job: JobContext) -> anyhow::Result<Outcome> {
@@ -110,12 +112,15 @@ impl Run for PublishPost {
 
 impl Run for PublishSweep {
     async fn run(self, ctx: Context, _job: JobContext) -> anyhow::Result<Outcome> {
+        // the moves and their webhook events commit together
+        let mut tx = ctx.pool.begin().await?;
         let orphans = autosocial_core::items::publications::orphaned(
-            &ctx.pool,
+            &mut tx,
             autosocial_core::publishing::ORPHAN_QUIET,
             500,
         )
         .await?;
+        tx.commit().await?;
         for o in &orphans {
             tracing::warn!(publication = %o.publication, agency = %o.agency, was = o.was.as_str(), "publication's publish job ended without finishing it: handed to a person");
         }
@@ -138,6 +143,27 @@ impl Run for PlanSweep {
 impl Run for GenerateItem {
     async fn run(self, ctx: Context, job: JobContext) -> anyhow::Result<Outcome> {
         autosocial_core::content::generate::run_generate(&job, &ctx.content).await
+    }
+}
+
+impl Run for WebhookDelivery {
+    async fn run(self, ctx: Context, job: JobContext) -> anyhow::Result<Outcome> {
+        use autosocial_core::webhooks::{Delivered, deliver::deliver};
+        let (attempt, max) = (job.job.attempt, job.job.max_attempts);
+        Ok(
+            match deliver(&ctx.pool, &ctx.webhooks, self.delivery_id, attempt, max).await? {
+                Delivered::Done => Outcome::Done,
+                Delivered::Skipped(why) => {
+                    tracing::info!(delivery = %self.delivery_id, why, "webhook delivery skipped");
+                    Outcome::Done
+                }
+                Delivered::Retry(reason) => Outcome::RetryIn {
+                    delay: Self::BACKOFF.delay(attempt),
+                    reason,
+                },
+                Delivered::Failed(reason) => Outcome::Fail(reason),
+            },
+        )
     }
 }
 
@@ -166,7 +192,25 @@ impl Run for Prune {
             .execute(&ctx.pool)
             .await?
             .rows_affected();
-        tracing::info!(jobs, oauth, buckets, "pruned finished jobs and stale rows");
+        // webhook events a month old, with their deliveries and attempts; secrets past their
+        // rotation overlap
+        let events = sqlx::query!(
+            "DELETE FROM webhook_events WHERE id IN (
+                 SELECT id FROM webhook_events WHERE created_at < now() - interval '30 days' LIMIT 5000)"
+        )
+        .execute(&ctx.pool)
+        .await?
+        .rows_affected();
+        sqlx::query!("DELETE FROM webhook_secrets WHERE expires_at < now()")
+            .execute(&ctx.pool)
+            .await?;
+        tracing::info!(
+            jobs,
+            oauth,
+            buckets,
+            events,
+            "pruned finished jobs and stale rows"
+        );
         Ok(Outcome::Done)
     }
 }

@@ -92,6 +92,8 @@ struct RunArgs {
     platforms: autosocial_core::config::PlatformArgs,
     #[command(flatten)]
     content: autosocial_core::content::generate::ContentArgs,
+    #[command(flatten)]
+    outbound: autosocial_core::net_guard::OutboundArgs,
 
     /// Local address for /healthz and /metrics.
     #[arg(
@@ -348,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let ctx = kinds::Context {
         content,
+        webhooks: autosocial_core::webhooks::Sender::new(vault.clone(), args.outbound.into()),
         publisher: autosocial_core::publishing::Publisher::new(
             pool.clone(),
             vault.clone(),

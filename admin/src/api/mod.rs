@@ -42,6 +42,7 @@ pub mod publications;
 pub mod reference;
 pub mod rules;
 pub mod switches;
+pub mod webhooks;
 
 use problem::{ApiError, ProblemType};
 
@@ -98,6 +99,8 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
         item_actions::update, item_actions::regenerate, item_actions::cancel, item_actions::reschedule,
         publications::list, publications::show,
         switches::list, switches::show, switches::engage, switches::disengage,
+        webhooks::list, webhooks::create, webhooks::show, webhooks::update, webhooks::delete,
+        webhooks::rotate, webhooks::test, webhooks::deliveries, webhooks::attempts, webhooks::redeliver,
     ),
     components(schemas(
         problem::Problem, problem::FieldError,
@@ -112,6 +115,9 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
         switches::KillSwitch, switches::KillSwitchList, switches::Engage,
         doc::PlatformValue, doc::AccountStatusValue, doc::PublicationStateValue, doc::KillSwitchScopeValue,
         doc::SwitchScopeValue, doc::LinkStateValue,
+        webhooks::WebhookEndpoint, webhooks::WebhookEndpointList, webhooks::NewWebhookEndpoint, webhooks::WebhookEndpointPatch,
+        webhooks::CreatedWebhookEndpoint, webhooks::RotatedSecret, webhooks::TestEvent, webhooks::WebhookDelivery,
+        webhooks::WebhookDeliveryList, webhooks::WebhookAttempt, webhooks::WebhookAttemptList, webhooks::EventTypeValue,
     )),
     modifiers(&BearerKey),
     tags(
@@ -124,6 +130,7 @@ paged with opaque cursors. Each key has a rate limit, announced in `RateLimit` a
         (name = "onboarding-links", description = "Links that let a client connect their accounts"),
         (name = "publications", description = "The posts of approved items, one per account"),
         (name = "kill-switches", description = "Stopping publishing for the agency, a client, a platform or an account"),
+        (name = "webhooks", description = "Signed webhook endpoints and their deliveries"),
     )
 )]
 pub struct ApiDoc;
@@ -289,6 +296,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             guarded(s, post(items::approve)),
         )
         .route("/api/v1/items/{id}/reject", guarded(s, post(items::reject)))
+        .merge(webhooks::routes(s))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .layer(middleware::from_fn(problems_only))

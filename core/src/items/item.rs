@@ -9,6 +9,24 @@ use super::{Failure, ItemMove, Refusal, publications};
 use crate::audit::{self, Actor, Entry};
 use crate::domain::ItemState;
 use crate::queue;
+use crate::webhooks::{self, EventType};
+
+/// Tell the agency's webhook endpoints about an item, in the change's transaction.
+async fn tell(
+    conn: &mut PgConnection,
+    agency: Uuid,
+    client: Uuid,
+    item: Uuid,
+    event: EventType,
+    mut data: Value,
+) -> sqlx::Result<()> {
+    if let Value::Object(m) = &mut data {
+        m.insert("item_id".into(), json!(item));
+        m.insert("client_id".into(), json!(client));
+    }
+    webhooks::emit(conn, Some(agency), event, data).await?;
+    Ok(())
+}
 
 /// The current state of an item of `agency`, if it exists.
 pub async fn state_of(
@@ -170,6 +188,15 @@ pub async fn create(
                 "approve": c.approve,
             })),
     )
+    .await?;
+    tell(
+        conn,
+        agency,
+        c.client,
+        c.id,
+        EventType::ItemCreated,
+        json!({ "source": "manual", "state": ItemMove::Create.to()[0].as_str(), "account_ids": c.accounts }),
+    )
     .await
 }
 
@@ -279,11 +306,12 @@ pub async fn generated(
         ItemMove::ToReview
     };
     let state = wanted.to()[0];
-    let done = sqlx::query!(
+    let done = sqlx::query_scalar!(
         "UPDATE content_items SET state = $3, pillar = $4, chosen_variant = $5, caption = $6, hashtags = $7, cta = $8,
                 moderation_status = $9, moderation = $10, generator = $11, generation_error = NULL,
                 approved_at = CASE WHEN $3 = 'approved' THEN now() END, updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state = ANY($12)",
+         WHERE id = $1 AND agency_id = $2 AND state = ANY($12)
+         RETURNING client_id",
         item,
         agency,
         state.as_str(),
@@ -297,11 +325,20 @@ pub async fn generated(
         g.generator,
         &wanted.allowed() as &[&str]
     )
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if done.rows_affected() == 0 {
+    let Some(client) = done else {
         return Err(refusal(&mut *conn, agency, item, wanted).await?.into());
-    }
+    };
+    tell(
+        conn,
+        agency,
+        client,
+        item,
+        EventType::ItemCreated,
+        json!({ "source": "generated", "state": state.as_str(), "moderation": if g.passed { "pass" } else { "blocked" } }),
+    )
+    .await?;
     if approve {
         let n = publications::schedule(conn, agency, item).await?;
         audit::append(
@@ -310,6 +347,15 @@ pub async fn generated(
             Entry::new(Some(agency), "item.approve")
                 .target("content_item", item)
                 .details(json!({ "auto": true, "publications": n })),
+        )
+        .await?;
+        tell(
+            conn,
+            agency,
+            client,
+            item,
+            EventType::ItemApproved,
+            json!({ "auto": true, "publications": n }),
         )
         .await?;
     }
@@ -351,7 +397,7 @@ pub async fn approve(
     variant: Option<&str>,
 ) -> Result<usize, ApproveFailure> {
     let Some(row) = sqlx::query!(
-        r#"SELECT state AS "state: ItemState", moderation_status FROM content_items WHERE id = $1 AND agency_id = $2 FOR UPDATE"#,
+        r#"SELECT state AS "state: ItemState", moderation_status, client_id FROM content_items WHERE id = $1 AND agency_id = $2 FOR UPDATE"#,
         item,
         agency
     )
@@ -405,6 +451,15 @@ pub async fn approve(
             .details(json!({ "variant": variant, "publications": n })),
     )
     .await?;
+    tell(
+        conn,
+        agency,
+        row.client_id,
+        item,
+        EventType::ItemApproved,
+        json!({ "auto": false, "variant": variant, "publications": n }),
+    )
+    .await?;
     Ok(n)
 }
 
@@ -416,27 +471,37 @@ pub async fn reject(
     item: Uuid,
     reason: &str,
 ) -> Result<(), Failure> {
-    let done = sqlx::query!(
+    let done = sqlx::query_scalar!(
         "UPDATE content_items SET state = 'rejected', rejection_reason = $3, updated_at = now()
-         WHERE id = $1 AND agency_id = $2 AND state = ANY($4)",
+         WHERE id = $1 AND agency_id = $2 AND state = ANY($4)
+         RETURNING client_id",
         item,
         agency,
         reason,
         &ItemMove::Reject.allowed() as &[&str]
     )
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if done.rows_affected() == 0 {
+    let Some(client) = done else {
         return Err(refusal(&mut *conn, agency, item, ItemMove::Reject)
             .await?
             .into());
-    }
+    };
     audit::append(
         conn,
         actor,
         Entry::new(Some(agency), "item.reject")
             .target("content_item", item)
             .details(json!({ "reason": reason })),
+    )
+    .await?;
+    tell(
+        conn,
+        agency,
+        client,
+        item,
+        EventType::ItemRejected,
+        json!({ "reason": reason }),
     )
     .await?;
     Ok(())

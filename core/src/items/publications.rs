@@ -10,6 +10,26 @@ use crate::audit::{self, Actor, Entry};
 use crate::domain::{Platform, PublicationState};
 use crate::publishing::{self, Snapshot, SnapshotMedia, compose_text, publish_job, unique_key};
 use crate::queue::{self, NewJob, RunAt};
+use crate::webhooks::{self, EventType};
+
+/// A publication as its webhook events describe it.
+fn event_data(
+    publication: Uuid,
+    item: Uuid,
+    client: Uuid,
+    account: Uuid,
+    platform: &str,
+    message: &str,
+) -> serde_json::Value {
+    json!({
+        "publication_id": publication,
+        "item_id": item,
+        "client_id": client,
+        "account_id": account,
+        "platform": platform,
+        "error": message.chars().take(1000).collect::<String>(),
+    })
+}
 
 /// The card size label a platform prefers among an item's images.
 fn preferred_media_label(platform: Platform) -> &'static str {
@@ -443,6 +463,7 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
     let request_ids: Vec<Option<&str>> = posts.iter().map(|r| r.request_id.as_deref()).collect();
     let actions: Vec<&str> = posts.iter().map(|r| r.action.as_str()).collect();
     let latencies: Vec<i32> = posts.iter().map(|r| r.latency_ms).collect();
+    let (hook_kind, hook_priority, hook_attempts) = webhooks::outbox::job_settings();
     let updated = sqlx::query_scalar!(
         r#"WITH r AS (
                SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[])
@@ -460,7 +481,8 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
                       held_reason = NULL, updated_at = now()
                FROM r
                WHERE pub.id = ANY(ARRAY(SELECT id FROM held)) AND pub.id = r.publication AND pub.attempt_id = r.attempt
-               RETURNING pub.id, pub.item_id),
+               RETURNING pub.id, pub.item_id, pub.agency_id, pub.client_id, pub.account_id, pub.platform,
+                         pub.platform_post_id, pub.platform_post_url, pub.published_at),
            g AS (
                INSERT INTO post_logs (agency_id, publication_id, attempt_id, action, outcome, request_id, status_code, latency_ms)
                SELECT r.agency, r.publication, r.attempt, r.action,
@@ -483,7 +505,30 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
                       ELSE i.state END,
                     updated_at = now()
                FROM s
-               WHERE i.id = s.item_id AND i.state = ANY($10))
+               WHERE i.id = s.item_id AND i.state = ANY($10)),
+           -- the webhook outbox (see webhooks::outbox): for the posts of agencies with an
+           -- endpoint that wants `publication.published` only, so one probe of the endpoints'
+           -- index per agency of the batch and nothing written otherwise
+           wh_e AS MATERIALIZED (
+               SELECT e.id, e.agency_id FROM webhook_endpoints e
+               WHERE e.agency_id IN (SELECT DISTINCT agency_id FROM p) AND e.disabled_at IS NULL
+                 AND $11 = ANY(e.event_types)),
+           wh_ev AS (
+               INSERT INTO webhook_events (id, agency_id, event_type, data)
+               SELECT gen_random_uuid(), p.agency_id, $11, jsonb_build_object(
+                          'publication_id', p.id, 'item_id', p.item_id, 'client_id', p.client_id,
+                          'account_id', p.account_id, 'platform', p.platform,
+                          'platform_post_id', p.platform_post_id, 'platform_post_url', p.platform_post_url,
+                          'published_at', p.published_at)
+               FROM p WHERE p.agency_id IN (SELECT agency_id FROM wh_e)
+               RETURNING id, agency_id),
+           wh_d AS (
+               INSERT INTO webhook_deliveries (id, agency_id, endpoint_id, event_id)
+               SELECT gen_random_uuid(), wh_e.agency_id, wh_e.id, wh_ev.id FROM wh_e JOIN wh_ev ON wh_ev.agency_id = wh_e.agency_id
+               RETURNING id, agency_id),
+           wh_j AS (
+               INSERT INTO jobs (kind, payload, priority, max_attempts, unique_key, agency_id)
+               SELECT $12, jsonb_build_object('delivery_id', wh_d.id), $13, $14, 'webhook:' || wh_d.id, wh_d.agency_id FROM wh_d)
            SELECT id AS "id!" FROM p WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL"#,
         &publications,
         &attempts,
@@ -494,7 +539,11 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
         &actions as &[&str],
         &latencies,
         &PublicationMove::Published.allowed() as &[&str],
-        &super::ItemMove::RollUp.allowed() as &[&str]
+        &super::ItemMove::RollUp.allowed() as &[&str],
+        EventType::PublicationPublished.as_str(),
+        hook_kind,
+        hook_priority,
+        hook_attempts,
     )
     .fetch_all(pool)
     .await?;
@@ -505,21 +554,39 @@ pub async fn published(pool: &PgPool, posts: &[Post]) -> sqlx::Result<Vec<bool>>
 /// `needs_attention`: nobody can know whether the platform has the post, so a person decides.
 /// Only the attempt that holds the publication moves it.
 pub async fn needs_attention(
-    conn: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     publication: Uuid,
     attempt: Uuid,
     why: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query!(
+    let moved = sqlx::query!(
         "UPDATE publications SET state = 'needs_attention', last_error = left($2, 4000), updated_at = now()
-         WHERE id = $1 AND state = ANY($4) AND attempt_id = $3",
+         WHERE id = $1 AND state = ANY($4) AND attempt_id = $3
+         RETURNING agency_id, client_id, item_id, account_id, platform",
         publication,
         why,
         attempt,
         &PublicationMove::NeedsAttention.allowed() as &[&str]
     )
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(m) = moved {
+        let data = event_data(
+            publication,
+            m.item_id,
+            m.client_id,
+            m.account_id,
+            &m.platform,
+            why,
+        );
+        webhooks::emit(
+            conn,
+            Some(m.agency_id),
+            EventType::PublicationNeedsAttention,
+            data,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -568,23 +635,35 @@ pub async fn note_error(
 
 /// `fail`: the platform refused the post for good. Returns whether this attempt still held it.
 pub async fn fail(
-    conn: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     publication: Uuid,
     attempt: Uuid,
     message: &str,
 ) -> sqlx::Result<bool> {
-    Ok(sqlx::query!(
+    let moved = sqlx::query!(
         "UPDATE publications SET state = 'failed', last_error = left($2, 4000), updated_at = now()
-         WHERE id = $1 AND state = ANY($4) AND attempt_id = $3",
+         WHERE id = $1 AND state = ANY($4) AND attempt_id = $3
+         RETURNING agency_id, client_id, item_id, account_id, platform",
         publication,
         message,
         attempt,
         &PublicationMove::Fail.allowed() as &[&str]
     )
-    .execute(conn)
-    .await?
-    .rows_affected()
-        > 0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(m) = moved else {
+        return Ok(false);
+    };
+    let data = event_data(
+        publication,
+        m.item_id,
+        m.client_id,
+        m.account_id,
+        &m.platform,
+        message,
+    );
+    webhooks::emit(conn, Some(m.agency_id), EventType::PublicationFailed, data).await?;
+    Ok(true)
 }
 
 /// `reschedule`: a failed or needs-attention publication back on schedule at `at` (the rule in
@@ -659,7 +738,7 @@ pub struct Orphan {
 /// `publishing` may or may not be on the platform; one that was `scheduled` was not sent by its
 /// last attempt, and its message says so.
 pub async fn orphaned(
-    conn: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     quiet_for: std::time::Duration,
     limit: i64,
 ) -> sqlx::Result<Vec<Orphan>> {
@@ -689,20 +768,37 @@ pub async fn orphaned(
                updated_at = now()
            FROM before b
            WHERE p.id = b.id
-           RETURNING p.id, p.agency_id, b.state AS "was!: PublicationState""#,
+           RETURNING p.id, p.agency_id, p.client_id, p.item_id, p.account_id, p.platform, p.last_error AS "why!",
+                     b.state AS "was!: PublicationState""#,
         quiet_for.as_secs_f64(),
         limit,
         &PublicationMove::Orphaned.allowed() as &[&str],
         publishing::KIND,
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Orphan {
+    let mut orphans = Vec::with_capacity(rows.len());
+    for r in rows {
+        let data = event_data(
+            r.id,
+            r.item_id,
+            r.client_id,
+            r.account_id,
+            &r.platform,
+            &r.why,
+        );
+        webhooks::emit(
+            &mut *conn,
+            Some(r.agency_id),
+            EventType::PublicationNeedsAttention,
+            data,
+        )
+        .await?;
+        orphans.push(Orphan {
             publication: r.id,
             agency: r.agency_id,
             was: r.was,
-        })
-        .collect())
+        });
+    }
+    Ok(orphans)
 }

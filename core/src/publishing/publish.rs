@@ -543,7 +543,7 @@ impl Publisher {
         latency: Duration,
     ) -> anyhow::Result<Outcome> {
         let mut tx = self.pool.begin().await?;
-        items::needs_attention(&mut *tx, publication, attempt, why).await?;
+        items::needs_attention(&mut tx, publication, attempt, why).await?;
         log(
             &mut tx,
             l.agency,
@@ -654,7 +654,7 @@ impl Publisher {
                         "gave up after {} attempts; the platform may or may not have the post: {message}",
                         job.job.attempt
                     );
-                    items::needs_attention(&mut *tx, publication, attempt, &why).await?;
+                    items::needs_attention(&mut tx, publication, attempt, &why).await?;
                     Outcome::Done
                 } else {
                     items::note_error(&mut *tx, publication, attempt, &message).await?;
@@ -680,7 +680,7 @@ impl Publisher {
             PlatformError::Permanent(_)
             | PlatformError::CodeRejected(_)
             | PlatformError::AppCredentials(_) => {
-                let failed = items::fail(&mut *tx, publication, attempt, &message).await?;
+                let failed = items::fail(&mut tx, publication, attempt, &message).await?;
                 if !failed {
                     // another attempt holds it now: what it does decides
                     tx.commit().await?;
@@ -749,7 +749,7 @@ impl Publisher {
             || !has_refresh
         {
             let reason = format!("The platform refused the account's token: {e}");
-            sqlx::query!(
+            let marked = sqlx::query!(
                 "UPDATE social_accounts SET status = 'needs_reconnect', status_reason = left($2, 2000), updated_at = now()
                  WHERE id = $1 AND status = 'active'",
                 l.account,
@@ -757,6 +757,12 @@ impl Publisher {
             )
             .execute(&mut *tx)
             .await?;
+            if marked.rows_affected() > 0 {
+                crate::accounts::tell_needs_reconnecting(
+                    tx, l.agency, l.client, l.account, l.platform, &reason,
+                )
+                .await?;
+            }
             items::hold_for_reconnect(&mut *tx, l.account, publication, attempt).await?;
             return Ok(Outcome::Done);
         }

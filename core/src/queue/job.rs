@@ -50,6 +50,22 @@ pub struct ClientTarget {
     pub client_id: Uuid,
 }
 
+/// Work for an agency that no kill switch stops by itself (webhook deliveries): the agency is
+/// written with the job so the agency's views of the queue show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgencyTarget {
+    pub agency_id: Uuid,
+}
+
+impl From<AgencyTarget> for Scope {
+    fn from(t: AgencyTarget) -> Scope {
+        Scope {
+            agency_id: Some(t.agency_id),
+            ..Scope::default()
+        }
+    }
+}
+
 /// The scope of work on one connected account (publishing, token refresh).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountTarget {

@@ -284,6 +284,10 @@ async fn render(state: &AppState, user: &CurrentUser, flash: &Flash) -> AppResul
         p { "Your agency's own tools reach its clients and posts through the JSON API with a key. "
             a href="/settings/api-keys" { "Manage API keys" } }
 
+        h2 #webhooks { "Webhooks" }
+        p { "Signed notifications to your own tools when posts, accounts and kill switches change. "
+            a href="/settings/webhooks" { "Manage webhooks" } }
+
         h2 #apps { "Platform apps" }
         p { "Your agency's own OAuth app for a platform replaces the deployment's app for your clients' new connections and refreshes. The client secret is stored encrypted and never shown again." }
         @for p in Platform::ALL {
@@ -440,12 +444,14 @@ mod api_keys;
 mod apps;
 mod limits;
 mod members;
+mod webhooks;
 
 pub use ai::*;
 pub use api_keys::*;
 pub use apps::*;
 pub use limits::*;
 pub use members::*;
+pub use webhooks::*;
 
 #[cfg(test)]
 mod tests {
