@@ -481,7 +481,7 @@ async fn publication_move(
             .execute(&mut *tx)
             .await
             .unwrap();
-            let swept = pubs::orphaned(&mut *tx, Duration::ZERO, 100).await.unwrap();
+            let swept = pubs::orphaned(&mut tx, Duration::ZERO, 100).await.unwrap();
             Some(swept.iter().any(|o| o.publication == id))
         }
         PublicationMove::Reschedule => {
@@ -560,7 +560,7 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
 
     let quiet = publishing::ORPHAN_QUIET;
     assert!(
-        pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+        pubs::orphaned(&mut pool.acquire().await.unwrap(), quiet, 100)
             .await
             .unwrap()
             .is_empty(),
@@ -597,7 +597,7 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
         .unwrap();
     assert_eq!(queue::rescue_expired(&pool, 100).await.unwrap(), 1);
 
-    let mut swept = pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+    let mut swept = pubs::orphaned(&mut pool.acquire().await.unwrap(), quiet, 100)
         .await
         .unwrap();
     swept.sort_by_key(|o| o.publication);
@@ -640,12 +640,12 @@ async fn a_publication_whose_job_ended_unfinished_goes_to_a_person(pool: PgPool)
     );
     // a second sweep finds nothing more; once quiet, the recent one goes too
     assert!(
-        pubs::orphaned(&mut *pool.acquire().await.unwrap(), quiet, 100)
+        pubs::orphaned(&mut pool.acquire().await.unwrap(), quiet, 100)
             .await
             .unwrap()
             .is_empty()
     );
-    let swept = pubs::orphaned(&mut *pool.acquire().await.unwrap(), Duration::ZERO, 100)
+    let swept = pubs::orphaned(&mut pool.acquire().await.unwrap(), Duration::ZERO, 100)
         .await
         .unwrap();
     assert_eq!(
