@@ -233,15 +233,23 @@ pub async fn update(
         form.posts = v.to_string();
     }
     if let Some(v) = body.take::<Vec<u8>>("days_of_week", "an array of weekdays from 1 to 7") {
+        if v.len() > 7 {
+            body.error("days_of_week", "At most 7 days, each once.");
+        }
         form.days = v.iter().map(u8::to_string).collect();
     }
     if let Some(v) = body.take::<Vec<String>>("local_times", "an array of times like 09:30") {
         if v.iter().any(|t| t.contains([',', ' ', '\n', '\t'])) {
             body.error("local_times", "Give one time like 09:30 per array element.");
+        } else if v.len() > 24 {
+            body.error("local_times", "At most 24 times a day.");
         }
         form.times = v.join(", ");
     }
     if let Some(v) = body.take::<Vec<String>>("content_types", "an array of text, image, link") {
+        if v.len() > 3 {
+            body.error("content_types", "At most the 3 content types, each once.");
+        }
         form.content_types = v;
     }
     if let Some(v) = body.take::<u32>("min_gap_minutes", "a whole number from 0 to 10080") {

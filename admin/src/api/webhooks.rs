@@ -100,7 +100,12 @@ pub struct WebhookEndpointList {
 #[serde(deny_unknown_fields)]
 pub struct NewWebhookEndpoint {
     /// `https://` (plain http and private addresses only where the deployment allows them).
-    #[schema(max_length = 2000, example = "https://hooks.example.com/autosocial")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\s/?#]+([/?#][^\\s]*)?$",
+        example = "https://hooks.example.com/autosocial"
+    )]
     pub url: String,
     #[schema(max_length = 300)]
     pub description: Option<String>,
@@ -113,7 +118,11 @@ pub struct NewWebhookEndpoint {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointPatch {
-    #[schema(max_length = 2000)]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[hH][tT][tT][pP][sS]?://[^\\s/?#]+([/?#][^\\s]*)?$"
+    )]
     pub url: Option<String>,
     #[schema(max_length = 300)]
     pub description: Option<String>,
@@ -378,7 +387,7 @@ pub async fn show(
 /// Change an endpoint. With `If-Match`, only while it is still the version named (412
 /// otherwise).
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", operation_id = "update_webhook", tag = "webhooks",
-    request_body = WebhookEndpointPatch,
+    request_body(content = Option<WebhookEndpointPatch>, description = "The fields to change; an empty body changes nothing"),
     params(("id" = Uuid, Path),
            ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
