@@ -844,6 +844,100 @@ async fn an_item_goes_from_onboarding_to_published_in_the_browser(pool: PgPool) 
     goto(&console, &base, "/settings/api-keys").await;
     art.page(&console, "api-keys-listed").await;
 
+    // ---- a webhook endpoint: added in Settings, its secret shown once, a test event queued,
+    // its delivery log with a failed and a delivered attempt; one endpoint disabled by the system
+    step("add a webhook endpoint");
+    goto(&console, &base, "/settings/webhooks").await;
+    art.page(&console, "webhooks-empty").await;
+    fill(
+        &console,
+        "#wh-url",
+        "http://127.0.0.1:9/receivers/autosocial/a-rather-long-path-that-a-crm-integration-would-give-out?token=abc",
+    )
+    .await;
+    fill(&console, "#wh-description", "CRM sync").await;
+    click(
+        &console,
+        "//input[@id='wh-event-item-created']",
+        "item.created",
+    )
+    .await;
+    click(
+        &console,
+        "//input[@id='wh-event-publication-failed']",
+        "publication.failed",
+    )
+    .await;
+    click(
+        &console,
+        "//button[normalize-space()='Add endpoint']",
+        "add endpoint",
+    )
+    .await;
+    wait_js(
+        &console,
+        "return document.querySelector('#new-secret') !== null \
+         && document.querySelector('#new-secret').value.startsWith('whsec_');",
+        Duration::from_secs(10),
+        "the signing secret is shown once",
+    )
+    .await;
+    art.foreign(&console, "webhook-created").await;
+    goto(&console, &base, "/settings/webhooks").await;
+    click(
+        &console,
+        "//button[starts-with(normalize-space(), 'Send test event')]",
+        "send test event",
+    )
+    .await;
+    let endpoint: Uuid =
+        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE description = 'CRM sync'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    wait_db(
+        &pool,
+        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE endpoint_id = $1)",
+        endpoint,
+        Duration::from_secs(10),
+        "the test event's delivery is queued",
+    )
+    .await;
+    // what the worker's attempts would have left: a refused attempt, then a delivered one
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'delivered', attempts = 2, last_status = 204,
+             last_attempt_at = now(), delivered_at = now()
+         WHERE endpoint_id = $1",
+    )
+    .bind(endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, agency_id, attempt, status_code, duration_ms, error, response_excerpt)
+         SELECT d.id, d.agency_id, n, CASE n WHEN 1 THEN 503 ELSE 204 END, 40 * n,
+                CASE n WHEN 1 THEN 'the receiver answered 503 Service Unavailable' END,
+                CASE n WHEN 1 THEN '<html><body>upstream unavailable</body></html>' END
+         FROM webhook_deliveries d, generate_series(1, 2) n WHERE d.endpoint_id = $1",
+    )
+    .bind(endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+    goto(&console, &base, &format!("/settings/webhooks/{endpoint}")).await;
+    art.page(&console, "webhook-log").await;
+    sqlx::query(
+        "UPDATE webhook_endpoints SET disabled_at = now(),
+             disabled_reason = 'Disabled automatically: every delivery attempt failed for 24 hours.'
+         WHERE id = $1",
+    )
+    .bind(endpoint)
+    .execute(&pool)
+    .await
+    .unwrap();
+    goto(&console, &base, "/settings/webhooks").await;
+    art.page(&console, "webhooks-disabled").await;
+
     // ---- an invitation: the owner invites, the invited person opens the link ----------------
     step("invite a member and open the invitation");
     goto(&console, &base, "/settings").await;

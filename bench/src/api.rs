@@ -7,8 +7,8 @@
 //! - list items: `GET /api/v1/items` (a page of 50, newest first), p99 (target ≤ 20 ms);
 //! - create item: `POST /api/v1/items`, posts written by hand for the clients with an active
 //!   account in turn, requests/s (target ≥ 1,000), every answer a 201;
-//! - event → webhook receiver p99 (target ≤ 1 s): [`event_to_webhook_p99_ms`], measured once
-//!   outbound webhooks exist.
+//! - event → webhook receiver p99 (target ≤ 1 s): [`event_to_webhook`], items created at a
+//!   steady pace, each `item.created` delivered by a worker to a receiver on 127.0.0.1.
 //!
 //! The items it created and its key are removed afterwards, so the kept database still holds
 //! the counts it was seeded with.
@@ -24,6 +24,7 @@ use autosocial_core::audit::Actor;
 use autosocial_core::domain::Role;
 
 use crate::console::{admin_binary, seeded_database, start_admin, wrk};
+use crate::harness::percentile;
 
 pub struct Args {
     pub database_url: String,
@@ -66,11 +67,141 @@ end
     )
 }
 
-/// Event → webhook receiver p99, in ms: the time from an event (an item approved) to its
-/// signed delivery at a local receiver. Outbound webhooks are not on this branch; this is where
-/// that measurement goes once they land, and until then the benchmark reports `null` for it.
-async fn event_to_webhook_p99_ms(_pool: &PgPool, _base: &str, _key: &str) -> Option<f64> {
-    None
+/// Events sent for the webhook measurement, and their pace (an agency's steady stream, not a
+/// burst: the burst is what the create phase measures).
+const WEBHOOK_EVENTS: usize = 400;
+const WEBHOOK_EVENTS_PER_S: f64 = 40.0;
+
+/// Event → webhook receiver, in ms: an endpoint of the agency subscribed to `item.created` at a
+/// receiver on 127.0.0.1, one `autosocial-worker run --kinds webhook` beside the console (with
+/// the console's vault key, to read the signing secret), and [`WEBHOOK_EVENTS`] items created
+/// through the API at [`WEBHOOK_EVENTS_PER_S`]; each figure is from the instant the create
+/// request was sent to the instant its signed delivery reached the receiver. Returns the sorted
+/// latencies, and how many events never arrived (within 30 s of the last).
+async fn event_to_webhook(
+    base: &str,
+    key: &str,
+    worker_bin: &std::path::Path,
+    url: &str,
+    redis_url: &str,
+    vault_key: &str,
+    pairs: &[(Uuid, Uuid)],
+) -> anyhow::Result<(Vec<f64>, usize)> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    type Arrivals = Arc<Mutex<HashMap<Uuid, Instant>>>;
+    let arrivals: Arrivals = Arc::default();
+    let receiver = {
+        let arrivals = arrivals.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let arrivals = arrivals.clone();
+                async move {
+                    let at = Instant::now();
+                    if let Some(item) = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["data"]["item_id"].as_str()?.parse::<Uuid>().ok())
+                    {
+                        arrivals.lock().expect("arrivals").entry(item).or_insert(at);
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let worker_log = std::env::temp_dir().join("autosocial-bench-api-worker.log");
+    let worker = crate::harness::Proc(
+        std::process::Command::new(worker_bin)
+            .args(["run", "--kinds", "webhook"])
+            .env("DATABASE_URL", url)
+            .env("REDIS_URL", redis_url)
+            .env("AUTOSOCIAL_KEYS", vault_key)
+            .env("AUTOSOCIAL_OUTBOUND_ALLOW_PRIVATE", "true")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&worker_log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", worker_bin.display()))?,
+    );
+
+    let http = reqwest::Client::new();
+    let endpoint: Value = http
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(key)
+        .json(
+            &json!({"url": hook, "description": "API benchmark", "event_types": ["item.created"]}),
+        )
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the benchmark's webhook endpoint")?
+        .json()
+        .await?;
+    let endpoint_id = endpoint["id"]
+        .as_str()
+        .context("the endpoint's id")?
+        .to_owned();
+
+    let slot = (Utc::now() + Days::days(30)).to_rfc3339();
+    let mut sent: Vec<(Uuid, Instant)> = Vec::with_capacity(WEBHOOK_EVENTS);
+    let pace = Duration::from_secs_f64(1.0 / WEBHOOK_EVENTS_PER_S);
+    let start = Instant::now();
+    for n in 0..WEBHOOK_EVENTS {
+        tokio::time::sleep_until((start + pace * n as u32).into()).await;
+        let (client, account) = pairs[n % pairs.len()];
+        let at = Instant::now();
+        let created: Value = http
+            .post(format!("{base}/api/v1/items"))
+            .bearer_auth(key)
+            .json(&json!({
+                "client_id": client,
+                "accounts": [account],
+                "slot_at": slot,
+                "caption": format!("{CAPTION} webhook {n} written by the benchmark"),
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("the created item's id")?;
+        sent.push((id, at));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && arrivals.lock().expect("arrivals").len() < sent.len() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = arrivals.lock().expect("arrivals").clone();
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, at)| {
+            got.get(id)
+                .map(|r| r.duration_since(*at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let missing = sent.len() - ms.len();
+
+    http.delete(format!("{base}/api/v1/webhooks/{endpoint_id}"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()
+        .context("deleting the benchmark's webhook endpoint")?;
+    drop(worker);
+    server.abort();
+    Ok((ms, missing))
 }
 
 /// Remove what the benchmark wrote: its items and its key.
@@ -138,11 +269,17 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     .await?;
     anyhow::ensure!(!pairs.is_empty(), "no client with an active account");
 
+    let vault_key = autosocial_core::vault::Vault::generate_entry("bench");
     let (admin, base) = start_admin(
         &admin_bin,
         &url,
         &a.redis_url,
-        &[("AUTOSOCIAL_API_REQUESTS_PER_MINUTE", "1000000")],
+        &[
+            ("AUTOSOCIAL_API_REQUESTS_PER_MINUTE", "1000000"),
+            // the webhook receiver is on 127.0.0.1; the worker reads the secret with this key
+            ("AUTOSOCIAL_OUTBOUND_ALLOW_PRIVATE", "true"),
+            ("AUTOSOCIAL_KEYS", &vault_key),
+        ],
     )
     .await?;
     let auth = format!("Authorization: Bearer {}", created.secret);
@@ -184,10 +321,27 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.seconds,
     )?;
     report("create item", &create);
-    let webhook = event_to_webhook_p99_ms(&pool, &base, &created.secret).await;
-    if webhook.is_none() {
-        println!("event → webhook: not measured (outbound webhooks are not on this build)");
-    }
+    println!(
+        "event → webhook: {WEBHOOK_EVENTS} items created at {WEBHOOK_EVENTS_PER_S}/s, each item.created delivered to a receiver on 127.0.0.1 ..."
+    );
+    let worker_bin = admin_bin.with_file_name("autosocial-worker");
+    let (latencies, missing) = event_to_webhook(
+        &base,
+        &created.secret,
+        &worker_bin,
+        &url,
+        &a.redis_url,
+        &vault_key,
+        &pairs,
+    )
+    .await?;
+    let webhook = (!latencies.is_empty()).then(|| percentile(&latencies, 0.99));
+    println!(
+        "event → webhook  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  missing {missing}",
+        percentile(&latencies, 0.5),
+        webhook.unwrap_or(f64::NAN),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
     drop(admin);
     let removed = clean_up(&pool, created.id).await?;
     println!("removed the {removed} items and the key the benchmark created");
@@ -201,7 +355,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if create_rps < CREATE_TARGET_PER_S || create["non2xx"].as_u64() != Some(0) {
         missed.push("create item");
     }
-    if webhook.is_some_and(|ms| ms > WEBHOOK_P99_TARGET_MS) {
+    if missing > 0 || webhook.is_none_or(|ms| ms > WEBHOOK_P99_TARGET_MS) {
         missed.push("event → webhook");
     }
     if !missed.is_empty() {
@@ -223,6 +377,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             "create_items_p99_ms": create["p99_ms"],
             "create_items_non2xx": create["non2xx"],
             "event_to_webhook_p99_ms": webhook,
+            "event_to_webhook_p50_ms": (!latencies.is_empty()).then(|| percentile(&latencies, 0.5)),
+            "event_to_webhook_missing": missing,
             "targets": {
                 "list_items_p99_ms": LIST_P99_TARGET_MS,
                 "create_items_per_s": CREATE_TARGET_PER_S,
