@@ -745,7 +745,7 @@ pub async fn orphaned(
     // `'publish:' || id` is `publishing::unique_key`; the lifecycle tests hold the two together
     let rows = sqlx::query!(
         r#"WITH stranded AS MATERIALIZED (
-               SELECT p.id FROM publications p
+               SELECT p.id, p.state FROM publications p
                WHERE p.state = ANY($3) AND p.scheduled_at < now()
                  AND p.updated_at < now() - make_interval(secs => $1)
                  AND NOT EXISTS (
@@ -755,9 +755,6 @@ pub async fn orphaned(
                ORDER BY p.scheduled_at
                LIMIT $2
                FOR UPDATE OF p SKIP LOCKED
-           ),
-           before AS MATERIALIZED (
-               SELECT p.id, p.state FROM publications p JOIN stranded s ON s.id = p.id
            )
            UPDATE publications p SET
                state = 'needs_attention',
@@ -766,7 +763,7 @@ pub async fn orphaned(
                    ELSE 'its publish job ended before the post went out (attempts ran out or the job was removed from the queue); nothing was sent: reschedule it'
                END || coalesce(' (last error: ' || p.last_error || ')', ''), 4000),
                updated_at = now()
-           FROM before b
+           FROM stranded b
            WHERE p.id = b.id
            RETURNING p.id, p.agency_id, p.client_id, p.item_id, p.account_id, p.platform, p.last_error AS "why!",
                      b.state AS "was!: PublicationState""#,
