@@ -399,6 +399,7 @@ pub async fn serve(
                 }
                 state.throttle.retain_recent();
                 state.api.limits.retain_recent();
+                state.api.keys.retain_recent();
                 match crate::api::idempotency::prune(&state.pool).await {
                     Ok(n) if n > 0 => tracing::info!(responses = n, "pruned idempotent responses"),
                     Ok(_) => {}

@@ -236,7 +236,7 @@ struct DemoSeedArgs {
 }
 
 async fn connect(db: &DatabaseArgs) -> sqlx::PgPool {
-    match db::connect(&db.database_url, db.max_connections).await {
+    match db::connect(&db.database_url, db.console_pool()).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cannot connect to the database at DATABASE_URL: {e}");

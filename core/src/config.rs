@@ -42,10 +42,30 @@ pub struct DatabaseArgs {
     #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_postgres_url, hide_env_values = true)]
     pub database_url: SecretString,
 
-    /// Maximum connections in this process's pool.
+    /// Maximum connections in this process's pool [default: the console 2 per CPU + 2, at
+    /// most 16; a worker 16].
     #[arg(long = "db-max-connections", env = "AUTOSOCIAL_DB_MAX_CONNECTIONS", value_name = "AUTOSOCIAL_DB_MAX_CONNECTIONS",
-          default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1000))]
-    pub max_connections: u32,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub max_connections: Option<u32>,
+}
+
+impl DatabaseArgs {
+    /// The console's pool: the setting, else two connections per CPU and two more, at most 16.
+    /// The console's queries are short and never wait on the network with a connection held,
+    /// so more connections than the machine can run at once only make them take turns inside
+    /// Postgres: on 2 CPUs, 16 connections served the API's item list at 2,300 to 3,200
+    /// requests/s with p99 30 to 41 ms, 6 connections at 3,800 with p99 20 ms.
+    pub fn console_pool(&self) -> u32 {
+        self.max_connections.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            (2 * cpus + 2).min(16)
+        })
+    }
+
+    /// A worker's pool: the setting, else 16 (it runs many jobs at once).
+    pub fn worker_pool(&self) -> u32 {
+        self.max_connections.unwrap_or(16)
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -260,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(cli.log.log_format);
     let Command::Run(args) = cli.command;
     let vault = args.keys.load_or_exit();
-    let pool = match db::connect_worker(&args.db.database_url, args.db.max_connections).await {
+    let pool = match db::connect_worker(&args.db.database_url, args.db.worker_pool()).await {
         Ok(p) => p,
         Err(e) => exit_config_error("DATABASE_URL", format!("cannot connect: {e}")),
     };

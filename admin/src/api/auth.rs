@@ -3,9 +3,12 @@
 //! with its own rate limit ([`RateLimits`], `RateLimit` / `RateLimit-Policy` headers, 429 with
 //! `Retry-After`), and the role each handler needs as an extractor ([`Key`]).
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -79,6 +82,88 @@ impl RateLimits {
     }
 }
 
+/// How long a key, once found live, is taken on trust without asking the database again.
+/// Revoking in the console forgets every key at once ([`KeyCache::forget_all`]); only a key
+/// revoked behind the console's back (by SQL) works for up to this long afterwards.
+const KEY_TTL: Duration = Duration::from_secs(2);
+/// Live keys kept at most; past it the cache starts afresh.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Live keys recently proven, by their secret's SHA-256 (never the secret), so that a client
+/// making many requests costs one key lookup a [`KEY_TTL`], not one a request.
+#[derive(Default)]
+pub struct KeyCache {
+    inner: Mutex<KeyCacheInner>,
+}
+
+#[derive(Default)]
+struct KeyCacheInner {
+    /// Bumped by every [`KeyCache::forget_all`]: a lookup that started before it is not kept.
+    generation: u64,
+    keys: HashMap<Vec<u8>, (ApiKey, Instant)>,
+}
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The live key with this secret's hash, if proven within [`KEY_TTL`]; else the generation
+    /// to hand [`KeyCache::keep`] after asking the database.
+    fn get(&self, hash: &[u8]) -> Result<ApiKey, u64> {
+        let inner = self.lock();
+        match inner.keys.get(hash) {
+            Some((key, at)) if at.elapsed() < KEY_TTL => Ok(key.clone()),
+            _ => Err(inner.generation),
+        }
+    }
+
+    fn keep(&self, hash: Vec<u8>, key: &ApiKey, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.keys.len() >= KEY_CACHE_MAX {
+            inner.keys.retain(|_, (_, at)| at.elapsed() < KEY_TTL);
+            if inner.keys.len() >= KEY_CACHE_MAX {
+                inner.keys.clear();
+            }
+        }
+        inner.keys.insert(hash, (key.clone(), Instant::now()));
+    }
+
+    /// A key was revoked: ask the database about every key from now on.
+    pub fn forget_all(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.keys.clear();
+    }
+
+    /// Drop the entries past their time (called with the rate limits' housekeeping).
+    pub fn retain_recent(&self) {
+        self.lock().keys.retain(|_, (_, at)| at.elapsed() < KEY_TTL);
+    }
+}
+
+/// The live key behind `token`: from the cache, or from the database (which also marks it
+/// used, at most once a minute).
+async fn live_key(state: &AppState, token: &str) -> sqlx::Result<Option<ApiKey>> {
+    let cache = &state.api.keys;
+    let hash = autosocial_core::secret::token_hash(token);
+    let generation = match cache.get(&hash) {
+        Ok(key) => return Ok(Some(key)),
+        Err(generation) => generation,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let key = api_keys::authenticate(&mut conn, token).await?;
+    if let Some(k) = &key {
+        cache.keep(hash, k, generation);
+    }
+    Ok(key)
+}
+
 /// The request's key and the address it came from (in the request's extensions).
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -119,11 +204,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         Ok(t) => t.to_owned(),
         Err(e) => return e.into_response(),
     };
-    let key = match state.pool.acquire().await {
-        Ok(mut conn) => api_keys::authenticate(&mut conn, &token).await,
-        Err(e) => Err(e),
-    };
-    let key = match key {
+    let key = match live_key(&state, &token).await {
         Ok(Some(k)) => k,
         Ok(None) => {
             return ApiError::unauthorized("This API key is unknown or was revoked.")

@@ -311,33 +311,54 @@ impl Cursor {
     }
 }
 
+/// `value` as JSON, written into a buffer sized for a page of resources at once (growing it
+/// from serde_json's 128 bytes copied a 30 KB page eight times).
+fn to_json(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(16 * 1024);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(body)
+}
+
+fn json_answer(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// A JSON answer.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
+    match to_json(value) {
+        Ok(body) => json_answer(status, body),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }
 
-/// The strong ETag of a representation: a hash of its JSON.
-pub fn etag_of<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+/// The strong ETag of a JSON representation: a hash of its bytes.
+fn etag_of_bytes(json: &[u8]) -> String {
+    let digest = Sha256::digest(json);
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
-/// A single resource's JSON answer with its `ETag`.
+/// The strong ETag of a representation: a hash of its JSON.
+pub fn etag_of<T: Serialize>(value: &T) -> String {
+    etag_of_bytes(&to_json(value).unwrap_or_default())
+}
+
+/// A single resource's JSON answer with its `ETag` (of the very bytes sent).
 pub fn json_with_etag<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let mut r = json(status, value);
-    if let Ok(v) = HeaderValue::from_str(&etag_of(value)) {
+    let body = match to_json(value) {
+        Ok(body) => body,
+        Err(e) => return ApiError::internal(&e).into_response(),
+    };
+    let etag = HeaderValue::from_str(&etag_of_bytes(&body));
+    let mut r = json_answer(status, body);
+    if let Ok(v) = etag {
         r.headers_mut().insert(header::ETAG, v);
     }
     r

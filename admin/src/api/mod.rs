@@ -49,12 +49,14 @@ use problem::{ApiError, ProblemType};
 /// The API's own state in [`AppState`].
 pub struct ApiState {
     pub limits: auth::RateLimits,
+    pub keys: auth::KeyCache,
 }
 
 impl ApiState {
     pub fn new(requests_per_minute: u32) -> ApiState {
         ApiState {
             limits: auth::RateLimits::new(requests_per_minute),
+            keys: auth::KeyCache::default(),
         }
     }
 }

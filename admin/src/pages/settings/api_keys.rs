@@ -272,5 +272,6 @@ pub async fn revoke_api_key(
         return Err(AppError::NotFound);
     }
     tx.commit().await?;
+    state.api.keys.forget_all();
     Ok(Redirect::to("/settings/api-keys#keys").into_response())
 }
