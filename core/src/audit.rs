@@ -61,6 +61,44 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// A field of the hashed text: its length (8 bytes, big-endian), then its bytes.
+fn field(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The fields of an entry between the previous hash and the time, as hashed.
+fn entry_fields(
+    agency: Option<Uuid>,
+    actor_user: Option<Uuid>,
+    actor_label: &str,
+    action: &str,
+    target_type: Option<&str>,
+    target_id: Option<&str>,
+    details: &Value,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    field(
+        &mut out,
+        agency.map(|a| a.to_string()).unwrap_or_default().as_bytes(),
+    );
+    field(
+        &mut out,
+        actor_user
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    field(&mut out, actor_label.as_bytes());
+    field(&mut out, action.as_bytes());
+    field(&mut out, target_type.unwrap_or_default().as_bytes());
+    field(&mut out, target_id.unwrap_or_default().as_bytes());
+    field(&mut out, details.to_string().as_bytes());
+    out
+}
+
+/// SHA-256 of the previous hash (empty for the first entry), the entry's fields and its time
+/// in microseconds, each as a [`field`]. [`append`] computes the same in SQL.
 #[allow(clippy::too_many_arguments)]
 fn chain_hash(
     prev: Option<&[u8]>,
@@ -73,54 +111,29 @@ fn chain_hash(
     details: &Value,
     created_at_micros: i64,
 ) -> Vec<u8> {
-    let mut h = Sha256::new();
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u64).to_be_bytes());
-        h.update(b);
-    };
-    field(prev.unwrap_or(&[]));
-    field(agency.map(|a| a.to_string()).unwrap_or_default().as_bytes());
-    field(
-        actor_user
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    field(actor_label.as_bytes());
-    field(action.as_bytes());
-    field(target_type.unwrap_or_default().as_bytes());
-    field(target_id.unwrap_or_default().as_bytes());
-    field(details.to_string().as_bytes());
-    field(&created_at_micros.to_be_bytes());
-    h.finalize().to_vec()
+    let mut text = Vec::with_capacity(512);
+    field(&mut text, prev.unwrap_or(&[]));
+    text.extend(entry_fields(
+        agency,
+        actor_user,
+        actor_label,
+        action,
+        target_type,
+        target_id,
+        details,
+    ));
+    field(&mut text, &created_at_micros.to_be_bytes());
+    Sha256::digest(&text).to_vec()
 }
 
 /// Append an entry inside the caller's transaction (so the entry exists iff the change committed).
-/// Appends to one chain are serialised by a transaction-scoped advisory lock.
+/// Appends to one chain are serialised by a transaction-scoped advisory lock, held until the
+/// caller commits: every other writer of the agency waits from here to the commit, so this is
+/// best called last. It is one call (`audit_append`, a migration's function: the lock, the
+/// chain's last hash, the time and the entry with its hash, computed there over the fields
+/// hashed here beforehand).
 pub async fn append(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) -> sqlx::Result<()> {
-    let chain_key = entry
-        .agency_id
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "system".into());
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))",
-        chain_key
-    )
-    .execute(&mut *conn)
-    .await?;
-    let prev = sqlx::query_scalar!(
-        "SELECT hash FROM audit_log WHERE agency_id IS NOT DISTINCT FROM $1 ORDER BY id DESC LIMIT 1",
-        entry.agency_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    // Truncate to microseconds: what Postgres stores, so verification recomputes the same value.
-    let now =
-        sqlx::query_scalar!(r#"SELECT date_trunc('microseconds', clock_timestamp()) AS "now!""#)
-            .fetch_one(&mut *conn)
-            .await?;
-    let hash = chain_hash(
-        prev.as_deref(),
+    let fields = entry_fields(
         entry.agency_id,
         actor.user_id,
         &actor.label,
@@ -128,12 +141,10 @@ pub async fn append(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) ->
         entry.target_type,
         entry.target_id.as_deref(),
         &entry.details,
-        now.timestamp_micros(),
     );
     let ip = actor.ip.map(sqlx::types::ipnetwork::IpNetwork::from);
-    sqlx::query!(
-        "INSERT INTO audit_log (agency_id, actor_user_id, actor_label, action, target_type, target_id, details, ip, created_at, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    sqlx::query_scalar!(
+        "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         entry.agency_id,
         actor.user_id,
         actor.label,
@@ -142,11 +153,9 @@ pub async fn append(conn: &mut PgConnection, actor: &Actor, entry: Entry<'_>) ->
         entry.target_id,
         entry.details,
         ip,
-        now,
-        prev,
-        hash,
+        fields,
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(())
 }

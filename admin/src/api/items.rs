@@ -200,6 +200,65 @@ pub(super) async fn load(
     Ok(row.map(Item::from))
 }
 
+/// Items from rows of the list's statement: an item's rows are adjacent, one per target (a
+/// row with no target when it has none); targets in the order of [`load`].
+fn items_of_rows(rows: &[sqlx::postgres::PgRow]) -> sqlx::Result<Vec<Item>> {
+    use sqlx::Row as _;
+    let mut items: Vec<Item> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: Uuid = r.try_get("id")?;
+        let target = match r.try_get::<Option<Uuid>, _>("target_account")? {
+            Some(account_id) => Some(Target {
+                account_id,
+                platform: r.try_get("target_platform")?,
+            }),
+            None => None,
+        };
+        if let Some(last) = items.last_mut().filter(|i| i.id == id) {
+            last.targets.extend(target);
+            continue;
+        }
+        items.push(Item {
+            id,
+            client_id: r.try_get("client_id")?,
+            state: r.try_get("state")?,
+            source: r.try_get("source")?,
+            content_type: r.try_get("content_type")?,
+            slot_at: r.try_get("slot_at")?,
+            caption: r.try_get("caption")?,
+            hashtags: r.try_get("hashtags")?,
+            cta: r.try_get("cta")?,
+            link_url: r.try_get("link_url")?,
+            chosen_variant: r.try_get("chosen_variant")?,
+            moderation_status: r.try_get("moderation_status")?,
+            rejection_reason: r.try_get("rejection_reason")?,
+            approved_at: r.try_get("approved_at")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            targets: target.into_iter().collect(),
+        });
+    }
+    for i in &mut items {
+        sort_targets(&mut i.targets);
+    }
+    Ok(items)
+}
+
+/// An account named in a new item.
+struct FoundAccount {
+    id: Uuid,
+    client_id: Uuid,
+    status: String,
+    platform: Platform,
+}
+
+/// Targets in the order [`load`] gives them: by platform name, then account.
+fn sort_targets(targets: &mut [Target]) {
+    targets.sort_by(|a, b| {
+        (a.platform.as_str(), a.account_id).cmp(&(b.platform.as_str(), b.account_id))
+    });
+}
+
 /// List the items of the clients the key reaches, newest first.
 #[utoipa::path(get, path = "/api/v1/items", operation_id = "list_items", tag = "items",
     params(
@@ -235,40 +294,52 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let rows = sqlx::query_as!(
-        Row,
-        r#"SELECT i.id, i.client_id, i.state AS "state: ItemState", i.source, i.content_type, i.slot_at, i.caption,
-                  i.hashtags, i.cta, i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason,
-                  i.approved_at, i.created_at, i.updated_at,
-                  t.accounts AS "target_accounts!: Vec<Uuid>", t.platforms AS "target_platforms!: Vec<Platform>"
-           FROM (SELECT * FROM content_items
-                 WHERE agency_id = $1 AND ($2::uuid[] IS NULL OR client_id = ANY($2))
-                   AND ($3::uuid IS NULL OR client_id = $3)
-                   AND ($4::text IS NULL OR state = $4)
-                   AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
-                   AND ($8::timestamptz IS NULL OR slot_at >= $8)
-                   AND ($9::timestamptz IS NULL OR slot_at < $9)
-                 ORDER BY created_at DESC, id DESC
-                 LIMIT $7) i
-           CROSS JOIN LATERAL (
-               SELECT coalesce(array_agg(a.id ORDER BY a.platform, a.id), '{}') AS accounts,
-                      coalesce(array_agg(a.platform ORDER BY a.platform, a.id), '{}') AS platforms
-               FROM content_item_targets ct JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
-               WHERE ct.item_id = i.id AND ct.agency_id = i.agency_id) t
-           ORDER BY i.created_at DESC, i.id DESC"#,
-        key.key.agency_id,
-        key.key.clients.as_deref(),
-        client,
-        item_state.map(ItemState::as_str),
-        cursor.map(|c| c.created_at),
-        cursor.map(|c| c.id).unwrap_or_default(),
-        limit + 1,
-        from,
-        to
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let data: Vec<Item> = rows.into_iter().map(Item::from).collect();
+    // Only the filters given are in the statement, and the limit is written into it: each
+    // combination is its own prepared statement whose generic plan walks the newest-first
+    // index (a `$n IS NULL OR …` filter or a `LIMIT $n` would be planned afresh each time, and
+    // a generic plan of either reads the whole table). The targets are one row each, joined,
+    // rather than aggregated per item: a sort per row cost more than everything else.
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT i.id, i.client_id, i.state, i.source, i.content_type, i.slot_at, i.caption, i.hashtags, i.cta,
+                i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason, i.approved_at,
+                i.created_at, i.updated_at, a.id AS target_account, a.platform AS target_platform
+         FROM (SELECT * FROM content_items WHERE agency_id = ",
+    );
+    q.push_bind(key.key.agency_id);
+    if let Some(scope) = key.key.clients.as_deref() {
+        q.push(" AND client_id = ANY(")
+            .push_bind(scope.to_vec())
+            .push(")");
+    }
+    if let Some(client) = client {
+        q.push(" AND client_id = ").push_bind(client);
+    }
+    if let Some(s) = item_state {
+        q.push(" AND state = ").push_bind(s.as_str());
+    }
+    if let Some(c) = cursor {
+        q.push(" AND (created_at, id) < (")
+            .push_bind(c.created_at)
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+    if let Some(from) = from {
+        q.push(" AND slot_at >= ").push_bind(from);
+    }
+    if let Some(to) = to {
+        q.push(" AND slot_at < ").push_bind(to);
+    }
+    // `limit` was checked to be 1 to 100
+    q.push(format_args!(
+        " ORDER BY created_at DESC, id DESC LIMIT {}) i
+         LEFT JOIN content_item_targets ct ON ct.item_id = i.id AND ct.agency_id = i.agency_id
+         LEFT JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
+         ORDER BY i.created_at DESC, i.id DESC",
+        limit + 1
+    ));
+    let rows = q.build().fetch_all(&state.pool).await?;
+    let data = items_of_rows(&rows)?;
     let (data, next_cursor) = Cursor::page(data, limit, |i| Cursor {
         created_at: i.created_at,
         id: i.id,
@@ -394,22 +465,33 @@ pub async fn create(
     if !key.key.reaches(client) {
         return Err(ApiError::not_found());
     }
-    let found = sqlx::query!(
-        r#"SELECT a.id, a.client_id, a.status, a.platform AS "platform: Platform"
+    // the accounts, and whether the client is the agency's (the row with no account)
+    let rows = sqlx::query!(
+        r#"SELECT a.id AS "id?", a.client_id AS "client_id?", a.status AS "status?",
+                  a.platform AS "platform?: Platform"
+           FROM clients c LEFT JOIN social_accounts a ON false
+           WHERE c.id = $3 AND c.agency_id = $1
+           UNION ALL
+           SELECT a.id, a.client_id, a.status, a.platform
            FROM social_accounts a WHERE a.agency_id = $1 AND a.id = ANY($2)"#,
         agency,
-        &accounts
+        &accounts,
+        client
     )
     .fetch_all(&state.pool)
     .await?;
-    let client_exists = sqlx::query_scalar!(
-        r#"SELECT true AS "x!" FROM clients WHERE id = $1 AND agency_id = $2"#,
-        client,
-        agency
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .is_some();
+    let client_exists = rows.iter().any(|r| r.id.is_none());
+    let found: Vec<FoundAccount> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(FoundAccount {
+                id: r.id?,
+                client_id: r.client_id?,
+                status: r.status?,
+                platform: r.platform?,
+            })
+        })
+        .collect();
     if !client_exists || found.iter().any(|a| !key.key.reaches(a.client_id)) {
         return Err(ApiError::not_found());
     }
@@ -466,8 +548,16 @@ pub async fn create(
     .await
     .map_err(ApiError::from)?;
     let id = Uuid::now_v7();
+    let content_type = if upload.is_some() {
+        "image"
+    } else if link.is_some() {
+        "link"
+    } else {
+        "text"
+    };
+    let moderation_status = if verdict.passed() { "pass" } else { "blocked" };
     let mut tx = state.pool.begin().await?;
-    lifecycle::create(
+    let created_at = lifecycle::create(
         &mut tx,
         &key.actor(),
         agency,
@@ -475,18 +565,12 @@ pub async fn create(
             id,
             client,
             slot_at,
-            content_type: if upload.is_some() {
-                "image"
-            } else if link.is_some() {
-                "link"
-            } else {
-                "text"
-            },
+            content_type,
             caption: &caption,
             hashtags: &hashtags,
             cta: cta.as_deref(),
             link: link.as_deref(),
-            moderation_status: if verdict.passed() { "pass" } else { "blocked" },
+            moderation_status,
             moderation: verdict.to_json(),
             accounts: &distinct,
             approve: false,
@@ -504,10 +588,37 @@ pub async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    let item = load(&mut *tx, agency, None, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
     tx.commit().await?;
+    // the item as `load` would read it, without reading it: the audit entry's lock is held
+    // until the commit, and every statement before the commit keeps the agency's other
+    // writers waiting
+    let mut targets: Vec<Target> = found
+        .iter()
+        .map(|a| Target {
+            account_id: a.id,
+            platform: a.platform,
+        })
+        .collect();
+    sort_targets(&mut targets);
+    let item = Item {
+        id,
+        client_id: client,
+        state: lifecycle::ItemMove::Create.to()[0],
+        source: "manual".into(),
+        content_type: content_type.into(),
+        slot_at,
+        caption,
+        hashtags,
+        cta,
+        link_url: link,
+        chosen_variant: None,
+        moderation_status: moderation_status.into(),
+        rejection_reason: None,
+        approved_at: None,
+        created_at,
+        updated_at: created_at,
+        targets,
+    };
     let mut r = json_with_etag(StatusCode::CREATED, &item);
     if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/v1/items/{id}")) {
         r.headers_mut().insert(axum::http::header::LOCATION, v);

@@ -54,6 +54,24 @@ pub async fn client(
     }))
 }
 
+/// The terms a client's posts may not use (none without brand settings); `None`: no such
+/// client of `agency`. What moderating a draft needs, in one statement.
+pub async fn banned_terms(
+    db: impl PgExecutor<'_>,
+    agency: Uuid,
+    client: Uuid,
+) -> sqlx::Result<Option<Vec<String>>> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(b.banned_terms, '{}') AS "terms!"
+           FROM clients c LEFT JOIN brand_settings b ON b.client_id = c.id AND b.agency_id = c.agency_id
+           WHERE c.id = $1 AND c.agency_id = $2"#,
+        client,
+        agency
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Brand colours as `#rrggbb`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Palette {

@@ -140,17 +140,19 @@ pub struct Composed<'a> {
     pub approve: bool,
 }
 
-/// `create`: a composed post waits for review, with its targets and its audit entry.
+/// `create`: a composed post waits for review, with its targets and its audit entry. Returns
+/// its `created_at` (and `updated_at`: the same).
 pub async fn create(
     conn: &mut PgConnection,
     actor: &Actor,
     agency: Uuid,
     c: &Composed<'_>,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> sqlx::Result<DateTime<Utc>> {
+    let created_at = sqlx::query_scalar!(
         "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, hashtags,
-                                    cta, link_url, moderation_status, moderation, created_by)
-         VALUES ($1, $2, $3, 'manual', $13, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                    cta, link_url, moderation_status, moderation, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, 'manual', $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
+         RETURNING created_at",
         c.id,
         agency,
         c.client,
@@ -165,7 +167,7 @@ pub async fn create(
         actor.user_id,
         ItemMove::Create.to()[0].as_str()
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     sqlx::query!(
         "INSERT INTO content_item_targets (item_id, account_id, agency_id) SELECT $1, a, $2 FROM unnest($3::uuid[]) a",
@@ -175,6 +177,16 @@ pub async fn create(
     )
     .execute(&mut *conn)
     .await?;
+    tell(
+        &mut *conn,
+        agency,
+        c.client,
+        c.id,
+        EventType::ItemCreated,
+        json!({ "source": "manual", "state": ItemMove::Create.to()[0].as_str(), "account_ids": c.accounts }),
+    )
+    .await?;
+    // last: the audit chain's lock is held from here to the commit
     audit::append(
         conn,
         actor,
@@ -189,15 +201,7 @@ pub async fn create(
             })),
     )
     .await?;
-    tell(
-        conn,
-        agency,
-        c.client,
-        c.id,
-        EventType::ItemCreated,
-        json!({ "source": "manual", "state": ItemMove::Create.to()[0].as_str(), "account_ids": c.accounts }),
-    )
-    .await
+    Ok(created_at)
 }
 
 /// An item claimed for generation.

@@ -85,10 +85,9 @@ pub async fn moderate(
     platforms: &[Platform],
     draft: &Draft<'_>,
 ) -> AppResult<Verdict> {
-    let Some(c) = brand::client(&state.pool, agency, client).await? else {
+    let Some(banned_terms) = brand::banned_terms(&state.pool, agency, client).await? else {
         return Err(AppError::NotFound);
     };
-    let brand = brand::brand(&state.pool, &c).await?;
     let text = publishing::compose_text(draft.caption, draft.cta, &[]);
     Ok(moderation::check(
         platforms,
@@ -96,7 +95,7 @@ pub async fn moderate(
             text: &text,
             hashtags: draft.hashtags,
             link_url: draft.link,
-            banned_terms: &brand.banned_terms,
+            banned_terms: &banned_terms,
         },
     ))
 }
