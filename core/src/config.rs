@@ -42,8 +42,8 @@ pub struct DatabaseArgs {
     #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_postgres_url, hide_env_values = true)]
     pub database_url: SecretString,
 
-    /// Maximum connections in this process's pool [default: the console 2 per CPU + 2, at
-    /// most 16; a worker 16].
+    /// Maximum connections in this process's pool. Unset: the console 2 per CPU + 2 (at most
+    /// 16), a worker 16.
     #[arg(long = "db-max-connections", env = "AUTOSOCIAL_DB_MAX_CONNECTIONS", value_name = "AUTOSOCIAL_DB_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub max_connections: Option<u32>,
