@@ -465,14 +465,15 @@ pub async fn create(
     if !key.key.reaches(client) {
         return Err(ApiError::not_found());
     }
-    // the accounts, and whether the client is the agency's (the row with no account)
+    // one statement: the client's banned terms (the row with no account; none: not the
+    // agency's client), and the accounts
     let rows = sqlx::query!(
-        r#"SELECT a.id AS "id?", a.client_id AS "client_id?", a.status AS "status?",
-                  a.platform AS "platform?: Platform"
-           FROM clients c LEFT JOIN social_accounts a ON false
+        r#"SELECT NULL::uuid AS "id?", NULL::uuid AS "client_id?", NULL::text AS "status?",
+                  NULL::text AS "platform?: Platform", coalesce(b.banned_terms, '{}') AS "banned_terms?"
+           FROM clients c LEFT JOIN brand_settings b ON b.client_id = c.id AND b.agency_id = c.agency_id
            WHERE c.id = $3 AND c.agency_id = $1
            UNION ALL
-           SELECT a.id, a.client_id, a.status, a.platform
+           SELECT a.id, a.client_id, a.status, a.platform, NULL::text[]
            FROM social_accounts a WHERE a.agency_id = $1 AND a.id = ANY($2)"#,
         agency,
         &accounts,
@@ -480,7 +481,11 @@ pub async fn create(
     )
     .fetch_all(&state.pool)
     .await?;
-    let client_exists = rows.iter().any(|r| r.id.is_none());
+    let banned_terms: Option<Vec<String>> = rows
+        .iter()
+        .find(|r| r.id.is_none())
+        .map(|r| r.banned_terms.clone().unwrap_or_default());
+    let client_exists = banned_terms.is_some();
     let found: Vec<FoundAccount> = rows
         .into_iter()
         .filter_map(|r| {
@@ -533,10 +538,7 @@ pub async fn create(
     let mut platforms: Vec<Platform> = found.iter().map(|a| a.platform).collect();
     platforms.sort();
     platforms.dedup();
-    let verdict = crate::pages::items::moderate(
-        &state,
-        agency,
-        client,
+    let verdict = crate::pages::items::moderate_with(
         &platforms,
         &crate::pages::items::Draft {
             caption: &caption,
@@ -544,9 +546,8 @@ pub async fn create(
             hashtags: &hashtags,
             link: link.as_deref(),
         },
-    )
-    .await
-    .map_err(ApiError::from)?;
+        banned_terms.as_deref().unwrap_or_default(),
+    );
     let id = Uuid::now_v7();
     let content_type = if upload.is_some() {
         "image"

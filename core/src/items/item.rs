@@ -148,11 +148,18 @@ pub async fn create(
     agency: Uuid,
     c: &Composed<'_>,
 ) -> sqlx::Result<DateTime<Utc>> {
+    // the item and its targets in one statement (the targets' foreign key is checked at its end)
     let created_at = sqlx::query_scalar!(
-        "INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption, hashtags,
-                                    cta, link_url, moderation_status, moderation, created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, 'manual', $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
-         RETURNING created_at",
+        r#"WITH item AS (
+               INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption,
+                                          hashtags, cta, link_url, moderation_status, moderation, created_by,
+                                          created_at, updated_at)
+               VALUES ($1, $2, $3, 'manual', $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
+               RETURNING created_at),
+           targets AS (
+               INSERT INTO content_item_targets (item_id, account_id, agency_id)
+               SELECT $1, a, $2 FROM unnest($14::uuid[]) a)
+           SELECT created_at AS "created_at!" FROM item"#,
         c.id,
         agency,
         c.client,
@@ -165,17 +172,10 @@ pub async fn create(
         c.moderation_status,
         c.moderation,
         actor.user_id,
-        ItemMove::Create.to()[0].as_str()
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO content_item_targets (item_id, account_id, agency_id) SELECT $1, a, $2 FROM unnest($3::uuid[]) a",
-        c.id,
-        agency,
+        ItemMove::Create.to()[0].as_str(),
         c.accounts
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     tell(
         &mut *conn,

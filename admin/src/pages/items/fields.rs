@@ -88,16 +88,25 @@ pub async fn moderate(
     let Some(banned_terms) = brand::banned_terms(&state.pool, agency, client).await? else {
         return Err(AppError::NotFound);
     };
+    Ok(moderate_with(platforms, draft, &banned_terms))
+}
+
+/// [`moderate`] with the client's banned terms already read.
+pub fn moderate_with(
+    platforms: &[Platform],
+    draft: &Draft<'_>,
+    banned_terms: &[String],
+) -> Verdict {
     let text = publishing::compose_text(draft.caption, draft.cta, &[]);
-    Ok(moderation::check(
+    moderation::check(
         platforms,
         &moderation::Input {
             text: &text,
             hashtags: draft.hashtags,
             link_url: draft.link,
-            banned_terms: &banned_terms,
+            banned_terms,
         },
-    ))
+    )
 }
 
 /// A post's text as typed, before it is saved.

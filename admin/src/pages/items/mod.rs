@@ -32,7 +32,8 @@ pub use actions::{
 pub use cache::{CachedItem, ItemCache, QueueCard, item_cache, load_versioned, queue_card};
 pub use card::{CardOpts, EditAttempt, EditFormQuery, Notice, card, edit_form_fragment};
 pub use fields::{
-    Draft, local_input, media_url, moderate, parse_hashtags, parse_link, parse_local, when,
+    Draft, local_input, media_url, moderate, moderate_with, parse_hashtags, parse_link,
+    parse_local, when,
 };
 pub use load::{Image, Item, Target, Variant, load, load_one, zone};
 pub use page::{PageOpts, show};
