@@ -97,31 +97,13 @@ fn entry_fields(
     out
 }
 
-/// SHA-256 of the previous hash (empty for the first entry), the entry's fields and its time
-/// in microseconds, each as a [`field`]. [`append`] computes the same in SQL.
-#[allow(clippy::too_many_arguments)]
-fn chain_hash(
-    prev: Option<&[u8]>,
-    agency: Option<Uuid>,
-    actor_user: Option<Uuid>,
-    actor_label: &str,
-    action: &str,
-    target_type: Option<&str>,
-    target_id: Option<&str>,
-    details: &Value,
-    created_at_micros: i64,
-) -> Vec<u8> {
-    let mut text = Vec::with_capacity(512);
+/// SHA-256 of the previous hash (empty for the first entry), the entry's [`entry_fields`] and
+/// its time in microseconds, the first and last as a [`field`]. `audit_append` (the migration's
+/// function [`append`] calls) computes the same in SQL.
+fn chain_hash(prev: Option<&[u8]>, fields: &[u8], created_at_micros: i64) -> Vec<u8> {
+    let mut text = Vec::with_capacity(fields.len() + 64);
     field(&mut text, prev.unwrap_or(&[]));
-    text.extend(entry_fields(
-        agency,
-        actor_user,
-        actor_label,
-        action,
-        target_type,
-        target_id,
-        details,
-    ));
+    text.extend_from_slice(fields);
     field(&mut text, &created_at_micros.to_be_bytes());
     Sha256::digest(&text).to_vec()
 }
@@ -179,8 +161,7 @@ pub async fn verify(pool: &PgPool, agency_id: Option<Uuid>) -> sqlx::Result<Chai
     let mut prev: Option<Vec<u8>> = None;
     let mut n = 0u64;
     for r in rows {
-        let expect = chain_hash(
-            prev.as_deref(),
+        let fields = entry_fields(
             r.agency_id,
             r.actor_user_id,
             &r.actor_label,
@@ -188,8 +169,8 @@ pub async fn verify(pool: &PgPool, agency_id: Option<Uuid>) -> sqlx::Result<Chai
             r.target_type.as_deref(),
             r.target_id.as_deref(),
             &r.details,
-            r.created_at.timestamp_micros(),
         );
+        let expect = chain_hash(prev.as_deref(), &fields, r.created_at.timestamp_micros());
         if r.prev_hash != prev || r.hash != expect {
             return Ok(ChainStatus::Broken {
                 at_id: r.id,

@@ -243,6 +243,28 @@ async fn the_audit_log_is_append_only_and_its_chain_detects_tampering(pool: PgPo
         audit::verify(&pool, Some(agency)).await.unwrap(),
         ChainStatus::Intact { entries: 5 }
     );
+    // the system chain (no agency) is its own
+    let before = match audit::verify(&pool, None).await.unwrap() {
+        ChainStatus::Intact { entries } => entries,
+        other => panic!("the system chain is broken before the test: {other:?}"),
+    };
+    for n in 0..2 {
+        let mut tx = pool.begin().await.unwrap();
+        audit::append(
+            &mut tx,
+            &Actor::system("test"),
+            Entry::new(None, "operator.grant").details(serde_json::json!({ "n": n })),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        audit::verify(&pool, None).await.unwrap(),
+        ChainStatus::Intact {
+            entries: before + 2
+        }
+    );
     refused(
         &pool,
         "UPDATE audit_log SET action = 'client.delete'",
