@@ -1245,6 +1245,12 @@ async fn an_item_written_through_the_api_waits_for_review_like_the_composers(poo
         r.header("location"),
         Some(format!("/api/v1/items/{id}").as_str())
     );
+    // the answer is the item as it reads back: the same representation and ETag
+    let read = api.get(&format!("/api/v1/items/{id}"), &reviewer).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.bytes, r.bytes);
+    assert_eq!(read.header("etag"), r.header("etag"));
+    assert!(r.header("etag").is_some());
     // a retry creates nothing more
     let again = api
         .call(

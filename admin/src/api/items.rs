@@ -118,57 +118,32 @@ pub struct Rejection {
     pub reason: String,
 }
 
-struct Row {
-    id: Uuid,
-    client_id: Uuid,
-    state: ItemState,
-    source: String,
-    content_type: String,
-    slot_at: DateTime<Utc>,
-    caption: String,
-    hashtags: Vec<String>,
-    cta: Option<String>,
-    link_url: Option<String>,
-    chosen_variant: Option<String>,
-    moderation_status: String,
-    rejection_reason: Option<String>,
-    approved_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    target_accounts: Vec<Uuid>,
-    target_platforms: Vec<Platform>,
-}
+/// The start of the statement [`load`] and [`list`] share: an item's columns and its targets,
+/// a row each (read by [`items_of_rows`]), from the items of an agency (bound next) that the
+/// caller's further conditions on `content_items` select; [`ITEMS_TARGETS`] closes it.
+const ITEMS_SELECT: &str = "SELECT i.id, i.client_id, i.state, i.source, i.content_type, i.slot_at, i.caption,
+        i.hashtags, i.cta, i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason,
+        i.approved_at, i.created_at, i.updated_at, a.id AS target_account, a.platform AS target_platform
+    FROM (SELECT * FROM content_items WHERE agency_id = ";
 
-impl From<Row> for Item {
-    fn from(r: Row) -> Item {
-        Item {
-            targets: r
-                .target_accounts
-                .into_iter()
-                .zip(r.target_platforms)
-                .map(|(account_id, platform)| Target {
-                    account_id,
-                    platform,
-                })
-                .collect(),
-            id: r.id,
-            client_id: r.client_id,
-            state: r.state,
-            source: r.source,
-            content_type: r.content_type,
-            slot_at: r.slot_at,
-            caption: r.caption,
-            hashtags: r.hashtags,
-            cta: r.cta,
-            link_url: r.link_url,
-            chosen_variant: r.chosen_variant,
-            moderation_status: r.moderation_status,
-            rejection_reason: r.rejection_reason,
-            approved_at: r.approved_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+/// The end of [`ITEMS_SELECT`]: the targets joined to the items selected.
+const ITEMS_TARGETS: &str = ") i
+    LEFT JOIN content_item_targets ct ON ct.item_id = i.id AND ct.agency_id = i.agency_id
+    LEFT JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id";
+
+/// [`ITEMS_SELECT`] for `agency`, limited to the clients of `scope` when given.
+fn items_query(
+    agency: Uuid,
+    scope: Option<&[Uuid]>,
+) -> sqlx::QueryBuilder<'static, sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(ITEMS_SELECT);
+    q.push_bind(agency);
+    if let Some(scope) = scope {
+        q.push(" AND client_id = ANY(")
+            .push_bind(scope.to_vec())
+            .push(")");
     }
+    q
 }
 
 /// One item of the key's agency, of a client the key reaches.
@@ -178,26 +153,10 @@ pub(super) async fn load(
     scope: Option<&[Uuid]>,
     id: Uuid,
 ) -> sqlx::Result<Option<Item>> {
-    let row = sqlx::query_as!(
-        Row,
-        r#"SELECT i.id, i.client_id, i.state AS "state: ItemState", i.source, i.content_type, i.slot_at, i.caption,
-                  i.hashtags, i.cta, i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason,
-                  i.approved_at, i.created_at, i.updated_at,
-                  t.accounts AS "target_accounts!: Vec<Uuid>", t.platforms AS "target_platforms!: Vec<Platform>"
-           FROM content_items i
-           CROSS JOIN LATERAL (
-               SELECT coalesce(array_agg(a.id ORDER BY a.platform, a.id), '{}') AS accounts,
-                      coalesce(array_agg(a.platform ORDER BY a.platform, a.id), '{}') AS platforms
-               FROM content_item_targets ct JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
-               WHERE ct.item_id = i.id AND ct.agency_id = i.agency_id) t
-           WHERE i.id = $1 AND i.agency_id = $2 AND ($3::uuid[] IS NULL OR i.client_id = ANY($3))"#,
-        id,
-        agency,
-        scope
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(Item::from))
+    let mut q = items_query(agency, scope);
+    q.push(" AND id = ").push_bind(id).push(ITEMS_TARGETS);
+    let rows = q.build().fetch_all(conn).await?;
+    Ok(items_of_rows(&rows)?.into_iter().next())
 }
 
 /// Items from rows of the list's statement: an item's rows are adjacent, one per target (a
@@ -299,18 +258,7 @@ pub async fn list(
     // index (a `$n IS NULL OR …` filter or a `LIMIT $n` would be planned afresh each time, and
     // a generic plan of either reads the whole table). The targets are one row each, joined,
     // rather than aggregated per item: a sort per row cost more than everything else.
-    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "SELECT i.id, i.client_id, i.state, i.source, i.content_type, i.slot_at, i.caption, i.hashtags, i.cta,
-                i.link_url, i.chosen_variant, i.moderation_status, i.rejection_reason, i.approved_at,
-                i.created_at, i.updated_at, a.id AS target_account, a.platform AS target_platform
-         FROM (SELECT * FROM content_items WHERE agency_id = ",
-    );
-    q.push_bind(key.key.agency_id);
-    if let Some(scope) = key.key.clients.as_deref() {
-        q.push(" AND client_id = ANY(")
-            .push_bind(scope.to_vec())
-            .push(")");
-    }
+    let mut q = items_query(key.key.agency_id, key.key.clients.as_deref());
     if let Some(client) = client {
         q.push(" AND client_id = ").push_bind(client);
     }
@@ -332,12 +280,11 @@ pub async fn list(
     }
     // `limit` was checked to be 1 to 100
     q.push(format_args!(
-        " ORDER BY created_at DESC, id DESC LIMIT {}) i
-         LEFT JOIN content_item_targets ct ON ct.item_id = i.id AND ct.agency_id = i.agency_id
-         LEFT JOIN social_accounts a ON a.id = ct.account_id AND a.agency_id = ct.agency_id
-         ORDER BY i.created_at DESC, i.id DESC",
+        " ORDER BY created_at DESC, id DESC LIMIT {}",
         limit + 1
-    ));
+    ))
+    .push(ITEMS_TARGETS)
+    .push(" ORDER BY i.created_at DESC, i.id DESC");
     let rows = q.build().fetch_all(&state.pool).await?;
     let data = items_of_rows(&rows)?;
     let (data, next_cursor) = Cursor::page(data, limit, |i| Cursor {
@@ -558,7 +505,7 @@ pub async fn create(
     };
     let moderation_status = if verdict.passed() { "pass" } else { "blocked" };
     let mut tx = state.pool.begin().await?;
-    let created_at = lifecycle::create(
+    let stored = lifecycle::create(
         &mut tx,
         &key.actor(),
         agency,
@@ -590,9 +537,9 @@ pub async fn create(
         .await?;
     }
     tx.commit().await?;
-    // the item as `load` would read it, without reading it: the audit entry's lock is held
-    // until the commit, and every statement before the commit keeps the agency's other
-    // writers waiting
+    // the item as `load` would read it (the slot as stored, to the microsecond), without
+    // reading it: the audit entry's lock is held until the commit, and every statement before
+    // the commit keeps the agency's other writers waiting
     let mut targets: Vec<Target> = found
         .iter()
         .map(|a| Target {
@@ -607,7 +554,7 @@ pub async fn create(
         state: lifecycle::ItemMove::Create.to()[0],
         source: "manual".into(),
         content_type: content_type.into(),
-        slot_at,
+        slot_at: stored.slot_at,
         caption,
         hashtags,
         cta,
@@ -616,8 +563,8 @@ pub async fn create(
         moderation_status: moderation_status.into(),
         rejection_reason: None,
         approved_at: None,
-        created_at,
-        updated_at: created_at,
+        created_at: stored.created_at,
+        updated_at: stored.created_at,
         targets,
     };
     let mut r = json_with_etag(StatusCode::CREATED, &item);

@@ -140,26 +140,35 @@ pub struct Composed<'a> {
     pub approve: bool,
 }
 
-/// `create`: a composed post waits for review, with its targets and its audit entry. Returns
-/// its `created_at` (and `updated_at`: the same).
+/// What Postgres stored of a [`Composed`] post that it did not get as given.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// Also its `updated_at`.
+    pub created_at: DateTime<Utc>,
+    /// The slot as stored: to the microsecond.
+    pub slot_at: DateTime<Utc>,
+}
+
+/// `create`: a composed post waits for review, with its targets and its audit entry.
 pub async fn create(
     conn: &mut PgConnection,
     actor: &Actor,
     agency: Uuid,
     c: &Composed<'_>,
-) -> sqlx::Result<DateTime<Utc>> {
+) -> sqlx::Result<Stored> {
     // the item and its targets in one statement (the targets' foreign key is checked at its end)
-    let created_at = sqlx::query_scalar!(
+    let stored = sqlx::query_as!(
+        Stored,
         r#"WITH item AS (
                INSERT INTO content_items (id, agency_id, client_id, source, state, slot_at, content_type, caption,
                                           hashtags, cta, link_url, moderation_status, moderation, created_by,
                                           created_at, updated_at)
                VALUES ($1, $2, $3, 'manual', $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
-               RETURNING created_at),
+               RETURNING created_at, slot_at),
            targets AS (
                INSERT INTO content_item_targets (item_id, account_id, agency_id)
                SELECT $1, a, $2 FROM unnest($14::uuid[]) a)
-           SELECT created_at AS "created_at!" FROM item"#,
+           SELECT created_at AS "created_at!", slot_at AS "slot_at!" FROM item"#,
         c.id,
         agency,
         c.client,
@@ -201,7 +210,7 @@ pub async fn create(
             })),
     )
     .await?;
-    Ok(created_at)
+    Ok(stored)
 }
 
 /// An item claimed for generation.
